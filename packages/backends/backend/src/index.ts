@@ -1,0 +1,17 @@
+export type { AllocationExtent, Backend, BackendOperation } from './backend';
+export type { BackendCapabilities, BackendWith } from './capabilities';
+export { backendCapabilities, hasCapability, optionalOperations } from './capabilities';
+export type { BackendErrorOptions } from './errors';
+export { BackendError, BackendErrorCode, isBackendError } from './errors';
+export * from './filters/index';
+export { checkBackendRange, checkRange } from './ranges';
+export {
+  scatterCompare,
+  scatterConcat,
+  scatterCopyFrom,
+  scatterCopyTo,
+  scatterIsZero,
+  scatterLength,
+  scatterSlice,
+  scatterZero,
+} from './scatter';

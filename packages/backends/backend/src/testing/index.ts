@@ -1,0 +1,2 @@
+export type { ReferenceBackendOptions } from './reference-backend';
+export { createReferenceBackend } from './reference-backend';
