@@ -1,0 +1,68 @@
+// Deliberately broken backends, run by conformance-catches-bugs.test.ts in a child vitest: each must
+// fail the conformance test named in its suite name. Not picked up by the normal test run.
+import type { Backend } from '../../backend';
+import { runBackendConformance } from '../conformance';
+import { createReferenceBackend } from '../reference-backend';
+
+const broken = (name: string, change: (backend: Backend & Record<string, unknown>) => void) =>
+  runBackendConformance({
+    name,
+    size: 4 * 1024 * 1024,
+    largeIoLength: 1024 * 1024,
+    open: async (size) => {
+      const backend = createReferenceBackend(size) as Backend & Record<string, unknown>;
+      change(backend);
+      return backend;
+    },
+  });
+
+broken('unmap-does-nothing', (backend) => {
+  backend.unmap = async () => {};
+});
+broken('past-end-zero-fills', (backend) => {
+  const read = backend.read.bind(backend);
+  backend.read = async (offset, length, into) => {
+    if (offset + length > backend.size) {
+      for (const view of into) view.fill(0);
+      return;
+    }
+    return read(offset, length, into);
+  };
+});
+broken('compare-and-write-not-atomic', (backend) => {
+  const read = backend.read.bind(backend);
+  const write = backend.write.bind(backend);
+  backend.compareAndWrite = async (offset, expected, data) => {
+    const length = data.reduce((n, v) => n + v.byteLength, 0);
+    const current = new Uint8Array(length);
+    await read(offset, length, [current]);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    const flat = new Uint8Array(length);
+    let p = 0;
+    for (const v of expected) {
+      flat.set(v, p);
+      p += v.byteLength;
+    }
+    const index = current.findIndex((b, i) => b !== flat[i]);
+    if (index >= 0)
+      throw Object.assign(new Error('miscompare'), { code: 'TCMU_ERR_BACKEND_MISCOMPARE', offset: index });
+    await write(offset, data);
+  };
+});
+broken('flush-is-not-a-function', (backend) => {
+  backend.flush = true as unknown as Backend['flush'];
+});
+broken('unwritten-reads-leave-garbage', (backend) => {
+  const read = backend.read.bind(backend);
+  backend.read = async (offset, length, into) => {
+    await read(offset, length, into);
+    if (into[0] && into[0].byteLength > 0 && into[0][0] === 0) into[0][0] = 0xa5;
+  };
+});
+broken('short-read-is-silent', (backend) => {
+  const read = backend.read.bind(backend);
+  backend.read = async (offset, length, into) => {
+    if (length > 4096) return read(offset, length - 1, into);
+    return read(offset, length, into);
+  };
+});
