@@ -1,0 +1,32 @@
+export { formatAddress, parseUioName } from './discovery';
+export { ConfigfsError, type ConfigfsErrorCode, type ConfigfsErrorDetails, isConfigfsError } from './errors';
+export { listDevices, reattachUserDevice, removeDevice, removeStale } from './inventory';
+export { type DeviceOwner, formatDevConfig, OWNER_PREFIX, parseDevConfig } from './ownership';
+export { mountConfigfs, preflight } from './preflight';
+export { type CommandResult, nodeSystem, type PathKind, type SystemAccess } from './system';
+export type {
+  AttachLoopbackOptions,
+  CreateUserDeviceOptions,
+  DeviceRecord,
+  KernelFeatures,
+  ListDevicesOptions,
+  LoopbackAttachment,
+  LunRecord,
+  PreflightOptions,
+  PreflightReport,
+  ReattachUserDeviceOptions,
+  RemoveDeviceOptions,
+  ScsiAddress,
+  SystemRoots,
+  UserDevice,
+} from './types';
+export { createUserDevice, randomWwn } from './user-device';
+export {
+  type AttributeValue,
+  MAX_DEV_CONFIG_LENGTH,
+  MAX_DEVICE_NAME_LENGTH,
+  MAX_HBA,
+  MAX_LUN,
+  validateDeviceName,
+  validateWwn,
+} from './validate';

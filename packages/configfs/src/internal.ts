@@ -1,0 +1,222 @@
+import { ConfigfsError, errnoCode, ioError } from './errors';
+import { nodeSystem, type SystemAccess } from './system';
+import type { SystemRoots } from './types';
+
+export interface Context {
+  configfsRoot: string;
+  /** `<configfsRoot>/target`. */
+  targetRoot: string;
+  sysfsRoot: string;
+  devRoot: string;
+  procRoot: string;
+  system: SystemAccess;
+}
+
+export function resolveRoots(options: SystemRoots = {}): Context {
+  const configfsRoot = trimSlash(options.configfsRoot ?? '/sys/kernel/config');
+  return {
+    configfsRoot,
+    targetRoot: `${configfsRoot}/target`,
+    sysfsRoot: trimSlash(options.sysfsRoot ?? '/sys'),
+    devRoot: trimSlash(options.devRoot ?? '/dev'),
+    procRoot: trimSlash(options.procRoot ?? '/proc'),
+    system: options.system ?? nodeSystem,
+  };
+}
+
+function trimSlash(path: string): string {
+  return path.length > 1 ? path.replace(/\/+$/, '') : path;
+}
+
+const locks = new Map<string, Promise<unknown>>();
+
+/** Serialises structural changes to one configfs tree within this process. */
+export function withLock<T>(context: Context, work: () => Promise<T>): Promise<T> {
+  const key = context.configfsRoot;
+  const previous = locks.get(key) ?? Promise.resolve();
+  const next = previous.then(work, work);
+  const settled = next.catch(() => undefined);
+  locks.set(key, settled);
+  void settled.then(() => {
+    if (locks.get(key) === settled) locks.delete(key);
+  });
+  return next;
+}
+
+/** Undo steps recorded during a creation, run in reverse on failure. */
+export class Rollback {
+  #steps: Array<() => Promise<void>> = [];
+
+  push(step: () => Promise<void>): void {
+    this.#steps.push(step);
+  }
+
+  /** Runs every step in reverse order; returns the errors (never throws). */
+  async run(): Promise<Error[]> {
+    const errors: Error[] = [];
+    while (this.#steps.length > 0) {
+      const step = this.#steps.pop()!;
+      try {
+        await step();
+      } catch (error) {
+        errors.push(error instanceof Error ? error : new Error(String(error)));
+      }
+    }
+    return errors;
+  }
+
+  /** Runs the rollback and rethrows `error` with the rollback errors attached. */
+  async fail(error: unknown): Promise<never> {
+    const rollbackErrors = await this.run();
+    if (error instanceof ConfigfsError) {
+      if (rollbackErrors.length === 0) throw error;
+      throw new ConfigfsError(
+        error.code,
+        `${error.message} (rollback also failed: ${rollbackErrors[0]?.message})`,
+        {
+          path: error.path,
+          operation: error.operation,
+          modules: error.modules,
+          feature: error.feature,
+          rollbackErrors,
+          cause: error.cause,
+        },
+      );
+    }
+    const wrapped =
+      error instanceof Error && errnoCode(error) !== undefined
+        ? ioError('operation', '(unknown)', error)
+        : new ConfigfsError('TCMU_ERR_CONFIGFS_IO', `unexpected failure: ${String(error)}`, { cause: error });
+    throw new ConfigfsError(wrapped.code, wrapped.message, { rollbackErrors, cause: error });
+  }
+}
+
+export async function exists(context: Context, path: string): Promise<boolean> {
+  try {
+    return (await context.system.kind(path)) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+export async function mkdir(context: Context, path: string): Promise<void> {
+  try {
+    await context.system.mkdir(path);
+  } catch (error) {
+    throw ioError('mkdir', path, error);
+  }
+}
+
+export async function write(context: Context, path: string, text: string): Promise<void> {
+  try {
+    await context.system.writeFile(path, text);
+  } catch (error) {
+    throw ioError(`write "${text}" to`, path, error);
+  }
+}
+
+/** Reads a file trimmed, or undefined when it cannot be read. */
+export async function readOptional(context: Context, path: string): Promise<string | undefined> {
+  try {
+    return (await context.system.readFile(path)).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+export async function readdirOptional(context: Context, path: string): Promise<string[]> {
+  try {
+    return await context.system.readdir(path);
+  } catch {
+    return [];
+  }
+}
+
+/** rmdir that treats "already gone" as success. */
+export async function removeDirectory(context: Context, path: string): Promise<void> {
+  try {
+    await context.system.rmdir(path);
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return;
+    throw ioError('rmdir', path, error);
+  }
+}
+
+/** rmdir that also ignores "not empty"/"busy": for shared parents that someone else may still use. */
+export async function removeDirectoryIfUnused(context: Context, path: string): Promise<boolean> {
+  try {
+    await context.system.rmdir(path);
+    return true;
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code === 'ENOENT' || code === 'ENOTEMPTY' || code === 'EBUSY' || code === 'EEXIST') return false;
+    throw ioError('rmdir', path, error);
+  }
+}
+
+export async function unlinkOptional(context: Context, path: string): Promise<void> {
+  try {
+    await context.system.unlink(path);
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return;
+    throw ioError('unlink', path, error);
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Polls `probe` until it returns a value, backing off from 5 ms to 100 ms, until `timeoutMs`. */
+export async function waitFor<T>(
+  probe: () => Promise<T | undefined>,
+  timeoutMs: number,
+  onTimeout: () => ConfigfsError,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 5;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() >= deadline) throw onTimeout();
+    await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
+    delay = Math.min(delay * 2, 100);
+  }
+}
+
+/** Parses a sysfs `dev` file (`major:minor`). */
+export function parseDeviceNumber(text: string | undefined): { major: number; minor: number } | undefined {
+  const match = /^(\d+):(\d+)$/.exec(text?.trim() ?? '');
+  if (!match) return undefined;
+  return { major: Number(match[1]), minor: Number(match[2]) };
+}
+
+/**
+ * Makes sure `<devRoot>/<name>` exists, creating it with mknod from the sysfs `dev` file when nothing
+ * (udev, devtmpfs) did. Returns the path and whether this call created it.
+ */
+export async function ensureDeviceNode(
+  context: Context,
+  name: string,
+  sysfsDeviceDirectory: string,
+  type: 'block' | 'character',
+): Promise<{ path: string; created: boolean }> {
+  const path = `${context.devRoot}/${name}`;
+  if (await exists(context, path)) return { path, created: false };
+  const number = parseDeviceNumber(await readOptional(context, `${sysfsDeviceDirectory}/dev`));
+  if (!number) {
+    throw new ConfigfsError(
+      'TCMU_ERR_CONFIGFS_IO',
+      `cannot read the device number of ${name} in ${sysfsDeviceDirectory}/dev`,
+      {
+        path: `${sysfsDeviceDirectory}/dev`,
+        operation: 'read',
+      },
+    );
+  }
+  try {
+    await context.system.makeDeviceNode(path, type, number.major, number.minor);
+  } catch (error) {
+    if (errnoCode(error) === 'EEXIST') return { path, created: false };
+    throw ioError('mknod', path, error);
+  }
+  return { path, created: true };
+}
