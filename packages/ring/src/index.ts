@@ -1,0 +1,14 @@
+export { isRingError, RingError, type RingErrorCode } from './errors';
+export type { TaskManagementName } from './layout';
+export { openRing, Ring } from './ring';
+export { scatterCopyFrom, scatterCopyTo, scatterLength, scatterSlice, scatterZero } from './scatter';
+export type {
+  RingCapabilities,
+  RingCloseOptions,
+  RingCommand,
+  RingCompletion,
+  RingHandlers,
+  RingLocation,
+  RingStatistics,
+  RingTaskManagement,
+} from './types';

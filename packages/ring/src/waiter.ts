@@ -1,0 +1,133 @@
+// One waiter per process: a single poll() on libuv's threadpool watches every registered file
+// descriptor (uio devices, simulated kernels) plus an eventfd used to wake it when the set changes.
+// So N devices cost one threadpool thread, not N, and the event loop never blocks.
+import { EFD_CLOEXEC, EFD_NONBLOCK, libc, POLLIN } from './libc';
+
+/** Something the waiter watches. */
+export interface WaitSource {
+  /** File descriptor polled for POLLIN. Must stay open until `remove()` has resolved. */
+  readonly fd: number;
+  /** Called on the event loop with the revents bits when the fd is ready (or in error). */
+  onReady(revents: number): void;
+}
+
+const POLLFD_SIZE = 8; // struct pollfd { int fd; short events; short revents; }
+
+class Waiter {
+  #sources = new Set<WaitSource>();
+  #wakeFd = -1;
+  #polling = false;
+  #dirty = true;
+  #fds: Uint8Array = new Uint8Array(0);
+  #fdView: DataView = new DataView(new ArrayBuffer(0));
+  #snapshot: WaitSource[] = [];
+  #afterPoll: (() => void)[] = [];
+  #wakeValue = new Uint8Array(new BigUint64Array([1n]).buffer);
+  #drain = new Uint8Array(8);
+  #failures = 0;
+
+  /** Number of polls issued (for tests and statistics). */
+  polls = 0;
+
+  get sourceCount(): number {
+    return this.#sources.size;
+  }
+
+  /** True while a poll() call is pending on the threadpool. */
+  get polling(): boolean {
+    return this.#polling;
+  }
+
+  add(source: WaitSource): void {
+    if (this.#wakeFd < 0) {
+      this.#wakeFd = libc().eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+      if (this.#wakeFd < 0) throw new Error('eventfd() failed');
+    }
+    this.#sources.add(source);
+    this.#dirty = true;
+    this.#arm();
+  }
+
+  /** Stop watching `source`. Resolves once no pending poll() includes its fd (then it may be closed). */
+  remove(source: WaitSource): Promise<void> {
+    if (!this.#sources.delete(source)) return Promise.resolve();
+    this.#dirty = true;
+    if (!this.#polling) return Promise.resolve();
+    const done = new Promise<void>((resolve) => this.#afterPoll.push(resolve));
+    this.#wake();
+    return done;
+  }
+
+  #wake(): void {
+    libc().write(this.#wakeFd, this.#wakeValue, 8);
+  }
+
+  #rebuild(): void {
+    this.#snapshot = [...this.#sources];
+    const count = this.#snapshot.length + 1;
+    this.#fds = new Uint8Array(count * POLLFD_SIZE);
+    this.#fdView = new DataView(this.#fds.buffer);
+    this.#fdView.setInt32(0, this.#wakeFd, true);
+    this.#fdView.setInt16(4, POLLIN, true);
+    this.#snapshot.forEach((source, i) => {
+      this.#fdView.setInt32((i + 1) * POLLFD_SIZE, source.fd, true);
+      this.#fdView.setInt16((i + 1) * POLLFD_SIZE + 4, POLLIN, true);
+    });
+    this.#dirty = false;
+  }
+
+  #arm(): void {
+    if (this.#polling) {
+      if (this.#dirty) this.#wake();
+      return;
+    }
+    if (this.#sources.size === 0) return;
+    if (this.#dirty) this.#rebuild();
+    const fds = this.#fds; // held by this closure until poll returns: koffi does not keep it alive
+    const snapshot = this.#snapshot;
+    const view = this.#fdView;
+    this.#polling = true;
+    this.polls++;
+    libc().poll.async(fds, snapshot.length + 1, -1, (error, result) => {
+      this.#polling = false;
+      const waiting = this.#afterPoll;
+      this.#afterPoll = [];
+      for (const resolve of waiting) resolve();
+      if (error || result < 0) {
+        // EINTR or a transient failure: retry, backing off if it keeps failing.
+        this.#failures++;
+        if (this.#failures > 3) {
+          setTimeout(() => this.#arm(), Math.min(1000, this.#failures * 10)).unref();
+          return;
+        }
+      } else {
+        this.#failures = 0;
+        if (view.getInt16(6, true) !== 0) libc().read(this.#wakeFd, this.#drain, 8);
+        for (let i = 0; i < snapshot.length; i++) {
+          const revents = view.getInt16((i + 1) * POLLFD_SIZE + 6, true);
+          if (revents === 0) continue;
+          view.setInt16((i + 1) * POLLFD_SIZE + 6, 0, true);
+          const source = snapshot[i]!;
+          if (!this.#sources.has(source)) continue;
+          try {
+            source.onReady(revents);
+          } catch (caught) {
+            console.error('@tcmu/ring: a wait source failed:', caught);
+          }
+        }
+        view.setInt16(6, 0, true);
+      }
+      this.#arm();
+    });
+  }
+}
+
+let waiter: Waiter | undefined;
+
+/** The process-wide waiter. */
+export function processWaiter(): Waiter {
+  waiter ??= new Waiter();
+  return waiter;
+}
+
+export type { Waiter };
