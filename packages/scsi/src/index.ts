@@ -1,1 +1,12 @@
+export * from './build-cdb';
+export * from './capacity';
+export * from './cdb-types';
+export { cdbLength, cdbLengthForOpcode, Opcode, ServiceAction } from './command-table';
+export * from './decode-cdb';
+export * from './errors';
+export * from './inquiry';
+export * from './lba-status';
+export * from './mode-pages';
+export * from './sense';
 export * from './status';
+export * from './supported-operation-codes';
