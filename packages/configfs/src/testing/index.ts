@@ -1,1 +1,1 @@
-export {};
+export { createFakeKernel, type FakeKernel, type FakeKernelOptions, type FakeOperation } from './fake-kernel';
