@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { decodeCdb } from './decode-cdb';
 
-const hex = (s: string) => Uint8Array.from(s.replace(/\s+/g, '').match(/../g) ?? [], (b) => Number.parseInt(b, 16));
+const hex = (s: string) =>
+  Uint8Array.from(s.replace(/\s+/g, '').match(/../g) ?? [], (b) => Number.parseInt(b, 16));
 
 describe('decodeCdb smoke', () => {
   it('decodes READ(10)', () => {
