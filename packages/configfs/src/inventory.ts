@@ -221,6 +221,13 @@ async function locate(context: Context, name: string, hba: number | undefined) {
   return record;
 }
 
+/** Removes the `loopback` fabric folder once no target is left in it (it comes back on the next mkdir). */
+async function releaseFabricIfEmpty(context: Context): Promise<void> {
+  const fabric = `${context.targetRoot}/loopback`;
+  const targets = (await readdirOptional(context, fabric)).filter((entry) => entry.startsWith('naa.'));
+  if (targets.length === 0 && (await exists(context, fabric))) await removeDirectoryIfUnused(context, fabric);
+}
+
 /** Removes a device left by another process: its LUNs (and their target if emptied), device, HBA if empty. */
 async function removeFound(context: Context, record: DeviceRecord & { found: FoundLun[] }): Promise<void> {
   if (record.enabled) {
@@ -253,6 +260,7 @@ async function removeFound(context: Context, record: DeviceRecord & { found: Fou
     const left = (await readdirOptional(context, targetPath)).filter((entry) => /^tpgt_\d+$/.test(entry));
     if (left.length === 0) await removeDirectoryIfUnused(context, targetPath);
   }
+  if (touchedTargets.size > 0) await releaseFabricIfEmpty(context);
   await removeDirectory(context, record.configfsPath);
   await removeDirectoryIfUnused(context, `${context.targetRoot}/core/user_${record.hba}`);
 }

@@ -352,7 +352,8 @@ export class UserDeviceImpl implements UserDevice {
   /** Adopts LUNs found in configfs (reattach): they are detached by `remove()`. */
   adoptAttachment(fields: Omit<Attachment, 'detach' | 'owner'>): void {
     this.#attachments.push(new Attachment({ ...fields, owner: this }));
-    const owned = ownedTargets.get(fields.targetPath) ?? { luns: new Set<number>(), createdFabric: false };
+    // Adopted from a dead owner: its target (and an emptied fabric folder) become ours to remove.
+    const owned = ownedTargets.get(fields.targetPath) ?? { luns: new Set<number>(), createdFabric: true };
     owned.luns.add(fields.lun);
     ownedTargets.set(fields.targetPath, owned);
   }
