@@ -79,6 +79,8 @@ export interface CommandSpec {
   name: CommandName;
   length: number;
   fields: FieldSpec[];
+  /** Fields the command's interface has but this CDB layout lacks (e.g. LLBAA of MODE SENSE(6)). */
+  constants?: Record<string, unknown>;
   /** Obsolete, vendor-specific or restricted bits per byte: accepted and ignored. */
   ignored?: Record<number, number>;
   /** Value checks after the reserved-bit checks; returns the sense to report. */
@@ -182,6 +184,7 @@ const specs: CommandSpec[] = [
     opcode: 0x16,
     name: 'RESERVE(6)',
     length: 6,
+    constants: { parameterListLength: 0 },
     fields: [],
     ignored: { 1: 0xff, 2: 0xff, 3: 0xff, 4: 0xff },
     direction: none,
@@ -190,6 +193,7 @@ const specs: CommandSpec[] = [
     opcode: 0x17,
     name: 'RELEASE(6)',
     length: 6,
+    constants: { parameterListLength: 0 },
     fields: [],
     ignored: { 1: 0xff, 2: 0xff, 3: 0xff, 4: 0xff },
     direction: none,
@@ -198,6 +202,7 @@ const specs: CommandSpec[] = [
     opcode: 0x1a,
     name: 'MODE SENSE(6)',
     length: 6,
+    constants: { llbaa: false },
     fields: [
       flag('dbd', 1, 3),
       bits('pc', 2, 6, 2),
@@ -306,6 +311,7 @@ const specs: CommandSpec[] = [
     opcode: 0x41,
     name: 'WRITE SAME(10)',
     length: 10,
+    constants: { ndob: false },
     fields: [protection('wrprotect'), flag('anchor', 1, 4), flag('unmap', 1, 3), ...addressing(10)],
     ignored: { 1: 0x01 },
     direction: dataOut,
@@ -429,6 +435,7 @@ const specs: CommandSpec[] = [
       serviceAction: sa,
       name: 'RECEIVE COPY RESULTS',
       length: 16,
+      constants: { listIdentifier: 0 },
       fields: [
         serviceAction,
         ...(sa === 3 ? [] : sa >= 5 ? [uint('listIdentifier', 2, 4)] : [uint('listIdentifier', 2, 1)]),

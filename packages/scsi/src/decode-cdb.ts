@@ -200,7 +200,7 @@ function decodeWithSpec(cdb: Uint8Array, spec: CommandSpec, serviceAction?: numb
       serviceAction,
     );
   }
-  const fields: Record<string, unknown> = {};
+  const fields: Record<string, unknown> = { ...spec.constants };
   for (const field of spec.fields) fields[field.key] = extract(cdb, field);
   const problem = spec.check?.(cdb, fields);
   if (problem) return reject(spec.opcode, spec.name, problem, length, serviceAction);
@@ -212,8 +212,7 @@ function decodeWithSpec(cdb: Uint8Array, spec: CommandSpec, serviceAction?: numb
     control,
     direction: spec.direction(fields),
     ...fields,
-  } as Record<string, unknown>;
-  if (spec.serviceAction === undefined) delete result.serviceAction;
+  };
   return result as unknown as DecodedCommand;
 }
 
