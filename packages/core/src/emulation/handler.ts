@@ -1,0 +1,185 @@
+import type { CommandName, CommandTimeouts } from '@tcmu/scsi';
+import { formatInProgress, initializingCommandRequired, invalidFieldInCdb, invalidOpcode } from '@tcmu/scsi';
+import type { DeviceContext } from '../device';
+import { checkCondition } from '../response';
+import type { ScsiCommand, ScsiHandler, ScsiResponse } from '../types';
+import {
+  emulateFormatUnit,
+  emulateInquiry,
+  emulateModeSelect,
+  emulateModeSense,
+  emulatePreventAllowMediumRemoval,
+  emulateReadCapacity10,
+  emulateReadCapacity16,
+  emulateRequestSense,
+  emulateStartStopUnit,
+  emulateTestUnitReady,
+} from './control';
+import {
+  emulateCompareAndWrite,
+  emulateRead,
+  emulateSynchronizeCache,
+  emulateUnmap,
+  emulateVerify,
+  emulateWrite,
+  emulateWriteAndVerify,
+  emulateWriteSame,
+} from './io';
+import { emulateGetLbaStatus } from './lba-status';
+import { emulateReportSupportedOperationCodes } from './supported-opcodes';
+
+/** One row of the dispatch table: which command, how it is served, and when it is offered. */
+export interface CommandDefinition {
+  /** The name decodeCdb gives the command (e.g. `'READ(10)'`), or any name for a vendor command. */
+  readonly name: string;
+  readonly opcode: number;
+  readonly serviceAction?: number;
+  /** CDB USAGE DATA reported by REPORT SUPPORTED OPERATION CODES; default: @tcmu/scsi's layout. */
+  readonly cdbUsage?: Uint8Array;
+  /** Command timeouts (seconds) reported with RCTD; default nominal 0, recommended 30. */
+  readonly timeouts?: CommandTimeouts;
+  /** Accesses the medium: answered 02/04 02 while the unit is stopped (START STOP UNIT). */
+  readonly mediumAccess?: boolean;
+  /** Offered only when this returns true for the device (e.g. UNMAP needs a backend that deallocates). */
+  readonly available?: (device: DeviceContext) => boolean;
+  /** Serves the command. Runs concurrently with other commands. */
+  readonly handle: (command: ScsiCommand, emulation: Emulation) => Promise<ScsiResponse> | ScsiResponse;
+}
+
+/** Commands that are never answered with a pending unit attention (SAM-5 §5.14): INQUIRY, REPORT LUNS, REQUEST SENSE. */
+const unitAttentionExempt = new Set([0x12, 0xa0, 0x03]);
+/** Commands served while a FORMAT UNIT runs (the others get 02/04 04 with the progress). */
+const allowedDuringFormat = new Set([0x12, 0xa0, 0x03]);
+
+const canUnmap = (device: DeviceContext) => device.capabilities.unmap;
+
+/** The standard SBC/SPC command set served by {@link createEmulation}. */
+export const standardCommands: readonly CommandDefinition[] = [
+  { name: 'TEST UNIT READY', opcode: 0x00, handle: emulateTestUnitReady },
+  { name: 'REQUEST SENSE', opcode: 0x03, handle: emulateRequestSense },
+  { name: 'FORMAT UNIT', opcode: 0x04, mediumAccess: true, handle: emulateFormatUnit },
+  { name: 'READ(6)', opcode: 0x08, mediumAccess: true, handle: emulateRead },
+  { name: 'WRITE(6)', opcode: 0x0a, mediumAccess: true, handle: emulateWrite },
+  { name: 'INQUIRY', opcode: 0x12, handle: emulateInquiry },
+  { name: 'MODE SELECT(6)', opcode: 0x15, handle: emulateModeSelect },
+  { name: 'MODE SENSE(6)', opcode: 0x1a, handle: emulateModeSense },
+  { name: 'START STOP UNIT', opcode: 0x1b, handle: emulateStartStopUnit },
+  { name: 'PREVENT ALLOW MEDIUM REMOVAL', opcode: 0x1e, handle: emulatePreventAllowMediumRemoval },
+  { name: 'READ CAPACITY(10)', opcode: 0x25, handle: emulateReadCapacity10 },
+  { name: 'READ(10)', opcode: 0x28, mediumAccess: true, handle: emulateRead },
+  { name: 'WRITE(10)', opcode: 0x2a, mediumAccess: true, handle: emulateWrite },
+  { name: 'WRITE AND VERIFY(10)', opcode: 0x2e, mediumAccess: true, handle: emulateWriteAndVerify },
+  { name: 'VERIFY(10)', opcode: 0x2f, mediumAccess: true, handle: emulateVerify },
+  { name: 'SYNCHRONIZE CACHE(10)', opcode: 0x35, mediumAccess: true, handle: emulateSynchronizeCache },
+  { name: 'WRITE SAME(10)', opcode: 0x41, mediumAccess: true, handle: emulateWriteSame },
+  { name: 'UNMAP', opcode: 0x42, mediumAccess: true, available: canUnmap, handle: emulateUnmap },
+  { name: 'MODE SELECT(10)', opcode: 0x55, handle: emulateModeSelect },
+  { name: 'MODE SENSE(10)', opcode: 0x5a, handle: emulateModeSense },
+  { name: 'READ(16)', opcode: 0x88, mediumAccess: true, handle: emulateRead },
+  { name: 'COMPARE AND WRITE', opcode: 0x89, mediumAccess: true, handle: emulateCompareAndWrite },
+  { name: 'WRITE(16)', opcode: 0x8a, mediumAccess: true, handle: emulateWrite },
+  { name: 'WRITE AND VERIFY(16)', opcode: 0x8e, mediumAccess: true, handle: emulateWriteAndVerify },
+  { name: 'VERIFY(16)', opcode: 0x8f, mediumAccess: true, handle: emulateVerify },
+  { name: 'SYNCHRONIZE CACHE(16)', opcode: 0x91, mediumAccess: true, handle: emulateSynchronizeCache },
+  { name: 'WRITE SAME(16)', opcode: 0x93, mediumAccess: true, handle: emulateWriteSame },
+  { name: 'READ CAPACITY(16)', opcode: 0x9e, serviceAction: 0x10, handle: emulateReadCapacity16 },
+  {
+    name: 'GET LBA STATUS',
+    opcode: 0x9e,
+    serviceAction: 0x12,
+    mediumAccess: true,
+    handle: emulateGetLbaStatus,
+  },
+  {
+    name: 'REPORT SUPPORTED OPERATION CODES',
+    opcode: 0xa3,
+    serviceAction: 0x0c,
+    handle: (command, emulation) =>
+      emulateReportSupportedOperationCodes(command, emulation.commandsFor(command.device)),
+  },
+  { name: 'READ(12)', opcode: 0xa8, mediumAccess: true, handle: emulateRead },
+  { name: 'WRITE(12)', opcode: 0xaa, mediumAccess: true, handle: emulateWrite },
+];
+
+/** Options of {@link createEmulation}. */
+export interface EmulationOptions {
+  /**
+   * Rows that replace the standard row with the same opcode and service action, or add new
+   * commands (REPORT SUPPORTED OPERATION CODES lists them too). A row whose `handle` is omitted is
+   * impossible; to remove a command, use `exclude`.
+   */
+  readonly commands?: readonly CommandDefinition[];
+  /** Names of standard commands not to serve (answered 05/20 00 and not reported as supported). */
+  readonly exclude?: readonly CommandName[];
+}
+
+const key = (opcode: number, serviceAction?: number) =>
+  serviceAction === undefined ? opcode : opcode * 256 + serviceAction + 0x10000;
+
+/**
+ * The standard emulation as a handler: checks that apply to every command (pending unit
+ * attentions, FORMAT UNIT in progress, a stopped unit, unknown or unsupported opcodes), then the
+ * dispatch table. Custom targets serve their own opcodes and fall back to `emulation.handle`.
+ */
+export class Emulation implements ScsiHandler {
+  readonly commands: readonly CommandDefinition[];
+  #byKey = new Map<number, CommandDefinition>();
+  #opcodesWithServiceActions = new Set<number>();
+
+  constructor(options: EmulationOptions = {}) {
+    const excluded = new Set<string>(options.exclude ?? []);
+    const rows = new Map<number, CommandDefinition>();
+    for (const row of standardCommands)
+      if (!excluded.has(row.name)) rows.set(key(row.opcode, row.serviceAction), row);
+    for (const row of options.commands ?? []) rows.set(key(row.opcode, row.serviceAction), row);
+    this.commands = [...rows.values()].sort(
+      (a, b) => a.opcode - b.opcode || (a.serviceAction ?? -1) - (b.serviceAction ?? -1),
+    );
+    for (const row of this.commands) {
+      this.#byKey.set(key(row.opcode, row.serviceAction), row);
+      if (row.serviceAction !== undefined) this.#opcodesWithServiceActions.add(row.opcode);
+    }
+  }
+
+  /** The rows offered on `device` (those whose `available` passes), in opcode order. */
+  commandsFor(device: DeviceContext): CommandDefinition[] {
+    return this.commands.filter((row) => row.available === undefined || row.available(device));
+  }
+
+  /** The row serving an opcode (and service action), if offered on `device`. */
+  lookup(device: DeviceContext, opcode: number, serviceAction?: number): CommandDefinition | undefined {
+    const row = this.#byKey.get(key(opcode, serviceAction));
+    if (!row || (row.available && !row.available(device))) return undefined;
+    return row;
+  }
+
+  async handle(command: ScsiCommand): Promise<ScsiResponse> {
+    const { device, decoded } = command;
+    const opcode = decoded.opcode;
+    if (!unitAttentionExempt.has(opcode)) {
+      const attention = device.unitAttentions.take();
+      if (attention) return checkCondition(attention);
+    }
+    if (!decoded.ok) {
+      // Rows for opcodes @tcmu/scsi does not know (vendor commands) get the raw CDB.
+      const custom = decoded.sense.asc === 0x20 ? this.lookup(device, opcode) : undefined;
+      if (!custom) return checkCondition(decoded.sense);
+      return custom.handle(command, this);
+    }
+    const row = this.lookup(device, opcode, decoded.serviceAction);
+    if (!row) {
+      if (this.#opcodesWithServiceActions.has(opcode)) return checkCondition(invalidFieldInCdb(1, 4));
+      return checkCondition(invalidOpcode());
+    }
+    if (device.format && !allowedDuringFormat.has(opcode))
+      return checkCondition(formatInProgress(device.format.progress));
+    if (device.stopped && (row.mediumAccess || opcode === 0x00))
+      return checkCondition(initializingCommandRequired());
+    return row.handle(command, this);
+  }
+}
+
+/** The full SBC/SPC emulation over `command.device.backend` (see {@link Emulation}). */
+export function createEmulation(options: EmulationOptions = {}): Emulation {
+  return new Emulation(options);
+}

@@ -1,0 +1,80 @@
+import { ScsiStatus } from '@tcmu/scsi';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Harness, harness, pattern, senseCode, senseOf } from '../test-support';
+
+let h: Harness;
+afterEach(async () => {
+  await h?.close();
+});
+
+describe('READ/WRITE through the simulated kernel', () => {
+  it('writes and reads back with every CDB size (6/10/12/16)', async () => {
+    h = await harness();
+    const sizes = [
+      ['WRITE(6)', 'READ(6)'],
+      ['WRITE(10)', 'READ(10)'],
+      ['WRITE(12)', 'READ(12)'],
+      ['WRITE(16)', 'READ(16)'],
+    ] as const;
+    for (const [i, [write, read]] of sizes.entries()) {
+      const lba = BigInt(10 + i * 8);
+      const data = pattern(4 * 512, i + 1);
+      const w = await h.send({ name: write, lba, transferLength: 4 } as never, { out: data });
+      expect(w.status).toBe(ScsiStatus.Good);
+      const r = await h.send({ name: read, lba, transferLength: 4 } as never, { inLength: 4 * 512 });
+      expect(r.status).toBe(ScsiStatus.Good);
+      expect(Buffer.from(r.dataIn).equals(Buffer.from(data))).toBe(true);
+    }
+  });
+
+  it('READ(6) with transfer length 0 reads 256 blocks', async () => {
+    h = await harness();
+    const data = pattern(256 * 512, 7);
+    expect((await h.send({ name: 'WRITE(10)', lba: 0n, transferLength: 256 }, { out: data })).status).toBe(0);
+    const r = await h.send(Uint8Array.from([0x08, 0, 0, 0, 0, 0]), { inLength: 256 * 512 });
+    expect(r.status).toBe(0);
+    expect(Buffer.from(r.dataIn).equals(Buffer.from(data))).toBe(true);
+  });
+
+  it('rejects a range past the end with 05/21 00 and leaves the medium alone', async () => {
+    h = await harness({ size: 1024 * 512 });
+    const r = await h.send({ name: 'READ(10)', lba: 1020n, transferLength: 8 }, { inLength: 8 * 512 });
+    expect(r.status).toBe(ScsiStatus.CheckCondition);
+    expect(senseCode(r)).toBe('05/21/00');
+    const w = await h.send(
+      { name: 'WRITE(16)', lba: 1024n, transferLength: 1 },
+      { out: new Uint8Array(512) },
+    );
+    expect(senseCode(w)).toBe('05/21/00');
+    const last = await h.send({ name: 'WRITE(10)', lba: 1023n, transferLength: 1 }, { out: pattern(512, 3) });
+    expect(last.status).toBe(0);
+  });
+
+  it('rejects RDPROTECT/WRPROTECT with 05/24 00 and a field pointer', async () => {
+    h = await harness();
+    const cdb = Uint8Array.from([0x28, 0x20, 0, 0, 0, 0, 0, 0, 1, 0]);
+    const r = await h.send(cdb, { inLength: 512 });
+    expect(senseCode(r)).toBe('05/24/00');
+    expect(senseOf(r).fieldPointer).toMatchObject({ commandData: true, byte: 1 });
+  });
+
+  it('FUA and a disabled write cache flush the backend', async () => {
+    h = await harness();
+    const backend = h.backend!;
+    let flushes = 0;
+    const flush = backend.flush!.bind(backend);
+    (backend as { flush: () => Promise<void> }).flush = () => {
+      flushes++;
+      return flush();
+    };
+    await h.send({ name: 'WRITE(10)', lba: 0n, transferLength: 1 }, { out: pattern(512, 1) });
+    expect(flushes).toBe(0);
+    await h.send({ name: 'WRITE(10)', lba: 0n, transferLength: 1, fua: true }, { out: pattern(512, 1) });
+    expect(flushes).toBe(1);
+    h.served.device.writeCacheEnabled = false;
+    await h.send({ name: 'WRITE(16)', lba: 0n, transferLength: 1 }, { out: pattern(512, 1) });
+    expect(flushes).toBe(2);
+    await h.send({ name: 'SYNCHRONIZE CACHE(10)', lba: 0n, transferLength: 0 });
+    expect(flushes).toBe(3);
+  });
+});

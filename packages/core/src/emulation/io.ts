@@ -1,0 +1,351 @@
+import type { Backend } from '@tcmu/backend';
+import { scatterCopyTo, scatterSlice } from '@tcmu/ring';
+import type {
+  CompareAndWriteCdb,
+  ReadCdb,
+  SynchronizeCacheCdb,
+  UnmapCdb,
+  VerifyCdb,
+  WriteAndVerifyCdb,
+  WriteCdb,
+  WriteSameCdb,
+} from '@tcmu/scsi';
+import {
+  invalidFieldInCdb,
+  invalidFieldInParameterList,
+  lbaOutOfRange,
+  miscompare,
+  parameterListLengthError,
+} from '@tcmu/scsi';
+import { good } from '../response';
+import type { ScsiCommand, ScsiResponse } from '../types';
+import {
+  backendOf,
+  checkDataLength,
+  checkRange,
+  checkTransferLimit,
+  checkWritable,
+  chunkBytes,
+  fail,
+  firstDifference,
+  flushIfNeeded,
+  isZero,
+  respondOnError,
+} from './common';
+
+function decodedAs<T>(command: ScsiCommand): T {
+  return command.decoded as unknown as T;
+}
+
+/** READ(6/10/12/16): range check, then the backend reads straight into the ring's iovecs. */
+export function emulateRead(command: ScsiCommand): Promise<ScsiResponse> {
+  const cdb = decodedAs<ReadCdb>(command);
+  return respondOnError(async () => {
+    const { device } = command;
+    const backend = backendOf(command);
+    checkRange(device, cdb.lba, cdb.transferLength);
+    checkTransferLimit(command, cdb.transferLength, device.limits.maxTransferBlocks);
+    const bytes = cdb.transferLength * device.blockSize;
+    if (bytes === 0) return good(0);
+    checkDataLength(command, bytes);
+    await backend.read(Number(cdb.lba) * device.blockSize, bytes, scatterSlice(command.data, 0, bytes));
+    device.stats.bytesRead += bytes;
+    return good(bytes);
+  }, cdb.lba);
+}
+
+async function writeRange(
+  command: ScsiCommand,
+  backend: Backend,
+  lba: bigint,
+  blocks: number,
+): Promise<void> {
+  const { device } = command;
+  const bytes = blocks * device.blockSize;
+  await backend.write(Number(lba) * device.blockSize, scatterSlice(command.data, 0, bytes));
+  device.stats.bytesWritten += bytes;
+}
+
+/**
+ * WRITE(6/10/12/16): read-only and range checks, the range lock (so COMPARE AND WRITE stays atomic),
+ * the backend write from the iovecs, then a flush when FUA is set or the write cache is disabled.
+ */
+export function emulateWrite(command: ScsiCommand): Promise<ScsiResponse> {
+  const cdb = decodedAs<WriteCdb>(command);
+  return respondOnError(async () => {
+    const { device } = command;
+    const backend = backendOf(command);
+    checkWritable(device);
+    checkRange(device, cdb.lba, cdb.transferLength);
+    checkTransferLimit(command, cdb.transferLength, device.limits.maxTransferBlocks);
+    if (cdb.transferLength === 0) return good();
+    checkDataLength(command, cdb.transferLength * device.blockSize);
+    await device.locks.with({ lba: cdb.lba, blocks: BigInt(cdb.transferLength) }, async () => {
+      await writeRange(command, backend, cdb.lba, cdb.transferLength);
+      await flushIfNeeded(device, backend, cdb.fua);
+    });
+    return good();
+  }, cdb.lba);
+}
+
+/**
+ * Reads `blocks` blocks of the medium at `lba` chunk by chunk and, when `expected` is given, compares
+ * them with `expected(offset, into)`;
+ * fails with 0E/1D 00 and the byte offset of the first difference (counted from the start of the
+ * compared data) in INFORMATION.
+ */
+async function compareMedium(
+  command: ScsiCommand,
+  backend: Backend,
+  lba: bigint,
+  blocks: number,
+  expected?: (offset: number, into: Uint8Array) => void,
+): Promise<void> {
+  const { device } = command;
+  const total = blocks * device.blockSize;
+  const step = Math.min(total, Math.max(device.blockSize, chunkBytes - (chunkBytes % device.blockSize)));
+  const medium = new Uint8Array(step);
+  const wanted = new Uint8Array(step);
+  const base = Number(lba) * device.blockSize;
+  for (let done = 0; done < total; done += step) {
+    if (command.signal.aborted) return;
+    const n = Math.min(step, total - done);
+    const m = medium.subarray(0, n);
+    await backend.read(base + done, n, [m]);
+    device.stats.bytesRead += n;
+    if (!expected) continue;
+    const w = wanted.subarray(0, n);
+    expected(done, w);
+    const at = firstDifference(w, m);
+    if (at >= 0) fail(miscompare(done + at));
+  }
+}
+
+/**
+ * VERIFY(10/16). BYTCHK 0: the range is read back from the medium (a read error is 03/11 00);
+ * 1: the data-out blocks are compared with the medium; 3: the single data-out block is compared with
+ * every block of the range. A miscompare is 0E/1D 00 with the offset in INFORMATION.
+ */
+export function emulateVerify(command: ScsiCommand): Promise<ScsiResponse> {
+  const cdb = decodedAs<VerifyCdb>(command);
+  return respondOnError(async () => {
+    const { device } = command;
+    const backend = backendOf(command);
+    checkRange(device, cdb.lba, cdb.transferLength);
+    if (cdb.transferLength === 0) return good();
+    const blockSize = device.blockSize;
+    if (cdb.bytchk === 0) {
+      await compareMedium(command, backend, cdb.lba, cdb.transferLength);
+      return good();
+    }
+    if (cdb.bytchk === 1) {
+      checkTransferLimit(command, cdb.transferLength, device.limits.maxTransferBlocks);
+      checkDataLength(command, cdb.transferLength * blockSize);
+      await compareMedium(command, backend, cdb.lba, cdb.transferLength, (offset, into) => {
+        scatterCopyTo(command.data, offset, into);
+      });
+      return good();
+    }
+    if (cdb.bytchk === 3) {
+      checkDataLength(command, blockSize);
+      const block = new Uint8Array(blockSize);
+      scatterCopyTo(command.data, 0, block);
+      await compareMedium(command, backend, cdb.lba, cdb.transferLength, (_offset, into) => {
+        for (let i = 0; i < into.length; i += blockSize) into.set(block, i);
+      });
+      return good();
+    }
+    return fail(invalidFieldInCdb(1, 2));
+  }, cdb.lba);
+}
+
+/**
+ * WRITE AND VERIFY(10/16): the write is made durable (as with FUA), then BYTCHK 0 reads the range
+ * back (medium verification) and BYTCHK 1 compares it with the data-out (0E/1D 00 on a difference).
+ */
+export function emulateWriteAndVerify(command: ScsiCommand): Promise<ScsiResponse> {
+  const cdb = decodedAs<WriteAndVerifyCdb>(command);
+  return respondOnError(async () => {
+    const { device } = command;
+    const backend = backendOf(command);
+    checkWritable(device);
+    checkRange(device, cdb.lba, cdb.transferLength);
+    checkTransferLimit(command, cdb.transferLength, device.limits.maxTransferBlocks);
+    if (cdb.transferLength === 0) return good();
+    checkDataLength(command, cdb.transferLength * device.blockSize);
+    await device.locks.with({ lba: cdb.lba, blocks: BigInt(cdb.transferLength) }, async () => {
+      await writeRange(command, backend, cdb.lba, cdb.transferLength);
+      await flushIfNeeded(device, backend, true);
+      await compareMedium(command, backend, cdb.lba, cdb.transferLength, (offset, into) => {
+        scatterCopyTo(command.data, offset, into);
+      });
+    });
+    return good();
+  }, cdb.lba);
+}
+
+/**
+ * SYNCHRONIZE CACHE(10/16): range check (0 blocks = to the end of the medium), then the backend's
+ * flush; durable when GOOD is returned (IMMED is honoured by finishing the flush first anyway).
+ */
+export function emulateSynchronizeCache(command: ScsiCommand): Promise<ScsiResponse> {
+  const cdb = decodedAs<SynchronizeCacheCdb>(command);
+  return respondOnError(async () => {
+    const { device } = command;
+    const backend = backendOf(command);
+    if (cdb.transferLength === 0) {
+      if (cdb.lba >= device.blockCount) fail(lbaOutOfRange(cdb.lba));
+    } else checkRange(device, cdb.lba, cdb.transferLength);
+    if (backend.flush) await backend.flush();
+    return good();
+  }, cdb.lba);
+}
+
+/** Writes zeros over a byte range with the cheapest operation the backend has. */
+async function zeroRange(backend: Backend, offset: number, length: number, unmap: boolean): Promise<void> {
+  if (unmap && backend.unmap) return backend.unmap(offset, length);
+  if (backend.writeZeroes) return backend.writeZeroes(offset, length);
+  const zeros = new Uint8Array(Math.min(length, chunkBytes));
+  for (let done = 0; done < length; done += zeros.length) {
+    const n = Math.min(zeros.length, length - done);
+    await backend.write(offset + done, [zeros.subarray(0, n)]);
+  }
+}
+
+/**
+ * WRITE SAME(10/16): one block (or zeros with NDOB) written over the range. A zero block is written
+ * with the backend's writeZeroes (or unmap when the UNMAP bit is set and the backend can
+ * deallocate: unmapped blocks read as zeros); other data is replicated chunk by chunk. Number of
+ * blocks 0 is rejected (WSNZ = 1); ANCHOR is not supported (05/24 00); UNMAP without a backend that
+ * deallocates is 05/24 00 (the device reports LBPWS = 0).
+ */
+export function emulateWriteSame(command: ScsiCommand): Promise<ScsiResponse> {
+  const cdb = decodedAs<WriteSameCdb>(command);
+  return respondOnError(async () => {
+    const { device } = command;
+    const backend = backendOf(command);
+    const lengthByte = cdb.cdbLength === 10 ? 7 : 10;
+    if (cdb.anchor) fail(invalidFieldInCdb(1, 4));
+    if (cdb.unmap && !device.capabilities.unmap) fail(invalidFieldInCdb(1, 3));
+    checkWritable(device);
+    if (cdb.transferLength === 0) fail(invalidFieldInCdb(lengthByte));
+    checkRange(device, cdb.lba, cdb.transferLength);
+    if (cdb.transferLength > device.limits.maxWriteSameBlocks) fail(invalidFieldInCdb(lengthByte));
+    const blockSize = device.blockSize;
+    let block: Uint8Array | undefined;
+    if (!cdb.ndob) {
+      checkDataLength(command, blockSize);
+      block = new Uint8Array(blockSize);
+      scatterCopyTo(command.data, 0, block);
+    }
+    const offset = Number(cdb.lba) * blockSize;
+    const total = cdb.transferLength * blockSize;
+    await device.locks.with({ lba: cdb.lba, blocks: BigInt(cdb.transferLength) }, async () => {
+      if (block === undefined || isZero(block)) await zeroRange(backend, offset, total, cdb.unmap);
+      else {
+        const step = Math.min(total, Math.max(blockSize, chunkBytes - (chunkBytes % blockSize)));
+        const pattern = new Uint8Array(step);
+        for (let i = 0; i < step; i += blockSize) pattern.set(block, i);
+        for (let done = 0; done < total; done += step) {
+          const n = Math.min(step, total - done);
+          await backend.write(offset + done, [pattern.subarray(0, n)]);
+        }
+      }
+      device.stats.bytesWritten += total;
+      await flushIfNeeded(device, backend, false);
+    });
+    return good();
+  }, cdb.lba);
+}
+
+/** One UNMAP block descriptor. */
+export interface UnmapDescriptor {
+  readonly lba: bigint;
+  readonly blocks: number;
+}
+
+/**
+ * UNMAP: parses the parameter list (8-byte header, 16-byte descriptors), checks every descriptor
+ * (count, length and range) before deallocating anything, then unmaps each range under its lock.
+ */
+export function emulateUnmap(command: ScsiCommand): Promise<ScsiResponse> {
+  const cdb = decodedAs<UnmapCdb>(command);
+  return respondOnError(async () => {
+    const { device } = command;
+    const backend = backendOf(command);
+    if (!backend.unmap) fail(invalidFieldInCdb(0, 7));
+    if (cdb.anchor) fail(invalidFieldInCdb(1, 0));
+    checkWritable(device);
+    const length = Math.min(cdb.parameterListLength, command.dataLength);
+    if (cdb.parameterListLength === 0) return good();
+    if (length < 8) fail(parameterListLengthError());
+    const list = new Uint8Array(length);
+    scatterCopyTo(command.data, 0, list);
+    const view = new DataView(list.buffer);
+    const descriptorBytes = view.getUint16(2);
+    if (descriptorBytes > length - 8) fail(parameterListLengthError());
+    const count = Math.floor(descriptorBytes / 16);
+    if (count > device.limits.maxUnmapDescriptors) fail(invalidFieldInParameterList(2));
+    const descriptors: UnmapDescriptor[] = [];
+    let total = 0;
+    for (let i = 0; i < count; i++) {
+      const at = 8 + i * 16;
+      const lba = view.getBigUint64(at);
+      const blocks = view.getUint32(at + 8);
+      if (blocks === 0) continue;
+      total += blocks;
+      if (blocks > device.limits.maxUnmapBlocks || total > device.limits.maxUnmapBlocks)
+        fail(invalidFieldInParameterList(at + 8));
+      if (lba >= device.blockCount || lba + BigInt(blocks) > device.blockCount) fail(lbaOutOfRange(lba));
+      descriptors.push({ lba, blocks });
+    }
+    const blockSize = device.blockSize;
+    for (const d of descriptors) {
+      if (command.signal.aborted) break;
+      await device.locks.with({ lba: d.lba, blocks: BigInt(d.blocks) }, () =>
+        backend.unmap!(Number(d.lba) * blockSize, d.blocks * blockSize),
+      );
+    }
+    await flushIfNeeded(device, backend, false);
+    return good();
+  });
+}
+
+/**
+ * COMPARE AND WRITE: data-out holds the verify blocks then the write blocks. Under the range lock
+ * (no other write to these blocks can land in between) the medium is compared with the verify data
+ * and, only when equal, the write data is written (FUA or WCE = 0 flushes). A difference is
+ * 0E/1D 00 with the offset of the first differing byte in INFORMATION; nothing is written.
+ */
+export function emulateCompareAndWrite(command: ScsiCommand): Promise<ScsiResponse> {
+  const cdb = decodedAs<CompareAndWriteCdb>(command);
+  return respondOnError(async () => {
+    const { device } = command;
+    const backend = backendOf(command);
+    checkWritable(device);
+    const blocks = cdb.transferLength;
+    if (blocks > device.limits.maxCompareAndWriteBlocks) fail(invalidFieldInCdb(13));
+    checkRange(device, cdb.lba, blocks);
+    if (blocks === 0) return good();
+    const bytes = blocks * device.blockSize;
+    checkDataLength(command, 2 * bytes);
+    const offset = Number(cdb.lba) * device.blockSize;
+    const verify = scatterSlice(command.data, 0, bytes);
+    const data = scatterSlice(command.data, bytes, bytes);
+    await device.locks.with({ lba: cdb.lba, blocks: BigInt(blocks) }, async () => {
+      if (backend.compareAndWrite) await backend.compareAndWrite(offset, verify, data);
+      else {
+        const expected = new Uint8Array(bytes);
+        scatterCopyTo(verify, 0, expected);
+        const medium = new Uint8Array(bytes);
+        await backend.read(offset, bytes, [medium]);
+        const at = firstDifference(expected, medium);
+        if (at >= 0) fail(miscompare(at));
+        await backend.write(offset, data);
+      }
+      device.stats.bytesWritten += bytes;
+      await flushIfNeeded(device, backend, cdb.fua);
+    });
+    return good();
+  }, cdb.lba);
+}

@@ -1,0 +1,322 @@
+import type { Backend } from '@tcmu/backend';
+import {
+  type AttributeValue,
+  createUserDevice,
+  type LoopbackAttachment,
+  type PreflightReport,
+  preflight,
+  type ScsiAddress,
+  type SystemRoots,
+  type UserDevice,
+} from '@tcmu/configfs';
+import { openRing } from '@tcmu/ring';
+import type { DeviceContext, DeviceStats } from './device';
+import { generateSerial } from './device';
+import { CoreError, CoreErrorCode } from './errors';
+import { type ServedDevice, type ServeOptions, serveRing } from './serve';
+import type { Logger, ScsiHandler } from './types';
+
+/** Options of {@link openDevice}. */
+export interface OpenDeviceOptions
+  extends SystemRoots,
+    Omit<ServeOptions, 'backend' | 'name' | 'closeRing' | 'powerOnUnitAttention'> {
+  /** Device name in configfs (`core/user_<hba>/<name>`): letters, digits, `.`, `_`, `-`, at most 64. */
+  readonly name: string;
+  /** The storage, served by the full SBC emulation (or reachable by a custom handler's building blocks). */
+  readonly backend?: Backend;
+  /** A custom SCSI handler instead of the standard emulation (needs `size`, or a backend). */
+  readonly handler?: ScsiHandler;
+  /** LUN on the tcm_loop target (default 0). */
+  readonly lun?: number;
+  /** HBA number: the device lives in `core/user_<hba>` (default 0). */
+  readonly hba?: number;
+  /** tcm_loop target WWN (`naa.` + 16 hex digits); default a new random one. */
+  readonly wwn?: string;
+  /** `hw_max_sectors`: the largest transfer in blocks the kernel sends per command. Default: 8 MiB worth. */
+  readonly maxSectors?: number;
+  /** `max_data_area_mb`: the shared data area. Default: kernel default. */
+  readonly maxDataAreaMb?: number;
+  /** Extra `attrib/*` values written before enable. */
+  readonly attributes?: Readonly<Record<string, AttributeValue>>;
+  /** Milliseconds to wait for /dev/sdX (default 30000). */
+  readonly attachTimeoutMs?: number;
+  /** Also create `<linkDirectory>/<name>` → the disk node. */
+  readonly linkDirectory?: string;
+  /** Flush and close the backend when the device is closed (default true: the device owns it). */
+  readonly closeBackend?: boolean;
+  /** Skip the preflight checks (root, modules, configfs): for callers that ran `preflight()` themselves. */
+  readonly skipPreflight?: boolean;
+}
+
+/** A disk served from this process. */
+export interface TcmuDevice {
+  readonly name: string;
+  /** The block device node, e.g. `/dev/sdb`. */
+  readonly devicePath: string;
+  /** The SCSI generic node (`/dev/sgN`), when the sg module is loaded. */
+  readonly sgPath: string | undefined;
+  /** The SCSI address of the disk. */
+  readonly address: ScsiAddress;
+  /** tcm_loop target WWN. */
+  readonly wwn: string;
+  readonly lun: number;
+  /** The unit serial number (VPD 0x80). */
+  readonly serial: string;
+  /** Device state: identity, capacity, mode parameters. */
+  readonly device: DeviceContext;
+  /** Live counters. */
+  readonly stats: DeviceStats;
+  /** Current capacity in bytes. */
+  readonly size: number;
+  readonly closed: boolean;
+  /**
+   * Grows or shrinks the disk to `bytes` (whole blocks): the backend is resized with no command in
+   * flight, configfs `dev_size` is updated, and the initiator gets 06/2A 09 CAPACITY DATA HAS
+   * CHANGED on its next command (Linux then re-reads the capacity). Errors: TCMU_ERR_CORE_UNSUPPORTED,
+   * TCMU_ERR_CORE_RESIZE, TCMU_ERR_CORE_CLOSED.
+   */
+  resize(bytes: number): Promise<void>;
+  /**
+   * Removes the disk: the LUN is detached (the ring is served until the kernel lets go), commands in
+   * flight drain, the ring is closed, the configfs device removed, then the backend flushed and
+   * closed (unless `closeBackend: false`). Idempotent (every call returns the same promise) and never
+   * rejects, so it is safe from signal handlers; problems are logged and the remaining steps still run.
+   */
+  close(): Promise<void>;
+}
+
+const preflights = new Map<string, Promise<PreflightReport>>();
+
+function roots(options: SystemRoots): SystemRoots {
+  const out: SystemRoots = {};
+  if (options.configfsRoot !== undefined) out.configfsRoot = options.configfsRoot;
+  if (options.sysfsRoot !== undefined) out.sysfsRoot = options.sysfsRoot;
+  if (options.devRoot !== undefined) out.devRoot = options.devRoot;
+  if (options.procRoot !== undefined) out.procRoot = options.procRoot;
+  if (options.system !== undefined) out.system = options.system;
+  return out;
+}
+
+/** Runs preflight once per configfs root per process. */
+function cachedPreflight(options: SystemRoots, hba: number): Promise<PreflightReport> {
+  const key = `${options.configfsRoot ?? ''}|${options.sysfsRoot ?? ''}`;
+  let report = preflights.get(key);
+  if (!report) {
+    report = preflight({ ...roots(options), hba });
+    report.catch(() => preflights.delete(key));
+    preflights.set(key, report);
+  }
+  return report;
+}
+
+/**
+ * Creates a TCMU device in configfs, serves its ring with the handler (or the emulation over the
+ * backend), exports it through tcm_loop and resolves once `/dev/sdX` exists. On any failure
+ * everything created so far is removed again (the backend is left open: it is still the caller's)
+ * and the promise rejects with TCMU_ERR_CORE_OPEN whose `cause` is the underlying error
+ * (configfs, ring) — or TCMU_ERR_CORE_INVALID_OPTION for bad options, before anything is created.
+ */
+export async function openDevice(options: OpenDeviceOptions): Promise<TcmuDevice> {
+  const { backend, handler } = options;
+  if (!backend && !handler) throw new CoreError(CoreErrorCode.InvalidOption, 'give a backend or a handler');
+  const blockSize = options.blockSize ?? backend?.blockSize ?? 512;
+  const size = options.size ?? backend?.size;
+  if (size === undefined)
+    throw new CoreError(CoreErrorCode.InvalidOption, 'size is required with a handler and no backend');
+  const serial = options.serial ?? generateSerial(options.name);
+  const hba = options.hba ?? 0;
+  const logger: Logger | undefined = options.logger;
+  const system = roots(options);
+
+  let features: PreflightReport['features'] | undefined;
+  if (!options.skipPreflight) {
+    try {
+      features = (await cachedPreflight(system, hba)).features;
+    } catch (error) {
+      throw new CoreError(
+        CoreErrorCode.Open,
+        `cannot serve a TCMU device here: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
+    }
+  }
+
+  let userDevice: UserDevice | undefined;
+  let served: ServedDevice | undefined;
+  let attachment: LoopbackAttachment | undefined;
+  try {
+    const attributes: Record<string, AttributeValue> = {};
+    if (features?.taskManagementNotification) attributes.tmr_notification = true;
+    Object.assign(attributes, options.attributes);
+    userDevice = await createUserDevice({
+      ...system,
+      hba,
+      name: options.name,
+      size,
+      blockSize,
+      serial,
+      maxSectors: options.maxSectors ?? Math.max(8, Math.floor((8 * 1024 * 1024) / blockSize)),
+      ...(options.maxDataAreaMb !== undefined ? { maxDataAreaMb: options.maxDataAreaMb } : {}),
+      attributes,
+    });
+    const ring = await openRing({
+      uio: userDevice.uio,
+      ...(system.sysfsRoot !== undefined ? { sysfsRoot: system.sysfsRoot } : {}),
+      ...(system.devRoot !== undefined ? { devRoot: system.devRoot } : {}),
+    });
+    // The kernel's initial probe (INQUIRY, READ CAPACITY, TEST UNIT READY…) sees no power-on unit
+    // attention: tcm_loop and LIO report their own, and sd retries on one anyway.
+    served = serveRing(ring, handler ?? backend!, {
+      ...options,
+      name: options.name,
+      size,
+      blockSize,
+      serial,
+      ...(backend ? { backend } : {}),
+      powerOnUnitAttention: false,
+      limits: {
+        maxTransferBlocks: options.maxSectors ?? Math.max(8, Math.floor((8 * 1024 * 1024) / blockSize)),
+        ...options.limits,
+      },
+    });
+    attachment = await userDevice.attachLoopback({
+      lun: options.lun ?? 0,
+      ...(options.wwn !== undefined ? { wwn: options.wwn } : {}),
+      ...(options.attachTimeoutMs !== undefined ? { timeoutMs: options.attachTimeoutMs } : {}),
+      ...(options.linkDirectory !== undefined
+        ? { linkDirectory: options.linkDirectory, linkName: options.name }
+        : {}),
+    });
+  } catch (error) {
+    await undo(userDevice, served, logger);
+    if (error instanceof CoreError) throw error;
+    throw new CoreError(
+      CoreErrorCode.Open,
+      `cannot open device ${options.name}: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  return new OpenedDevice(
+    userDevice,
+    served,
+    attachment,
+    serial,
+    backend,
+    options.closeBackend !== false,
+    logger,
+  );
+}
+
+async function undo(userDevice: UserDevice | undefined, served: ServedDevice | undefined, logger?: Logger) {
+  const step = async (what: string, work: () => Promise<void>) => {
+    try {
+      await work();
+    } catch (error) {
+      logger?.error?.({ err: error }, `cleanup after a failed open: ${what} failed`);
+    }
+  };
+  if (userDevice) await step('detach', () => userDevice.detachLoopback());
+  if (served) await step('ring close', () => served.close());
+  if (userDevice) await step('remove', () => userDevice.remove());
+}
+
+class OpenedDevice implements TcmuDevice {
+  readonly name: string;
+  readonly devicePath: string;
+  readonly sgPath: string | undefined;
+  readonly address: ScsiAddress;
+  readonly wwn: string;
+  readonly lun: number;
+  readonly serial: string;
+  #userDevice: UserDevice;
+  #served: ServedDevice;
+  #backend: Backend | undefined;
+  #closeBackend: boolean;
+  #logger: Logger | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(
+    userDevice: UserDevice,
+    served: ServedDevice,
+    attachment: LoopbackAttachment,
+    serial: string,
+    backend: Backend | undefined,
+    closeBackend: boolean,
+    logger: Logger | undefined,
+  ) {
+    this.name = userDevice.name;
+    this.devicePath = attachment.devicePath;
+    this.sgPath = attachment.sgPath;
+    this.address = attachment.address;
+    this.wwn = attachment.wwn;
+    this.lun = attachment.lun;
+    this.serial = serial;
+    this.#userDevice = userDevice;
+    this.#served = served;
+    this.#backend = backend;
+    this.#closeBackend = closeBackend;
+    this.#logger = logger;
+  }
+
+  get device(): DeviceContext {
+    return this.#served.device;
+  }
+
+  get stats(): DeviceStats {
+    return this.#served.stats;
+  }
+
+  get size(): number {
+    return this.#served.device.size;
+  }
+
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  async resize(bytes: number): Promise<void> {
+    if (this.#closing) throw new CoreError(CoreErrorCode.Closed, `device ${this.name} is closed`);
+    const before = this.size;
+    await this.#served.resize(bytes);
+    try {
+      await this.#userDevice.resize(bytes);
+    } catch (error) {
+      this.#logger?.error?.({ err: error, device: this.name }, 'configfs dev_size update failed; reverting');
+      await this.#served.resize(before).catch(() => {});
+      throw new CoreError(
+        CoreErrorCode.Resize,
+        `cannot resize ${this.name} in configfs: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
+    }
+  }
+
+  close(): Promise<void> {
+    if (!this.#closing) this.#closing = this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const step = async (what: string, work: () => Promise<void>) => {
+      try {
+        await work();
+      } catch (error) {
+        this.#logger?.error?.({ err: error, device: this.name }, `closing: ${what} failed`);
+      }
+    };
+    await step('detaching the LUN', () => this.#userDevice.detachLoopback());
+    await step('draining and closing the ring', () => this.#served.close());
+    await step('removing the configfs device', () => this.#userDevice.remove());
+    const backend = this.#backend;
+    if (this.#closeBackend && backend) {
+      if (backend.flush) await step('flushing the backend', () => backend.flush!());
+      if (backend.close) await step('closing the backend', () => backend.close!());
+    }
+  }
+}

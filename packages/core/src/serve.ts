@@ -1,0 +1,352 @@
+import type { Backend } from '@tcmu/backend';
+import { isBackendError } from '@tcmu/backend';
+import type {
+  RingCloseOptions,
+  RingCommand,
+  RingCompletion,
+  RingHandlers,
+  RingTaskManagement,
+} from '@tcmu/ring';
+import { scatterZero } from '@tcmu/ring';
+import { decodeCdb, encodeSense, hardwareError, maximumSenseLength, ScsiStatus } from '@tcmu/scsi';
+import { DeviceContext, type DeviceContextOptions, type DeviceStats } from './device';
+import { createEmulation } from './emulation/handler';
+import { CoreError, CoreErrorCode } from './errors';
+import { responseForError } from './response';
+import { isScsiHandler, type Logger, type ScsiCommand, type ScsiResponse, type ServeTarget } from './types';
+
+/** What serveRing needs from a ring (a `Ring` from @tcmu/ring, or the simulated kernel's). */
+export interface ServableRing {
+  start(handlers: RingHandlers): void;
+  complete(id: number, completion: RingCompletion): void;
+  flush?(): void;
+  close(options?: RingCloseOptions): Promise<void>;
+}
+
+/** Options of {@link serveRing}. */
+export interface ServeOptions extends Omit<DeviceContextOptions, 'backend' | 'size' | 'blockSize' | 'name'> {
+  /** Device name (default 'tcmu'). */
+  readonly name?: string;
+  /** Capacity in bytes; default the backend's `size`. Required when serving a handler without a backend. */
+  readonly size?: number;
+  /** Logical block size; default the backend's `blockSize`, else 512. */
+  readonly blockSize?: number;
+  /**
+   * The backend behind a custom handler (so the exported building blocks can reach it through
+   * `command.device.backend`). Ignored when the target itself is a backend.
+   */
+  readonly backend?: Backend;
+  /**
+   * Commands handled at once (default 128, like the kernel's hw_queue_depth). Commands beyond it wait
+   * in arrival order for a slot; they are never refused.
+   */
+  readonly queueDepth?: number;
+  /** Where warnings (handler failures, ring errors) go. Default: nowhere. */
+  readonly logger?: Logger;
+  /** Close the ring when the served device is closed (default true). */
+  readonly closeRing?: boolean;
+}
+
+/** A ring being served. */
+export interface ServedDevice {
+  /** The device state every command sees (identity, capacity, mode parameters, stats). */
+  readonly device: DeviceContext;
+  /** Counters (live object). */
+  readonly stats: DeviceStats;
+  /** True once close() was called. */
+  readonly closed: boolean;
+  /**
+   * Resizes the backend to `bytes` (a whole number of blocks): new commands wait while the
+   * commands in flight finish, the backend is resized, the capacity changes and the CAPACITY DATA
+   * HAS CHANGED unit attention (06/2A 09) is queued; then the waiting commands run.
+   * Errors: TCMU_ERR_CORE_UNSUPPORTED (no backend resize), TCMU_ERR_CORE_RESIZE, TCMU_ERR_CORE_CLOSED.
+   */
+  resize(bytes: number): Promise<void>;
+  /**
+   * Stops serving: commands that arrive from now on are answered BUSY, the commands in flight
+   * finish (drain), then the ring is closed. Idempotent: every call returns the same promise; never
+   * rejects (problems go to the logger), so it is safe from signal handlers.
+   */
+  close(): Promise<void>;
+}
+
+interface Slot {
+  readonly ring: RingCommand;
+  readonly controller: AbortController;
+  started: boolean;
+  aborted: boolean;
+}
+
+const defaultQueueDepth = 128;
+
+/**
+ * Serves a ring: every command from the ring is decoded, handed to the handler (or to the full SBC
+ * emulation over a backend), and completed with the response, out of order, at most `queueDepth`
+ * at a time. Nothing a handler or backend does stops the device: a throw becomes 04/44 00 (or the
+ * mapped sense of a BackendError). Task management aborts complete the aborted commands with TASK
+ * ABORTED. Works with any ring: a real one from @tcmu/ring or `SimulatedKernel` from
+ * `@tcmu/ring/testing`.
+ */
+export function serveRing(ring: ServableRing, target: ServeTarget, options: ServeOptions = {}): ServedDevice {
+  return new RingServer(ring, target, options);
+}
+
+class RingServer implements ServedDevice {
+  readonly device: DeviceContext;
+  #ring: ServableRing;
+  #handler: { handle(command: ScsiCommand): Promise<ScsiResponse> };
+  #logger: Logger | undefined;
+  #queueDepth: number;
+  #slots = new Map<number, Slot>();
+  #waiting: Slot[] = [];
+  #paused = 0;
+  #idleWaiters: (() => void)[] = [];
+  #closePromise: Promise<void> | undefined;
+  #closing = false;
+  #closeRing: boolean;
+
+  constructor(ring: ServableRing, target: ServeTarget, options: ServeOptions) {
+    const handlerTarget = isScsiHandler(target);
+    const backend = handlerTarget ? options.backend : target;
+    const blockSize = options.blockSize ?? backend?.blockSize ?? 512;
+    const size = options.size ?? backend?.size;
+    if (size === undefined)
+      throw new CoreError(
+        CoreErrorCode.InvalidOption,
+        'size is required when serving a handler without a backend',
+      );
+    if (backend && size > backend.size)
+      throw new CoreError(
+        CoreErrorCode.InvalidOption,
+        `size (${size}) is larger than the backend (${backend.size} bytes)`,
+      );
+    const queueDepth = options.queueDepth ?? defaultQueueDepth;
+    if (!Number.isInteger(queueDepth) || queueDepth < 1 || queueDepth > 65535)
+      throw new CoreError(
+        CoreErrorCode.InvalidOption,
+        `queueDepth must be an integer 1..65535, got ${queueDepth}`,
+      );
+    this.device = new DeviceContext({
+      ...options,
+      name: options.name ?? 'tcmu',
+      blockSize,
+      size,
+      ...(backend ? { backend } : {}),
+    });
+    this.#ring = ring;
+    this.#handler = handlerTarget ? target : createEmulation();
+    this.#logger = options.logger;
+    this.#queueDepth = queueDepth;
+    this.#closeRing = options.closeRing !== false;
+    ring.start({
+      onCommand: (command) => this.#onCommand(command),
+      onTaskManagement: (request) => this.#onTaskManagement(request),
+      onError: (error) => this.#logger?.warn?.({ err: error, device: this.device.name }, 'ring problem'),
+    });
+  }
+
+  get stats(): DeviceStats {
+    return this.device.stats;
+  }
+
+  get closed(): boolean {
+    return this.#closing;
+  }
+
+  #onCommand(command: RingCommand): void {
+    const stats = this.device.stats;
+    stats.received++;
+    if (this.#closing) {
+      this.#complete(command.id, { status: ScsiStatus.Busy });
+      stats.busy++;
+      stats.completed++;
+      return;
+    }
+    const slot: Slot = { ring: command, controller: new AbortController(), started: false, aborted: false };
+    this.#slots.set(command.id, slot);
+    if (this.#paused === 0 && stats.inFlight < this.#queueDepth && this.#waiting.length === 0)
+      this.#start(slot);
+    else {
+      this.#waiting.push(slot);
+      stats.queued = this.#waiting.length;
+    }
+  }
+
+  #start(slot: Slot): void {
+    const stats = this.device.stats;
+    slot.started = true;
+    stats.inFlight++;
+    if (stats.inFlight > stats.maxInFlight) stats.maxInFlight = stats.inFlight;
+    void this.#run(slot);
+  }
+
+  async #run(slot: Slot): Promise<void> {
+    const { ring } = slot;
+    let response: ScsiResponse;
+    try {
+      const decoded = decodeCdb(ring.cdb);
+      const length = decoded.cdbLength;
+      const command: ScsiCommand = {
+        id: ring.id,
+        cdb: length !== undefined && length <= ring.cdb.length ? ring.cdb.subarray(0, length) : ring.cdb,
+        decoded,
+        data: ring.iovecs,
+        dataLength: ring.dataLength,
+        device: this.device,
+        signal: slot.controller.signal,
+      };
+      response = await this.#handler.handle(command);
+      if (!response || typeof response.status !== 'number' || response.status < 0 || response.status > 255)
+        throw new TypeError('handler returned no valid response (an object with a status byte)');
+    } catch (error) {
+      response = responseForError(error);
+      if (isBackendError(error)) this.device.stats.backendErrors++;
+      else {
+        this.device.stats.handlerFailures++;
+        this.#logger?.error?.(
+          { err: error, device: this.device.name, cdb: Buffer.from(ring.cdb).toString('hex') },
+          'handler failed; answered 04/44 00',
+        );
+      }
+    }
+    this.#finish(slot, response);
+  }
+
+  #finish(slot: Slot, response: ScsiResponse): void {
+    const stats = this.device.stats;
+    const { ring } = slot;
+    this.#slots.delete(ring.id);
+    if (slot.started) stats.inFlight--;
+    let completion: RingCompletion;
+    if (slot.aborted) {
+      completion = { status: ScsiStatus.TaskAborted };
+      stats.aborted++;
+    } else {
+      completion = this.#completion(ring, response);
+      if (completion.status === ScsiStatus.Good) stats.good++;
+      else if (completion.status === ScsiStatus.CheckCondition) stats.checkCondition++;
+      else if (completion.status === ScsiStatus.Busy) stats.busy++;
+    }
+    this.#complete(ring.id, completion);
+    stats.completed++;
+    this.#pump();
+  }
+
+  #completion(ring: RingCommand, response: ScsiResponse): RingCompletion {
+    const completion: RingCompletion = { status: response.status };
+    if (response.sense !== undefined) {
+      let bytes: Uint8Array;
+      try {
+        bytes =
+          response.sense instanceof Uint8Array
+            ? response.sense
+            : encodeSense(response.sense, { descriptor: this.device.descriptorSense });
+      } catch {
+        bytes = encodeSense(hardwareError(), { descriptor: this.device.descriptorSense });
+        completion.status = ScsiStatus.CheckCondition;
+      }
+      completion.sense = bytes.length > maximumSenseLength ? bytes.subarray(0, maximumSenseLength) : bytes;
+    } else if (response.status === ScsiStatus.CheckCondition) {
+      completion.sense = encodeSense(hardwareError(), { descriptor: this.device.descriptorSense });
+    }
+    if (response.dataInLength !== undefined && completion.status === ScsiStatus.Good) {
+      const valid = Math.max(0, Math.min(ring.dataLength, Math.floor(response.dataInLength) || 0));
+      if (valid < ring.dataLength) scatterZero(ring.iovecs, valid);
+      completion.readLength = valid;
+    }
+    return completion;
+  }
+
+  #complete(id: number, completion: RingCompletion): void {
+    try {
+      this.#ring.complete(id, completion);
+    } catch (error) {
+      this.#logger?.error?.({ err: error, device: this.device.name, id }, 'completing a command failed');
+    }
+  }
+
+  #pump(): void {
+    const stats = this.device.stats;
+    while (this.#paused === 0 && this.#waiting.length > 0 && stats.inFlight < this.#queueDepth) {
+      this.#start(this.#waiting.shift()!);
+    }
+    stats.queued = this.#waiting.length;
+    if (stats.inFlight === 0) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
+
+  #onTaskManagement(request: RingTaskManagement): void {
+    this.device.stats.taskManagement++;
+    this.#logger?.info?.(
+      { device: this.device.name, type: request.name, ids: request.ids },
+      'task management: aborting commands',
+    );
+    for (const id of request.ids) {
+      const slot = this.#slots.get(id);
+      if (!slot || slot.aborted) continue;
+      slot.aborted = true;
+      slot.controller.abort(new CoreError(CoreErrorCode.Closed, `command ${id} aborted by ${request.name}`));
+      if (!slot.started) {
+        const i = this.#waiting.indexOf(slot);
+        if (i >= 0) this.#waiting.splice(i, 1);
+        this.#finish(slot, { status: ScsiStatus.TaskAborted });
+      }
+    }
+  }
+
+  /** Resolves when nothing is in flight and (when `all`, or not paused) nothing waits for a slot. */
+  async #idle(all = false): Promise<void> {
+    const stats = this.device.stats;
+    while (!(stats.inFlight === 0 && (this.#waiting.length === 0 || (!all && this.#paused > 0)))) {
+      await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+    }
+  }
+
+  async resize(bytes: number): Promise<void> {
+    if (this.#closing) throw new CoreError(CoreErrorCode.Closed, 'the device is closed');
+    const backend = this.device.backend;
+    if (!backend?.resize) throw new CoreError(CoreErrorCode.Unsupported, 'the backend cannot resize');
+    const blockSize = this.device.blockSize;
+    if (!Number.isSafeInteger(bytes) || bytes < blockSize || bytes % blockSize !== 0)
+      throw new CoreError(
+        CoreErrorCode.Resize,
+        `size must be a positive multiple of ${blockSize} bytes, got ${bytes}`,
+      );
+    this.#paused++;
+    try {
+      await this.#idle();
+      try {
+        await backend.resize(bytes);
+      } catch (error) {
+        throw new CoreError(CoreErrorCode.Resize, `the backend refused to resize to ${bytes} bytes`, {
+          cause: error,
+        });
+      }
+      this.device.setSize(bytes);
+    } finally {
+      this.#paused--;
+      this.#pump();
+    }
+  }
+
+  close(): Promise<void> {
+    if (!this.#closePromise) {
+      this.#closing = true;
+      this.#closePromise = this.#close();
+    }
+    return this.#closePromise;
+  }
+
+  async #close(): Promise<void> {
+    try {
+      // Commands already waiting for a slot run as usual; new ones are answered BUSY.
+      await this.#idle(true);
+      if (this.#closeRing) await this.#ring.close();
+    } catch (error) {
+      this.#logger?.error?.({ err: error, device: this.device.name }, 'closing the ring failed');
+    }
+  }
+}
