@@ -6,6 +6,7 @@ export { BackendError, BackendErrorCode, isBackendError } from './errors';
 export * from './filters/index';
 export { checkBackendRange, checkRange } from './ranges';
 export {
+  ScatterCursor,
   scatterCompare,
   scatterConcat,
   scatterCopyFrom,

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  ScatterCursor,
   scatterCompare,
   scatterConcat,
   scatterCopyFrom,
@@ -61,5 +62,24 @@ describe('scatter helpers', () => {
   it('throws RangeError when the scatter list is too short', () => {
     expect(() => scatterCopyFrom([new Uint8Array(4)], 2, new Uint8Array(3))).toThrow(RangeError);
     expect(() => scatterSlice([new Uint8Array(4)], 0, 5)).toThrow(RangeError);
+  });
+});
+
+describe('ScatterCursor', () => {
+  it('fills, takes, zeroes and skips across view boundaries', () => {
+    const views = [new Uint8Array(3), new Uint8Array(0), new Uint8Array(5)];
+    const writer = new ScatterCursor(views);
+    writer.fill(Uint8Array.of(1, 2));
+    writer.zero(2);
+    writer.fill(Uint8Array.of(9, 9, 9, 9));
+    expect(writer.position).toBe(8);
+    expect(scatterConcat(views)).toEqual(Uint8Array.of(1, 2, 0, 0, 9, 9, 9, 9));
+    expect(() => writer.fill(Uint8Array.of(1))).toThrow(RangeError);
+    const reader = new ScatterCursor(views);
+    reader.skip(1);
+    const out = new Uint8Array(4);
+    reader.take(out);
+    expect(out).toEqual(Uint8Array.of(2, 0, 0, 9));
+    expect(scatterConcat(reader.views(3))).toEqual(Uint8Array.of(9, 9, 9));
   });
 });

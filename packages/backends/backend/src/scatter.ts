@@ -123,3 +123,68 @@ export function scatterConcat(views: readonly Uint8Array[]): Uint8Array {
   scatterCopyTo(views, 0, out);
   return out;
 }
+
+/**
+ * A forward-only position in a scatter list, for backends that move data piece by piece (pages,
+ * blocks, objects) without re-walking the list from its start each time. Every method advances the
+ * cursor by the number of bytes it handles and throws RangeError past the end of the list.
+ */
+export class ScatterCursor {
+  readonly #views: readonly Uint8Array[];
+  #index = 0;
+  #within = 0;
+  #position = 0;
+
+  constructor(views: readonly Uint8Array[]) {
+    this.#views = views;
+  }
+
+  /** Bytes consumed so far (the stream position). */
+  get position(): number {
+    return this.#position;
+  }
+
+  #each(length: number, visit: (piece: Uint8Array, done: number) => void): void {
+    let done = 0;
+    while (done < length) {
+      const view = this.#views[this.#index];
+      if (view === undefined) throw new RangeError(`scatter list ended at byte ${this.#position}`);
+      const take = Math.min(view.byteLength - this.#within, length - done);
+      if (take > 0) visit(view.subarray(this.#within, this.#within + take), done);
+      done += take;
+      this.#within += take;
+      this.#position += take;
+      if (this.#within === view.byteLength) {
+        this.#index++;
+        this.#within = 0;
+      }
+    }
+  }
+
+  /** Copies `source` into the list at the cursor (the "read into the caller's views" direction). */
+  fill(source: Uint8Array): void {
+    this.#each(source.byteLength, (piece, done) => piece.set(source.subarray(done, done + piece.byteLength)));
+  }
+
+  /** Copies the next `target.byteLength` bytes of the list into `target` (the "write" direction). */
+  take(target: Uint8Array): void {
+    this.#each(target.byteLength, (piece, done) => target.set(piece, done));
+  }
+
+  /** Zeroes the next `length` bytes of the list. */
+  zero(length: number): void {
+    this.#each(length, (piece) => piece.fill(0));
+  }
+
+  /** Moves past `length` bytes without touching them. */
+  skip(length: number): void {
+    this.#each(length, () => {});
+  }
+
+  /** The next `length` bytes as sub-views of the list (no copy). */
+  views(length: number): Uint8Array[] {
+    const pieces: Uint8Array[] = [];
+    this.#each(length, (piece) => pieces.push(piece));
+    return pieces;
+  }
+}

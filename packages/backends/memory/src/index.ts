@@ -1,0 +1,2 @@
+export type { MemoryBackend, MemoryBackendOptions } from './memory-backend';
+export { openMemoryBackend } from './memory-backend';
