@@ -37,6 +37,8 @@ export interface SimulatedKernelOptions {
   poisonDataIn?: number;
   /** Send TMR entries on taskManagement() (attrib/tmr_notification=1). Default: if CAP_TMR. */
   taskManagementNotification?: boolean;
+  /** Mailbox version to announce (default 2; anything else to test a consumer's check). */
+  mailboxVersion?: number;
 }
 
 /** One SCSI command as an initiator sends it. */
@@ -152,6 +154,13 @@ export interface DecodedEntry {
   taskManagementIds?: number[];
 }
 
+const empty = new Uint8Array(0);
+
+function writeU64(words: Uint32Array, index: number, value: number): void {
+  words[index] = value >>> 0;
+  words[index + 1] = Math.floor(value / 2 ** 32);
+}
+
 const fromHex = (hex: string) => Uint8Array.from(Buffer.from(hex, 'hex'));
 
 /** Decode a raw entry (as captured in a trace). `mappingRingOffset` is cmdr_off + position. */
@@ -219,6 +228,7 @@ export class SimulatedKernel {
   #mapping: SharedMapping;
   #bytes: Uint8Array;
   #view: DataView;
+  #words: Uint32Array;
   #mailbox: Int32Array;
   #dataStart: number;
   #head = 0;
@@ -281,6 +291,7 @@ export class SimulatedKernel {
     this.#mapping = SharedMapping.map(fd, this.mapSize, 'simulated kernel');
     this.#bytes = new Uint8Array(this.#mapping.buffer);
     this.#view = new DataView(this.#mapping.buffer);
+    this.#words = new Uint32Array(this.#mapping.buffer, 0, this.mapSize / 4);
     this.#mailbox = new Int32Array(this.#mapping.buffer, 0, COMMAND_RING_OFFSET / 4);
     const caps = {
       outOfOrderCompletion: true,
@@ -295,7 +306,7 @@ export class SimulatedKernel {
       (caps.taskManagement ? CAPABILITY.taskManagement : 0) |
       (caps.keepBuffer ? CAPABILITY.keepBuffer : 0);
     this.#notifyTaskManagement = options.taskManagementNotification ?? caps.taskManagement;
-    this.#view.setUint16(MAILBOX.version, MAILBOX_VERSION, true);
+    this.#view.setUint16(MAILBOX.version, options.mailboxVersion ?? MAILBOX_VERSION, true);
     this.#view.setUint16(MAILBOX.flags, flags, true);
     this.#view.setUint32(MAILBOX.commandRingOffset, COMMAND_RING_OFFSET, true);
     this.#view.setUint32(MAILBOX.commandRingSize, commandRingSize, true);
@@ -321,6 +332,19 @@ export class SimulatedKernel {
     const ids: number[] = [];
     for (let id = 1; id < this.#commands.length; id++) if (this.#commands[id]) ids.push(id);
     return ids;
+  }
+
+  /**
+   * The whole shared mapping as the kernel sees it (mailbox at 0, ring at 128, data area after):
+   * for tests that play a misbehaving userspace or inspect entries.
+   */
+  get sharedMemory(): Uint8Array {
+    return this.#bytes;
+  }
+
+  /** Byte offset of the data area in the mapping. */
+  get dataAreaOffset(): number {
+    return this.#dataStart;
   }
 
   /** Called once when the ring breaks. */
@@ -349,7 +373,7 @@ export class SimulatedKernel {
           waitFd,
           drainSize: 8,
           kick: () => {
-            this.#kick();
+            this.kick();
             return true;
           },
           closeFds: [waitFd],
@@ -609,7 +633,6 @@ export class SimulatedKernel {
     const inBlocks = Math.ceil(inLength / this.dataBlockSize);
     if (outBlocks + inBlocks > this.#freeBlocks) return false;
     if (this.#inRing >= 0xffff) return false;
-    // Iovec count is known only after allocation (adjacent blocks merge): size the entry for the worst case.
     const blocks: number[] = [];
     this.#allocateBlocks(outBlocks + inBlocks, blocks);
     const dataOut = this.#iovecs(blocks, 0, outLength);
@@ -626,24 +649,24 @@ export class SimulatedKernel {
     }
     const id = this.#allocateId();
     const at = COMMAND_RING_OFFSET + this.#head;
-    const view = this.#view;
-    view.setUint32(at, size | OP.command, true);
-    view.setUint16(at + ENTRY.commandId, id, true);
-    view.setUint16(at + ENTRY.kernelFlags, 0, true);
-    view.setUint32(at + ENTRY.iovecCount, dataIovecs.length, true);
-    view.setUint32(at + ENTRY.bidirectionalIovecCount, bidirectionalIovecs.length, true);
-    view.setUint32(at + ENTRY.integrityIovecCount, 0, true);
-    view.setUint32(at + 20, 0, true);
-    view.setBigUint64(at + ENTRY.cdbOffset, BigInt(at + baseSize), true);
-    view.setBigUint64(at + 32, 0n, true);
-    view.setBigUint64(at + 40, 0n, true);
-    let iovec = at + ENTRY.iovecs;
-    for (const list of [dataIovecs, bidirectionalIovecs])
-      for (const { base, length } of list) {
-        view.setBigUint64(iovec, BigInt(base), true);
-        view.setBigUint64(iovec + 8, BigInt(length), true);
-        iovec += ENTRY.iovecSize;
+    const words = this.#words;
+    const w = at >> 2; // entries are 8-byte aligned
+    words[w] = size | OP.command;
+    words[w + 1] = id; // cmd_id, kflags 0, uflags 0
+    words[w + 2] = dataIovecs.length;
+    words[w + 3] = bidirectionalIovecs.length;
+    words[w + 4] = 0; // iov_dif_cnt
+    words[w + 5] = 0;
+    writeU64(words, w + 6, at + baseSize); // cdb_off
+    words.fill(0, w + 8, w + 12); // __pad1, __pad2
+    let iovec = w + 12;
+    for (let list = 0; list < 2; list++)
+      for (const { base, length } of list === 0 ? dataIovecs : bidirectionalIovecs) {
+        writeU64(words, iovec, base);
+        writeU64(words, iovec + 2, length);
+        iovec += 4;
       }
+    iovec <<= 2;
     if (iovec < at + baseSize) this.#bytes.fill(0, iovec, at + baseSize);
     this.#bytes.set(request.cdb, at + baseSize);
     this.#bytes.fill(0, at + baseSize + request.cdb.length, at + size);
@@ -670,7 +693,7 @@ export class SimulatedKernel {
     this.#commands[id] = pending;
     this.#inRing++;
     if (this.#inRing > this.statistics.maxInRing) this.statistics.maxInRing = this.#inRing;
-    if (this.#corruptNext) this.#corruptNext(view, at);
+    if (this.#corruptNext) this.#corruptNext(this.#view, at);
     this.#publish(this.#advance(this.#head, size));
     return true;
   }
@@ -714,8 +737,12 @@ export class SimulatedKernel {
     }
   }
 
-  /** What write() on the uio fd does: reap completions up to cmd_tail, then run the queue. */
-  #kick(): void {
+  /**
+   * What write() on the uio fd does: reap completions from the last reaped position up to
+   * cmd_tail (PAD and TMR entries skipped; an id not in the ring breaks the ring), then send what
+   * waited for space. The Ring calls this on flush; tests may call it to play a buggy userspace.
+   */
+  kick(): void {
     this.statistics.kicks++;
     if (this.#broken || this.#closed) return;
     const ringSize = this.commandRingSize;
@@ -761,39 +788,48 @@ export class SimulatedKernel {
 
   #finish(pending: Pending, at: number, userFlags: number): void {
     this.#freeBlockList(pending.blocks);
-    const base = {
-      id: pending.id,
-      aborted: pending.aborted,
-    };
     if (userFlags & USER_FLAG.unknownOperation) {
       pending.resolve({
-        ...base,
+        id: pending.id,
         status: 2,
-        sense: new Uint8Array(0),
-        dataIn: new Uint8Array(0),
+        sense: empty,
+        dataIn: empty,
         readLength: 0,
         unknownOperation: true,
+        aborted: pending.aborted,
       });
       return;
     }
-    const status = this.#bytes[at + ENTRY.status]!;
+    const bytes = this.#bytes;
+    const status = bytes[at + ENTRY.status]!;
     let readLength = pending.dataInLength;
-    const reportedLength = this.#view.getUint32(at + ENTRY.readLength, true);
+    const reportedLength = this.#words[(at + ENTRY.readLength) >> 2]!;
     const readLengthValid = (userFlags & USER_FLAG.readLength) !== 0 && reportedLength !== 0;
     if (readLengthValid && reportedLength < readLength) readLength = reportedLength;
-    const sense =
-      status === 2
-        ? this.#bytes.slice(at + ENTRY.sense, at + ENTRY.sense + ENTRY.senseSize)
-        : new Uint8Array(0);
+    const sense = status === 2 ? bytes.slice(at + ENTRY.sense, at + ENTRY.sense + ENTRY.senseSize) : empty;
     if (status === 2 && !readLengthValid) readLength = 0;
-    const dataIn = new Uint8Array(readLength);
-    let offset = 0;
-    for (const { base: address, length } of pending.dataIn) {
-      if (offset >= readLength) break;
-      const n = Math.min(length, readLength - offset);
-      dataIn.set(this.#bytes.subarray(address, address + n), offset);
-      offset += n;
+    let dataIn: Uint8Array = empty;
+    const first = pending.dataIn[0];
+    if (readLength > 0 && first !== undefined && first.length >= readLength) {
+      dataIn = bytes.slice(first.base, first.base + readLength);
+    } else if (readLength > 0) {
+      dataIn = new Uint8Array(readLength);
+      let offset = 0;
+      for (const { base: address, length } of pending.dataIn) {
+        if (offset >= readLength) break;
+        const n = Math.min(length, readLength - offset);
+        dataIn.set(bytes.subarray(address, address + n), offset);
+        offset += n;
+      }
     }
-    pending.resolve({ ...base, status, sense, dataIn, readLength, unknownOperation: false });
+    pending.resolve({
+      id: pending.id,
+      status,
+      sense,
+      dataIn,
+      readLength,
+      unknownOperation: false,
+      aborted: pending.aborted,
+    });
   }
 }
