@@ -225,7 +225,9 @@ describe('Ring over the simulated kernel', () => {
       await new Promise((resolve) => setImmediate(resolve));
     }
     const done = await Promise.all(results);
-    done.forEach((result, i) => expectBytes(result.dataIn, pattern(i, 512 * (1 + (i % 8)))));
+    done.forEach((result, i) => {
+      expectBytes(result.dataIn, pattern(i, 512 * (1 + (i % 8))));
+    });
     expect(ring.statistics.completions).toBe(count);
     expect(ring.statistics.kicks).toBeLessThanOrEqual(count / 100);
     expect(ring.inFlight).toBe(0);
@@ -296,8 +298,9 @@ describe('Ring over the simulated kernel', () => {
 
   it('flags entries of unknown operation UNKNOWN_OP, reports them, and keeps serving', async () => {
     let ring!: Ring;
-    let errors: RingError[];
-    ({ ring, errors } = await setUp({}, { onCommand: patternHandler(() => ring) }));
+    const served = await setUp({}, { onCommand: patternHandler(() => ring) });
+    ring = served.ring;
+    const errors = served.errors;
     const kernel = open[0]!.kernel;
     kernel.injectEntry(5, 40);
     const result = await kernel.submit({ cdb: cdbWithTag(READ, 1), dataInLength: 100 });
@@ -309,8 +312,9 @@ describe('Ring over the simulated kernel', () => {
 
   it('completes malformed command entries with UNKNOWN_OP instead of reading outside the mapping', async () => {
     let ring!: Ring;
-    let errors: RingError[];
-    ({ ring, errors } = await setUp({}, { onCommand: patternHandler(() => ring) }));
+    const served = await setUp({}, { onCommand: patternHandler(() => ring) });
+    ring = served.ring;
+    const errors = served.errors;
     const kernel = open[0]!.kernel;
     const corruptions: ((view: DataView, at: number) => void)[] = [
       (view, at) => view.setBigUint64(at + 48, BigInt(kernel.mapSize - 10), true), // iovec past the end
@@ -334,8 +338,9 @@ describe('Ring over the simulated kernel', () => {
 
   it('stops consuming, without crashing, at an entry it cannot walk past or a bad cmd_head', async () => {
     let ring!: Ring;
-    let errors: RingError[];
-    ({ ring, errors } = await setUp({}, { onCommand: patternHandler(() => ring) }));
+    const served = await setUp({}, { onCommand: patternHandler(() => ring) });
+    ring = served.ring;
+    const errors = served.errors;
     const kernel = open[0]!.kernel;
     const pending = kernel.submitCorrupted({ cdb: cdbWithTag(READ, 1), dataInLength: 64 }, (view, at) =>
       view.setUint32(at, 0x7ffffff8 | 1, true),
@@ -465,7 +470,9 @@ describe('Ring over the simulated kernel', () => {
         Array.from({ length: 50 }, () => kernel.submit({ cdb: cdbWithTag(READ, 0), dataInLength: 256 })),
       ),
     );
-    results.forEach((result, i) => expectBytes(result.dataIn, pattern(Math.floor(i / 50), 256)));
+    results.forEach((result, i) => {
+      expectBytes(result.dataIn, pattern(Math.floor(i / 50), 256));
+    });
   });
 
   it('close() waits for commands in flight, then unmaps once; a second open is refused while open', async () => {
