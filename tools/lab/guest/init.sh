@@ -9,7 +9,8 @@ share=/run/tcmu-lab
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 . "$share/env.sh"
 
-log() { echo "tcmu-lab: $*" >/dev/console 2>&1; }
+# Progress marks in the kernel log (visible with --console and TCMU_LAB_KERNEL_ARGS=loglevel=7).
+mark() { echo "tcmu-lab: $*" >/dev/kmsg 2>/dev/null; }
 power_off() {
   sync
   /bin/busybox poweroff -f 2>/dev/null
@@ -35,6 +36,7 @@ ln -sfn /proc/self/fd/0 /dev/stdin
 ln -sfn /proc/self/fd/1 /dev/stdout
 ln -sfn /proc/self/fd/2 /dev/stderr
 mount -t configfs configfs /sys/kernel/config 2>/dev/null || true
+mark "filesystems ready"
 
 # The results folder, read-write, at the host's path.
 if [ -n "$LAB_RESULTS" ]; then
@@ -51,15 +53,18 @@ mkdir -p /etc/target/pr /var/target/pr
 modprobe -a configfs target_core_user tcm_loop sd_mod sg || setup_failed "modprobe of the target stack failed"
 mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config
 [ -d /sys/kernel/config/target ] || setup_failed "configfs has no target/ folder"
+mark "target stack loaded"
 
 /bin/busybox ip link set lo up
 /bin/busybox hostname tcmu-lab
 
 # The command, with a clean environment close to the caller's.
+mark "running the command"
 cd "$LAB_CWD" 2>/dev/null || setup_failed "the working folder $LAB_CWD is not visible in the guest"
 env -i PATH="$LAB_PATH" HOME=/root USER=root LOGNAME=root LANG="${LAB_LANG:-C.UTF-8}" TERM=dumb \
   TCMU_LAB=1 TCMU_LAB_KERNEL="$(uname -r)" \
   /bin/bash "$share/command.sh" </dev/null >"$share/stdout" 2>"$share/stderr"
 code=$?
+mark "the command exited with $code"
 echo "$code" >"$share/exit-code.tmp" && mv "$share/exit-code.tmp" "$share/exit-code"
 power_off
