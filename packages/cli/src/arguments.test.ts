@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import { defaultName, parseServeArguments, validateName } from './arguments.js';
+import { expectCliError } from './test-support.js';
+
+const context = { cwd: '/work', pid: 4242 };
+const serve = (...argv: string[]) => parseServeArguments(argv, context);
+const options = (...argv: string[]) => {
+  const parsed = serve(...argv);
+  if (parsed.help) throw new Error('unexpected help');
+  return parsed.options;
+};
+
+describe('parseServeArguments', () => {
+  it('fills defaults', () => {
+    expect(options('memory:', '--size', '64M')).toEqual({
+      backend: { kind: 'memory' },
+      size: 64 * 1024 ** 2,
+      name: 'memory-4242',
+      nameIsDefault: true,
+      blockSize: 512,
+      lun: 0,
+      hba: undefined,
+      readOnly: false,
+      queueDepth: undefined,
+      json: false,
+      logLevel: 'info',
+    });
+  });
+
+  it('reads every option', () => {
+    expect(
+      options(
+        'file:disk.img',
+        '--size=1G',
+        '--name',
+        'db-1',
+        '--block-size',
+        '4096',
+        '--lun',
+        '3',
+        '--hba',
+        '7',
+        '--read-only',
+        '--queue-depth',
+        '32',
+        '--json',
+        '--log-level',
+        'debug',
+      ),
+    ).toEqual({
+      backend: { kind: 'file', path: '/work/disk.img' },
+      size: 1024 ** 3,
+      name: 'db-1',
+      nameIsDefault: false,
+      blockSize: 4096,
+      lun: 3,
+      hba: 7,
+      readOnly: true,
+      queueDepth: 32,
+      json: true,
+      logLevel: 'debug',
+    });
+  });
+
+  it('accepts short options and options before the backend', () => {
+    const parsed = options('-s', '8M', '-b', '4096', '-n', 'x', 'memory:');
+    expect(parsed).toMatchObject({ size: 8 * 1024 ** 2, blockSize: 4096, name: 'x' });
+  });
+
+  it('lets an existing file image omit --size', () => {
+    expect(options('file:/images/a.img').size).toBeUndefined();
+  });
+
+  it('returns help for --help and -h even with other arguments', () => {
+    expect(serve('--help')).toEqual({ help: true });
+    expect(serve('memory:', '-h')).toEqual({ help: true });
+  });
+
+  it.each([
+    [[], 'TCMU_ERR_CLI_USAGE', /missing backend/],
+    [['memory:'], 'TCMU_ERR_CLI_USAGE', /missing --size/],
+    [['memory:', 'file:/x', '--size', '1M'], 'TCMU_ERR_CLI_USAGE', /unexpected argument "file:\/x"/],
+    [['memory:', '--size'], 'TCMU_ERR_CLI_USAGE', /--size/],
+    [['memory:', '--size', '1M', '--bogus'], 'TCMU_ERR_CLI_USAGE', /Unknown option '--bogus'/],
+    [['memory:', '--size', '12X'], 'TCMU_ERR_CLI_SIZE', /invalid size "12X"/],
+    [['memory:', '--size', '1M', '--block-size', '1024'], 'TCMU_ERR_CLI_BLOCK_SIZE', /use 512 or 4096/],
+    [['memory:', '--size', '1M', '--block-size', '4k'], 'TCMU_ERR_CLI_BLOCK_SIZE', /use 512 or 4096/],
+    [
+      ['memory:', '--size', '6K', '--block-size', '4096'],
+      'TCMU_ERR_CLI_BLOCK_SIZE',
+      /not a whole number of 4096-byte/,
+    ],
+    [['memory:', '--size', '1000'], 'TCMU_ERR_CLI_BLOCK_SIZE', /not a whole number of 512-byte/],
+    [['bogus:', '--size', '1M'], 'TCMU_ERR_CLI_BACKEND_URL', /unknown backend scheme "bogus:"/],
+    [['memory:', '--size', '1M', '--lun', '256'], 'TCMU_ERR_CLI_USAGE', /--lun "256": must be from 0 to 255/],
+    [['memory:', '--size', '1M', '--lun', '-1'], 'TCMU_ERR_CLI_USAGE', /--lun/],
+    [['memory:', '--size', '1M', '--hba', 'x'], 'TCMU_ERR_CLI_USAGE', /invalid --hba "x"/],
+    [['memory:', '--size', '1M', '--queue-depth', '0'], 'TCMU_ERR_CLI_USAGE', /--queue-depth "0"/],
+    [['memory:', '--size', '1M', '--log-level', 'loud'], 'TCMU_ERR_CLI_USAGE', /--log-level "loud"/],
+    [['memory:', '--size', '1M', '--name', 'a/b'], 'TCMU_ERR_CLI_USAGE', /invalid name "a\/b"/],
+    [['memory:', '--size', '1M', '--read-only=yes'], 'TCMU_ERR_CLI_USAGE', /read-only/],
+  ])('rejects %j with %s', (argv, code, message) => {
+    expectCliError(() => serve(...argv), code, message);
+  });
+});
+
+describe('names', () => {
+  it.each(['a', 'disk-1', 'A.b_c-9', 'x'.repeat(64)])('accepts %j', (name) => {
+    expect(validateName(name)).toBe(name);
+  });
+
+  it.each(['', '-a', '.hidden', 'a b', 'a:b', 'a/b', 'x'.repeat(65), 'ü'])('rejects %j', (name) => {
+    expect(() => validateName(name)).toThrow(/invalid name/);
+  });
+
+  it('derives a default name from the backend', () => {
+    expect(defaultName({ kind: 'memory' }, 7)).toBe('memory-7');
+    expect(defaultName({ kind: 'file', path: '/x/My Disk.img' }, 7)).toBe('My-Disk');
+    expect(defaultName({ kind: 'file', path: '/x/.img' }, 7)).toBe('img');
+    expect(defaultName({ kind: 'file', path: '/x/__' }, 7)).toBe('file-7');
+    expect(defaultName({ kind: 's3', bucket: 'bkt', prefix: 'a/vol1/', parameters: {} }, 7)).toBe('vol1');
+    expect(defaultName({ kind: 's3', bucket: 'bkt', prefix: '', parameters: {} }, 7)).toBe('bkt');
+  });
+});

@@ -1,0 +1,211 @@
+import { basename, extname } from 'node:path';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { type BackendLocation, parseBackendLocation } from './backend-url.js';
+import { CliError, hasCode } from './errors.js';
+import { parseSize } from './size.js';
+
+/** pino's levels plus `silent`. */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Block sizes a served disk can have, in bytes. */
+export const BLOCK_SIZES = [512, 4096] as const;
+
+/** Everything `tcmu serve` needs, validated. */
+export interface ServeOptions {
+  readonly backend: BackendLocation;
+  /** Disk size in bytes, a whole number of blocks; undefined only for an existing `file:` image (its size is used). */
+  readonly size: number | undefined;
+  /** Device name in configfs (`core/user_<hba>/<name>`): 1-64 of [A-Za-z0-9._-], starting with a letter or digit. */
+  readonly name: string;
+  /** True when `name` was derived from the backend rather than given with `--name`. */
+  readonly nameIsDefault: boolean;
+  /** Logical block size in bytes: 512 or 4096. */
+  readonly blockSize: 512 | 4096;
+  /** tcm_loop LUN number (0-255). */
+  readonly lun: number;
+  /** The `user_<hba>` number in configfs; undefined lets the library choose. */
+  readonly hba: number | undefined;
+  readonly readOnly: boolean;
+  /** Commands in flight at most; undefined lets the library choose. */
+  readonly queueDepth: number | undefined;
+  /** Print events as JSON lines on stdout. */
+  readonly json: boolean;
+  readonly logLevel: LogLevel;
+}
+
+export interface ParseContext {
+  /** For relative `file:` paths. */
+  readonly cwd: string;
+  /** Used to derive a default device name for `memory:`. */
+  readonly pid: number;
+}
+
+/** A command's arguments: either a request for its help text, or its options. */
+export type Parsed<T> = { readonly help: true } | { readonly help: false; readonly options: T };
+
+/** Runs node:util parseArgs and turns its errors (unknown option, missing value) into one-line usage errors. */
+type CommandLineConfig<T> = {
+  args: string[];
+  options: T & { help: { type: 'boolean'; short: 'h' } };
+  allowPositionals: true;
+  strict: true;
+};
+
+export function parseCommandLine<T extends NonNullable<ParseArgsConfig['options']>>(
+  command: string,
+  argv: readonly string[],
+  options: T,
+): ReturnType<typeof parseArgs<CommandLineConfig<T>>> {
+  try {
+    return parseArgs({
+      args: [...argv],
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error) {
+    const message = error instanceof Error ? error.message.split('\n')[0]! : String(error);
+    throw new CliError('TCMU_ERR_CLI_USAGE', `${message.replace(/\.$/, '')}`, {
+      hint: `see tcmu ${command} --help`,
+      cause: hasCode(error) ? error : undefined,
+    });
+  }
+}
+
+/** Parses a non-negative decimal integer option within [min, max]. */
+export function parseInteger(option: string, text: string, min: number, max: number): number {
+  if (!/^\d+$/.test(text.trim())) {
+    throw new CliError(
+      'TCMU_ERR_CLI_USAGE',
+      `invalid ${option} "${text}": expected a whole number from ${min} to ${max}`,
+    );
+  }
+  const value = Number(text.trim());
+  if (value < min || value > max) {
+    throw new CliError('TCMU_ERR_CLI_USAGE', `invalid ${option} "${text}": must be from ${min} to ${max}`);
+  }
+  return value;
+}
+
+/** Device names: what configfs, tcm_loop and dev_config all accept. */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** Checks a device name; returns it unchanged. */
+export function validateName(name: string): string {
+  if (!NAME.test(name)) {
+    throw new CliError(
+      'TCMU_ERR_CLI_USAGE',
+      `invalid name "${name}": use 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit`,
+    );
+  }
+  return name;
+}
+
+/** The name `tcmu serve` uses without `--name`: the image's base name, the S3 prefix, else `<kind>-<pid>`. */
+export function defaultName(backend: BackendLocation, pid: number): string {
+  const sanitize = (text: string) =>
+    text
+      .replace(/[^A-Za-z0-9._-]+/g, '-')
+      .replace(/^[^A-Za-z0-9]+/, '')
+      .slice(0, 64);
+  let candidate = '';
+  if (backend.kind === 'file') candidate = sanitize(basename(backend.path, extname(backend.path)));
+  if (backend.kind === 's3') {
+    const last = backend.prefix.split('/').filter(Boolean).at(-1);
+    candidate = sanitize(last ?? backend.bucket);
+  }
+  return candidate || `${backend.kind}-${pid}`;
+}
+
+export function parseLogLevel(text: string): LogLevel {
+  if (!(LOG_LEVELS as readonly string[]).includes(text)) {
+    throw new CliError(
+      'TCMU_ERR_CLI_USAGE',
+      `invalid --log-level "${text}": use one of ${LOG_LEVELS.join(', ')}`,
+    );
+  }
+  return text as LogLevel;
+}
+
+export function parseBlockSize(text: string): 512 | 4096 {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || !(BLOCK_SIZES as readonly number[]).includes(value)) {
+    throw new CliError('TCMU_ERR_CLI_BLOCK_SIZE', `invalid --block-size "${text}": use 512 or 4096`);
+  }
+  return value as 512 | 4096;
+}
+
+/** Parses and validates `tcmu serve` arguments (everything after `serve`). Pure: touches no file. */
+export function parseServeArguments(argv: readonly string[], context: ParseContext): Parsed<ServeOptions> {
+  const { values, positionals } = parseCommandLine('serve', argv, {
+    size: { type: 'string', short: 's' },
+    name: { type: 'string', short: 'n' },
+    'block-size': { type: 'string', short: 'b' },
+    lun: { type: 'string' },
+    hba: { type: 'string' },
+    'read-only': { type: 'boolean' },
+    'queue-depth': { type: 'string' },
+    json: { type: 'boolean' },
+    'log-level': { type: 'string' },
+  });
+  if (values.help) return { help: true };
+  if (positionals.length === 0) {
+    throw new CliError(
+      'TCMU_ERR_CLI_USAGE',
+      'missing backend (memory:, file:/path/to/image or s3://bucket/prefix)',
+      {
+        hint: 'see tcmu serve --help',
+      },
+    );
+  }
+  if (positionals.length > 1) {
+    throw new CliError(
+      'TCMU_ERR_CLI_USAGE',
+      `unexpected argument "${positionals[1]}": serve takes one backend`,
+      {
+        hint: 'see tcmu serve --help',
+      },
+    );
+  }
+  const backend = parseBackendLocation(positionals[0]!, context.cwd);
+  const blockSize = values['block-size'] === undefined ? 512 : parseBlockSize(values['block-size']);
+  let size: number | undefined;
+  if (values.size !== undefined) {
+    size = parseSize(values.size);
+    if (size % blockSize !== 0) {
+      throw new CliError(
+        'TCMU_ERR_CLI_BLOCK_SIZE',
+        `invalid --size "${values.size}": ${size} bytes is not a whole number of ${blockSize}-byte blocks`,
+      );
+    }
+  } else if (backend.kind !== 'file') {
+    throw new CliError(
+      'TCMU_ERR_CLI_USAGE',
+      `missing --size (e.g. --size 256M) for a ${backend.kind}: backend`,
+      {
+        hint: 'see tcmu serve --help',
+      },
+    );
+  }
+  const name = values.name === undefined ? defaultName(backend, context.pid) : validateName(values.name);
+  return {
+    help: false,
+    options: {
+      backend,
+      size,
+      name,
+      nameIsDefault: values.name === undefined,
+      blockSize,
+      lun: values.lun === undefined ? 0 : parseInteger('--lun', values.lun, 0, 255),
+      hba: values.hba === undefined ? undefined : parseInteger('--hba', values.hba, 0, 1_000_000),
+      readOnly: values['read-only'] ?? false,
+      queueDepth:
+        values['queue-depth'] === undefined
+          ? undefined
+          : parseInteger('--queue-depth', values['queue-depth'], 1, 1024),
+      json: values.json ?? false,
+      logLevel: values['log-level'] === undefined ? 'info' : parseLogLevel(values['log-level']),
+    },
+  };
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+// The `tcmu` binary. All logic lives in main.ts (importable and tested); this file only exits.
+import { run } from './main.js';
+
+const code = await run(process.argv.slice(2));
+// Exit explicitly: a served device's ring waiter or a child's pipe must not keep a finished command alive.
+// stdout/stderr are synchronous for files and pipes on Linux, and pino writes synchronously.
+process.exit(code);

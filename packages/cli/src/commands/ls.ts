@@ -1,0 +1,99 @@
+import type { DeviceRecord, SystemRoots } from '@tcmu/configfs';
+import { parseCommandLine } from '../arguments.js';
+import { CliError } from '../errors.js';
+import { LS_HELP } from '../help.js';
+import type { CommandIo } from '../io.js';
+import { formatSize } from '../size.js';
+
+/** A device of this toolkit as `tcmu ls` shows it. */
+export interface DeviceListing {
+  readonly name: string;
+  readonly hba: number;
+  /**
+   * `serving`: the creating process is alive and the disk is attached; `starting`: alive, no disk yet;
+   * `stale`: the creating process is gone (remove with `tcmu rm --stale`).
+   */
+  readonly state: 'serving' | 'starting' | 'stale';
+  /** Bytes, when configfs reports it. */
+  readonly size: number | undefined;
+  /** The disks (`/dev/sdX`) its LUNs appear as. */
+  readonly devices: readonly string[];
+  /** The SCSI generic nodes (`/dev/sgN`). */
+  readonly genericDevices: readonly string[];
+  /** The process that created (serves) it. */
+  readonly pid: number | undefined;
+  readonly uio: string | undefined;
+}
+
+/** Reduces configfs's record of one device to its listing. */
+export function toListing(record: DeviceRecord): DeviceListing {
+  const devices = record.luns.flatMap((lun) => (lun.devicePath ? [lun.devicePath] : []));
+  return {
+    name: record.name,
+    hba: record.hba,
+    state: record.stale || !record.ownerAlive ? 'stale' : devices.length > 0 ? 'serving' : 'starting',
+    size: record.size,
+    devices,
+    genericDevices: record.luns.flatMap((lun) => (lun.sgPath ? [lun.sgPath] : [])),
+    pid: record.owner?.pid,
+    uio: record.uio,
+  };
+}
+
+/** Formats listings as an aligned text table with a header row. */
+export function formatTable(listings: readonly DeviceListing[]): string {
+  const rows = [
+    ['NAME', 'HBA', 'STATE', 'SIZE', 'DEVICE', 'PID'],
+    ...listings.map((listing) => [
+      listing.name,
+      String(listing.hba),
+      listing.state,
+      listing.size === undefined ? '-' : formatSize(listing.size),
+      listing.devices.join(',') || '-',
+      listing.pid === undefined ? '-' : String(listing.pid),
+    ]),
+  ];
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  return rows
+    .map((row) =>
+      row
+        .map((cell, column) => cell.padEnd(widths[column]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+/** Lists this toolkit's devices from configfs; an empty list when configfs has no target tree. */
+export async function listListings(roots: SystemRoots): Promise<DeviceListing[]> {
+  const configfs = await import('@tcmu/configfs');
+  const records = await configfs.listDevices({ ...roots });
+  return records.filter((record) => record.owned).map(toListing);
+}
+
+/** `tcmu ls`: see LS_HELP. `roots` points at other configfs/sysfs trees (tests). */
+export async function listCommand(
+  argv: readonly string[],
+  io: CommandIo,
+  roots: SystemRoots = {},
+): Promise<number> {
+  const { values, positionals } = parseCommandLine('ls', argv, { json: { type: 'boolean' } });
+  if (values.help) {
+    io.stdout(LS_HELP);
+    return 0;
+  }
+  if (positionals.length > 0) {
+    throw new CliError(
+      'TCMU_ERR_CLI_USAGE',
+      `unexpected argument "${positionals[0]}": ls takes no arguments`,
+      {
+        hint: 'see tcmu ls --help',
+      },
+    );
+  }
+  const listings = await listListings(roots);
+  if (values.json) io.stdout(`${JSON.stringify(listings)}\n`);
+  else if (listings.length === 0) io.stdout('no devices\n');
+  else io.stdout(`${formatTable(listings)}\n`);
+  return 0;
+}

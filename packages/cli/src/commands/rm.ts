@@ -1,0 +1,103 @@
+import type { SystemRoots } from '@tcmu/configfs';
+import { parseCommandLine, parseInteger } from '../arguments.js';
+import { CliError } from '../errors.js';
+import { RM_HELP } from '../help.js';
+import type { CommandIo } from '../io.js';
+import { type DeviceListing, listListings } from './ls.js';
+
+/** What `tcmu rm` touches outside configfs (injected in tests). */
+export interface RemoveDependencies {
+  /** Sends a signal to a process (process.kill). */
+  kill(pid: number, signal: NodeJS.Signals): void;
+  /** Resolves after `milliseconds`. */
+  sleep(milliseconds: number): Promise<void>;
+}
+
+const processRemoveDependencies: RemoveDependencies = {
+  kill: (pid, signal) => process.kill(pid, signal),
+  sleep: (milliseconds) => new Promise((resolve) => setTimeout(resolve, milliseconds)),
+};
+
+/** `tcmu rm`: see RM_HELP. */
+export async function removeCommand(
+  argv: readonly string[],
+  io: CommandIo,
+  roots: SystemRoots = {},
+  dependencies: RemoveDependencies = processRemoveDependencies,
+): Promise<number> {
+  const { values, positionals } = parseCommandLine('rm', argv, {
+    stale: { type: 'boolean' },
+    timeout: { type: 'string' },
+  });
+  if (values.help) {
+    io.stdout(RM_HELP);
+    return 0;
+  }
+  if (values.stale && positionals.length > 0) {
+    throw new CliError('TCMU_ERR_CLI_USAGE', 'give device names or --stale, not both', {
+      hint: 'see tcmu rm --help',
+    });
+  }
+  if (!values.stale && positionals.length === 0) {
+    throw new CliError('TCMU_ERR_CLI_USAGE', 'missing device name (or --stale)', {
+      hint: 'see tcmu rm --help',
+    });
+  }
+  const timeoutSeconds =
+    values.timeout === undefined ? 30 : parseInteger('--timeout', values.timeout, 1, 3600);
+  const configfs = await import('@tcmu/configfs');
+
+  if (values.stale) {
+    const removed = await configfs.removeStale({ ...roots });
+    for (const record of removed) io.stdout(`removed ${record.name} (stale, hba ${record.hba})\n`);
+    if (removed.length === 0) io.stdout('no stale devices\n');
+    return 0;
+  }
+
+  // Check every name first, so a typo removes nothing.
+  const listings = await listListings(roots);
+  const targets: DeviceListing[] = [];
+  for (const name of positionals) {
+    const matches = listings.filter((listing) => listing.name === name);
+    if (matches.length === 0) {
+      throw new CliError('TCMU_ERR_CLI_NO_SUCH_DEVICE', `no device named "${name}" created by tcmu`, {
+        hint: 'see tcmu ls',
+      });
+    }
+    targets.push(...matches);
+  }
+  for (const target of targets) {
+    if (target.state !== 'stale' && target.pid !== undefined) {
+      // A live server: ask it to drain and tear down itself (it owns the ring), then wait.
+      try {
+        dependencies.kill(target.pid, 'SIGTERM');
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== 'ESRCH') throw error;
+      }
+      const deadline = timeoutSeconds * 1000;
+      let waited = 0;
+      while (waited < deadline) {
+        const still = (await listListings(roots)).find((l) => l.name === target.name && l.hba === target.hba);
+        if (!still) break;
+        if (still.state === 'stale') {
+          await configfs.removeDevice({ ...roots, name: target.name, hba: target.hba });
+          break;
+        }
+        await dependencies.sleep(100);
+        waited += 100;
+      }
+      if (waited >= deadline) {
+        throw new CliError(
+          'TCMU_ERR_CLI_DEVICE_BUSY',
+          `device "${target.name}" is still served by pid ${target.pid} after ${timeoutSeconds} s`,
+          { hint: `wait longer (--timeout), or kill -9 ${target.pid} and then tcmu rm --stale` },
+        );
+      }
+      io.stdout(`removed ${target.name} (stopped pid ${target.pid})\n`);
+    } else {
+      await configfs.removeDevice({ ...roots, name: target.name, hba: target.hba });
+      io.stdout(`removed ${target.name} (stale, hba ${target.hba})\n`);
+    }
+  }
+  return 0;
+}

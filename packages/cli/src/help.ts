@@ -1,0 +1,95 @@
+/** Help texts, printed on stdout by `--help` (and by `tcmu` with no command). */
+
+export const MAIN_HELP = `tcmu: serve storage as a real Linux SCSI disk through TCMU (target_core_user + tcm_loop)
+
+Usage: tcmu <command> [options]
+
+Commands:
+  serve <backend> --size N   serve a memory, file or S3 backend as /dev/sdX until SIGINT/SIGTERM
+  ls                         list the devices this toolkit created, with their state
+  rm <name> | --stale        remove a device (stops its server), or every device whose server is gone
+  demo                       serve a memory disk, mkfs.ext4 it, mount it, write and verify files
+
+Options:
+  -h, --help                 show help (also after every command: tcmu serve --help)
+  -v, --version              print the version
+
+Needs root and a kernel with configfs, target_core_user and tcm_loop. Without them, the repository's
+kernel lab runs everything in a Debian kernel under QEMU: tools/lab/run node packages/cli/dist/cli.js …
+`;
+
+export const SERVE_HELP = `Usage: tcmu serve <backend> --size <N[K|M|G|T]> [options]
+
+Serves a backend as a SCSI disk until SIGINT or SIGTERM, then drains in-flight commands, tears the
+device down (nothing is left in configfs) and exits 0. When the disk is usable it prints one line on
+stdout:  ready <name> /dev/sdX  (with --json: {"event":"ready","name":…,"device":…}).
+Logs are JSON lines (pino) on stderr.
+
+Backends:
+  memory:                    a sparse disk in memory, lost on exit
+  file:/path/to/image        a regular file, created sparse when missing (its folder must exist);
+                             an existing image keeps its size: --size may be left out
+  s3://bucket/prefix?endpoint=http://host:port[&region=R]
+                             objects in an S3 bucket (needs @tcmu/backend-s3; credentials from
+                             AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)
+
+Options:
+  -s, --size N               disk size in bytes, with K, M, G or T (powers of 1024): 64M, 1.5G
+  -n, --name NAME            device name in configfs (default: the image name, or memory-<pid>)
+  -b, --block-size 512|4096  logical block size in bytes (default 512)
+      --lun N                tcm_loop LUN, 0-255 (default 0)
+      --hba N                configfs HBA number, core/user_<N> (default: chosen by the library)
+      --read-only            refuse writes (the disk reports write protection)
+      --queue-depth N        commands in flight at most, 1-1024 (default: chosen by the library)
+      --json                 print events as JSON lines on stdout
+      --log-level LEVEL      trace, debug, info, warn, error, fatal or silent (default info)
+  -h, --help                 show this help
+
+Examples:
+  tcmu serve memory: --size 256M
+  tcmu serve file:/var/lib/disks/db.img --size 10G --block-size 4096 --name db
+  tcmu serve 's3://disks/vol1?endpoint=http://127.0.0.1:7480' --size 1G --json
+`;
+
+export const LS_HELP = `Usage: tcmu ls [--json]
+
+Lists the devices this toolkit created (marked in their configfs dev_config), with their state:
+  serving   the process that created it is alive
+  stale     that process is gone (killed); remove it with tcmu rm --stale
+
+Options:
+      --json                 print a JSON array instead of a table
+  -h, --help                 show this help
+`;
+
+export const RM_HELP = `Usage: tcmu rm <name>...
+       tcmu rm --stale
+
+Removes devices this toolkit created. A device whose server is alive is asked to stop (SIGTERM), and
+tcmu rm waits for it to drain and tear down; a stale device is torn down here. Devices not created by
+this toolkit are never touched.
+
+Options:
+      --stale                remove every device whose server process is gone
+      --timeout SECONDS      how long to wait for a live server to stop (default 30)
+  -h, --help                 show this help
+`;
+
+export const DEMO_HELP = `Usage: tcmu demo [--here] [--size N] [--block-size 512|4096]
+
+Serves a memory disk from TypeScript, formats it with mkfs.ext4, mounts it, writes files of random
+content, syncs, reads them back and compares checksums, shows sg_inq and sg_readcap, unmounts and
+tears down; prints a summary with timings and exits 0 only if everything matched.
+
+Runs in the host kernel when it has TCMU; otherwise inside the repository's kernel lab (QEMU), when
+tools/lab/run is there.
+
+Options:
+      --here                 run in this kernel, never in the lab (fails when it has no TCMU)
+  -s, --size N               disk size (default 256M)
+  -b, --block-size 512|4096  logical block size (default 512)
+      --files N              how many files to write (default 8)
+      --file-size N          size of each file (default 1M)
+      --log-level LEVEL      library logs on stderr (default warn)
+  -h, --help                 show this help
+`;

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { run } from './main.js';
+import { captureIo } from './test-support.js';
+
+describe('run', () => {
+  it('prints the main help on --help and exits 0', async () => {
+    const { io, stdout } = captureIo();
+    expect(await run(['--help'], io)).toBe(0);
+    expect(stdout()).toMatch(/^Usage: tcmu <command>/m);
+    expect(stdout()).toMatch(/serve <backend>/);
+  });
+
+  it('prints help and exits 2 without a command', async () => {
+    const { io, stderr } = captureIo();
+    expect(await run([], io)).toBe(2);
+    expect(stderr()).toMatch(/Usage: tcmu <command>/);
+  });
+
+  it.each(['serve', 'ls', 'rm', 'demo'])('prints help for %s --help, and for help %s', async (command) => {
+    const first = captureIo();
+    expect(await run([command, '--help'], first.io)).toBe(0);
+    expect(first.stdout()).toMatch(new RegExp(`^Usage: tcmu ${command}`));
+    const second = captureIo();
+    expect(await run(['help', command], second.io)).toBe(0);
+    expect(second.stdout()).toBe(first.stdout());
+  });
+
+  it('prints the version', async () => {
+    const { io, stdout } = captureIo();
+    expect(await run(['--version'], io)).toBe(0);
+    expect(stdout()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('rejects an unknown command with one line and exit 2', async () => {
+    const { io, stderr, stdout } = captureIo();
+    expect(await run(['srve'], io)).toBe(2);
+    expect(stderr()).toBe(
+      'tcmu: unknown command "srve" (commands: serve, ls, rm, demo; see tcmu --help) [TCMU_ERR_CLI_USAGE]\n',
+    );
+    expect(stdout()).toBe('');
+  });
+
+  it.each([
+    [['serve', 'memory:', '--size', '12X'], 1, /^tcmu serve: invalid size "12X".*\[TCMU_ERR_CLI_SIZE\]\n$/],
+    [['serve', 'memory:', '--size', '1M', '--block-size', '1000'], 1, /\[TCMU_ERR_CLI_BLOCK_SIZE\]\n$/],
+    [
+      ['serve', 'nbd://x', '--size', '1M'],
+      1,
+      /unknown backend scheme "nbd:".*\[TCMU_ERR_CLI_BACKEND_URL\]\n$/,
+    ],
+    [
+      ['serve', 'memory:', '--frobnicate'],
+      2,
+      /^tcmu serve: Unknown option '--frobnicate'.*\(see tcmu serve --help\)/,
+    ],
+    [['ls', 'extra'], 2, /^tcmu ls: unexpected argument "extra"/],
+    [['rm'], 2, /^tcmu rm: missing device name/],
+    [['rm', 'x', '--stale'], 2, /^tcmu rm: give device names or --stale/],
+    [['demo', '--size', '1M'], 1, /too small for the demo/],
+  ])('reports bad input %j as one line, exit %d', async (argv, code, message) => {
+    const { io, stderr, stdout } = captureIo();
+    expect(await run(argv, io)).toBe(code);
+    expect(stderr()).toMatch(message);
+    expect(stderr().trimEnd().split('\n')).toHaveLength(1);
+    expect(stdout()).toBe('');
+  });
+});

@@ -1,0 +1,193 @@
+import { stat, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { type Backend, readOnly as readOnlyFilter } from '@tcmu/backend';
+import type { BackendLocation } from './backend-url.js';
+import { CliError, hasCode } from './errors.js';
+import type { Logger } from './logger.js';
+import { formatSize } from './size.js';
+
+/** A backend opened for `serve` or the demo, with what it takes to undo the opening. */
+export interface OpenedBackend {
+  readonly backend: Backend;
+  /** For logs: e.g. `a 64 MiB memory disk`, `file /x.img (created, sparse)`. */
+  readonly description: string;
+  /** Closes the backend (flushing a persistent one). Idempotent. */
+  close(): Promise<void>;
+  /** Removes what opening created (a new image file) after a failed start; does nothing otherwise. */
+  discard(): Promise<void>;
+}
+
+/** What to open: the location and the disk's geometry. */
+export interface BackendRequest {
+  readonly backend: BackendLocation;
+  /** Bytes; undefined for an existing `file:` image (its size is used). */
+  readonly size: number | undefined;
+  readonly blockSize: number;
+  readonly readOnly: boolean;
+}
+
+/** Loads a backend package; separated so a missing optional package becomes a clear error. */
+export async function importBackendPackage<T>(specifier: string, scheme: string): Promise<T> {
+  try {
+    return (await import(/* @vite-ignore */ specifier)) as T;
+  } catch (error) {
+    if (hasCode(error) && error.code === 'ERR_MODULE_NOT_FOUND' && error.message.includes(specifier)) {
+      throw new CliError(
+        'TCMU_ERR_CLI_BACKEND_UNAVAILABLE',
+        `the ${scheme} backend needs the package ${specifier}`,
+        {
+          hint: `install it next to @tcmu/cli: npm install ${specifier}`,
+          cause: error,
+        },
+      );
+    }
+    throw error;
+  }
+}
+
+/** The part of @tcmu/backend-memory the CLI uses. */
+interface MemoryPackage {
+  openMemoryBackend(options: { size: number; blockSize?: number }): Promise<Backend>;
+}
+
+/** The part of @tcmu/backend-file the CLI uses. */
+interface FilePackage {
+  openFileBackend(options: {
+    path: string;
+    size?: number;
+    create?: boolean;
+    readOnly?: boolean;
+  }): Promise<Backend>;
+}
+
+/** The part of @tcmu/backend-s3 the CLI uses. */
+interface S3Package {
+  openS3Backend(options: Record<string, unknown>): Promise<Backend>;
+  parseS3Url(text: string): Record<string, unknown> & { size?: number };
+}
+
+/**
+ * Opens the backend a location names, with the checks a user needs before anything is created:
+ * a `file:` image's folder must exist, a missing image needs a size (it is created sparse), an existing
+ * image keeps its size (a different `--size` is refused, never silently truncated or grown).
+ * With `readOnly`, writes are refused by a filter whatever the backend can do.
+ */
+export async function openBackend(request: BackendRequest, logger: Logger): Promise<OpenedBackend> {
+  const location = request.backend;
+  let backend: Backend;
+  let description: string;
+  let discard = async () => {};
+  switch (location.kind) {
+    case 'memory': {
+      const size = request.size!;
+      const memory = await importBackendPackage<MemoryPackage>('@tcmu/backend-memory', 'memory:');
+      backend = await memory.openMemoryBackend({ size, blockSize: request.blockSize });
+      description = `a ${formatSize(size)} memory disk`;
+      break;
+    }
+    case 'file': {
+      const existing = await checkBackendRequest(request);
+      const file = await importBackendPackage<FilePackage>('@tcmu/backend-file', 'file:');
+      backend = await file.openFileBackend({
+        path: location.path,
+        ...(existing === undefined ? { size: request.size!, create: true } : {}),
+        readOnly: request.readOnly,
+      });
+      if (existing === undefined) {
+        description = `file ${location.path} (created, sparse, ${formatSize(backend.size)})`;
+        discard = async () => {
+          await unlink(location.path).catch(() => {});
+        };
+      } else {
+        description = `file ${location.path} (${formatSize(backend.size)})`;
+      }
+      break;
+    }
+    case 's3': {
+      const s3 = await importBackendPackage<S3Package>('@tcmu/backend-s3', 's3:');
+      backend = await s3.openS3Backend({
+        bucket: location.bucket,
+        prefix: location.prefix,
+        ...location.parameters,
+        ...(request.size === undefined ? {} : { size: request.size }),
+        blockSize: request.blockSize,
+      });
+      description = `s3://${location.bucket}/${location.prefix}`;
+      break;
+    }
+  }
+  const served = request.readOnly && !backend.readOnly ? readOnlyFilter(backend) : backend;
+  logger.debug({ description }, 'backend open');
+  let closing: Promise<void> | undefined;
+  return {
+    backend: served,
+    description,
+    close: () => {
+      closing ??= backend.close ? backend.close() : Promise.resolve();
+      return closing;
+    },
+    discard,
+  };
+}
+
+/**
+ * Checks a request without creating anything: for `file:`, that the image is a regular file whose
+ * size agrees with `size`, or that its folder exists and a size was given to create it. Returns the
+ * existing image's size (undefined for memory:, s3: and a missing image). `serve` calls it before
+ * touching the kernel, so input errors come first.
+ */
+export async function checkBackendRequest(request: BackendRequest): Promise<number | undefined> {
+  const location = request.backend;
+  if (location.kind !== 'file') return undefined;
+  const existing = await inspectImage(location.path);
+  if (existing === undefined && request.size === undefined) {
+    throw new CliError('TCMU_ERR_CLI_FILE', `${location.path} does not exist; give --size to create it`);
+  }
+  if (existing !== undefined && request.size !== undefined && existing !== request.size) {
+    throw new CliError(
+      'TCMU_ERR_CLI_FILE',
+      `${location.path} holds ${existing} bytes (${formatSize(existing)}) but --size asks for ${request.size}`,
+      { hint: 'leave out --size to serve the image at its size' },
+    );
+  }
+  if (existing === undefined && request.readOnly) {
+    throw new CliError(
+      'TCMU_ERR_CLI_FILE',
+      `${location.path} does not exist; --read-only needs an existing image`,
+    );
+  }
+  return existing;
+}
+
+/** The size of an existing image file, undefined when missing; clear errors for everything else. */
+async function inspectImage(path: string): Promise<number | undefined> {
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) {
+      throw new CliError('TCMU_ERR_CLI_FILE', `${path} is not a regular file`);
+    }
+    return info.size;
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    if (!hasCode(error) || error.code !== 'ENOENT') {
+      throw new CliError('TCMU_ERR_CLI_FILE', `cannot use ${path}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  }
+  const folder = dirname(path);
+  try {
+    const info = await stat(folder);
+    if (!info.isDirectory()) throw new CliError('TCMU_ERR_CLI_FILE', `${folder} is not a folder`);
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw new CliError(
+      'TCMU_ERR_CLI_FILE',
+      `the folder ${folder} does not exist (the image is created in it)`,
+      {
+        cause: error,
+      },
+    );
+  }
+  return undefined;
+}
