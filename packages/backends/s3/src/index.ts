@@ -1,0 +1,18 @@
+export {
+  defaultChunkSize,
+  formatVersion,
+  maximumChunkSize,
+  minimumChunkSize,
+  type VolumeMetadata,
+} from './layout.ts';
+export type { RetryPolicy } from './retry.ts';
+export { openS3Backend, S3Backend, type S3BackendOptions, type S3BackendStats } from './s3-backend.ts';
+export { formatS3Url, type ParsedS3Url, parseByteSize, parseS3Url, type S3Location } from './url.ts';
+export {
+  createS3Volume,
+  deleteS3Volume,
+  inspectS3Volume,
+  type S3VolumeAdminOptions,
+  type S3VolumeInfo,
+} from './volume.ts';
+export type { LeaseInfo } from './volume-store.ts';

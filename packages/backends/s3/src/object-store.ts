@@ -1,0 +1,319 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  type DeleteObjectsCommandOutput,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { StoreError } from './retry.ts';
+import type { S3Location } from './url.ts';
+
+/** One object of a listing. */
+export interface ListedObject {
+  readonly key: string;
+  readonly size: number;
+}
+
+/** An object read back in full. */
+export interface StoredObject {
+  readonly body: Uint8Array;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+export interface PutOptions {
+  /** Base64 MD5 of the body, sent as Content-MD5: the server rejects a body that arrived damaged. */
+  readonly contentMd5?: string;
+  /** User metadata (x-amz-meta-*), lower-case keys. */
+  readonly metadata?: Record<string, string>;
+  /** Create only: fail with kind `precondition` when the key exists (If-None-Match: *). */
+  readonly createOnly?: boolean;
+  readonly contentType?: string;
+}
+
+/**
+ * The few object operations the backend needs, each ONE attempt (the retry loop is the caller's).
+ * Every failure is a `StoreError` saying whether it is worth retrying. Keys are full keys.
+ * All methods may run concurrently.
+ */
+export interface ObjectStore {
+  /** Reads a whole object; `null` when it does not exist. */
+  get(key: string, signal: AbortSignal): Promise<StoredObject | null>;
+  /** Metadata only; `null` when it does not exist. */
+  head(key: string, signal: AbortSignal): Promise<{ size: number; metadata: Record<string, string> } | null>;
+  put(key: string, body: Uint8Array, options: PutOptions, signal: AbortSignal): Promise<void>;
+  /** Deletes a key; deleting a missing key succeeds. */
+  delete(key: string, signal: AbortSignal): Promise<void>;
+  /** Deletes up to 1000 keys in one request. */
+  deleteMany(keys: readonly string[], signal: AbortSignal): Promise<void>;
+  /** One page of a listing under `prefix`; `next` continues it. */
+  listPage(
+    prefix: string,
+    continuation: string | undefined,
+    signal: AbortSignal,
+  ): Promise<{ objects: ListedObject[]; next: string | undefined }>;
+  /** Releases sockets. */
+  close(): void;
+}
+
+const transientCodes = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'UND_ERR_SOCKET',
+]);
+const transientNames = new Set([
+  'TimeoutError',
+  'AbortError',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'SlowDown',
+  'Throttling',
+  'ThrottlingException',
+  'TooManyRequestsException',
+  'RequestThrottled',
+  'InternalError',
+  'ServiceUnavailable',
+  'BadDigest',
+  'IncompleteBody',
+]);
+
+/** Turns whatever the SDK or the socket threw into a StoreError. Never includes credentials. */
+export function classifyError(operation: string, key: string, error: unknown): StoreError {
+  if (error instanceof StoreError) return error;
+  const e = error as {
+    name?: string;
+    code?: string;
+    message?: string;
+    $metadata?: { httpStatusCode?: number };
+    $retryable?: unknown;
+  };
+  const status = e?.$metadata?.httpStatusCode;
+  const name = e?.name ?? 'Error';
+  const where = `${operation} ${key}`;
+  const detail = status ? `HTTP ${status} ${name}` : `${name}${e?.code ? ` ${e.code}` : ''}`;
+  const message = `S3 ${where} failed: ${detail}${e?.message && e.message !== name ? `: ${e.message}` : ''}`;
+  if (name === 'NoSuchBucket') return new StoreError(message, false, 'no-bucket', { cause: error });
+  if (status === 412 || name === 'PreconditionFailed' || name === 'ConditionalRequestConflict')
+    return new StoreError(message, false, 'precondition', { cause: error });
+  if (
+    status === 403 ||
+    name === 'AccessDenied' ||
+    name === 'InvalidAccessKeyId' ||
+    name === 'SignatureDoesNotMatch'
+  )
+    return new StoreError(message, false, 'denied', { cause: error });
+  if (name === 'QuotaExceeded' || name === 'EntityTooLarge' || status === 507)
+    return new StoreError(message, false, 'no-space', { cause: error });
+  if (
+    (status !== undefined && (status >= 500 || status === 429 || status === 408)) ||
+    transientNames.has(name) ||
+    (e?.code !== undefined && transientCodes.has(e.code)) ||
+    e?.$retryable
+  ) {
+    return new StoreError(message, true, 'transient', { cause: error });
+  }
+  // No HTTP status at all: a socket or parser failure on the way; worth another try.
+  if (status === undefined && !(error instanceof TypeError))
+    return new StoreError(message, true, 'transient', { cause: error });
+  return new StoreError(message, false, 'other', { cause: error });
+}
+
+function isNotFound(error: unknown): boolean {
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.$metadata?.httpStatusCode === 404 && e?.name !== 'NoSuchBucket';
+}
+
+/** Reads a response body stream into one buffer of the announced length (no intermediate chunks list). */
+async function readBody(
+  body: unknown,
+  contentLength: number | undefined,
+  signal: AbortSignal,
+): Promise<Uint8Array> {
+  const stream = body as AsyncIterable<Uint8Array> & { destroy?: (error?: Error) => void };
+  const onAbort = () => stream.destroy?.(new Error('aborted'));
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    if (contentLength !== undefined) {
+      const out = new Uint8Array(contentLength);
+      let position = 0;
+      for await (const piece of stream) {
+        if (position + piece.byteLength > contentLength) {
+          throw new StoreError('the body is longer than its Content-Length', true, 'transient');
+        }
+        out.set(piece, position);
+        position += piece.byteLength;
+      }
+      if (position !== contentLength) {
+        throw new StoreError(`short body: ${position} of ${contentLength} bytes arrived`, true, 'transient');
+      }
+      return out;
+    }
+    const pieces: Uint8Array[] = [];
+    let total = 0;
+    for await (const piece of stream) {
+      pieces.push(piece);
+      total += piece.byteLength;
+    }
+    const out = new Uint8Array(total);
+    let position = 0;
+    for (const piece of pieces) {
+      out.set(piece, position);
+      position += piece.byteLength;
+    }
+    return out;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+export interface S3StoreOptions {
+  /** Maximum sockets to the server (the backend bounds its own parallelism below this). */
+  readonly maxSockets: number;
+  /** An S3Client to use instead of building one (its configuration is then the caller's). */
+  readonly client?: S3Client;
+}
+
+/** Builds the SDK client for a location: the default credential chain, no SDK retries (ours are), path style for custom endpoints. */
+export function createS3Client(location: S3Location, maxSockets: number): S3Client {
+  const region = location.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
+  const agentOptions = { keepAlive: true, maxSockets };
+  return new S3Client({
+    region,
+    ...(location.endpoint ? { endpoint: location.endpoint, forcePathStyle: true } : {}),
+    maxAttempts: 1,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    requestHandler: {
+      httpAgent: new HttpAgent(agentOptions),
+      httpsAgent: new HttpsAgent(agentOptions),
+      connectionTimeout: 10_000,
+    },
+  });
+}
+
+/** The ObjectStore over an S3 bucket. */
+export class S3ObjectStore implements ObjectStore {
+  readonly #client: S3Client;
+  readonly #bucket: string;
+  readonly #ownsClient: boolean;
+
+  constructor(location: S3Location, options: S3StoreOptions) {
+    this.#bucket = location.bucket;
+    this.#ownsClient = options.client === undefined;
+    this.#client = options.client ?? createS3Client(location, options.maxSockets);
+  }
+
+  async get(key: string, signal: AbortSignal): Promise<StoredObject | null> {
+    try {
+      const response = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: key }), {
+        abortSignal: signal,
+      });
+      const body = await readBody(response.Body, response.ContentLength, signal);
+      return { body, metadata: response.Metadata ?? {} };
+    } catch (error) {
+      if (isNotFound(error)) return null;
+      throw classifyError('GET', key, error);
+    }
+  }
+
+  async head(key: string, signal: AbortSignal) {
+    try {
+      const response = await this.#client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: key }), {
+        abortSignal: signal,
+      });
+      return { size: response.ContentLength ?? 0, metadata: response.Metadata ?? {} };
+    } catch (error) {
+      if (isNotFound(error)) return null;
+      throw classifyError('HEAD', key, error);
+    }
+  }
+
+  async put(key: string, body: Uint8Array, options: PutOptions, signal: AbortSignal): Promise<void> {
+    try {
+      await this.#client.send(
+        new PutObjectCommand({
+          Bucket: this.#bucket,
+          Key: key,
+          Body: body,
+          ContentLength: body.byteLength,
+          ...(options.contentMd5 ? { ContentMD5: options.contentMd5 } : {}),
+          ...(options.metadata ? { Metadata: options.metadata } : {}),
+          ...(options.createOnly ? { IfNoneMatch: '*' } : {}),
+          ContentType: options.contentType ?? 'application/octet-stream',
+        }),
+        { abortSignal: signal },
+      );
+    } catch (error) {
+      throw classifyError('PUT', key, error);
+    }
+  }
+
+  async delete(key: string, signal: AbortSignal): Promise<void> {
+    try {
+      await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: key }), {
+        abortSignal: signal,
+      });
+    } catch (error) {
+      if (isNotFound(error)) return;
+      throw classifyError('DELETE', key, error);
+    }
+  }
+
+  async deleteMany(keys: readonly string[], signal: AbortSignal): Promise<void> {
+    if (keys.length === 0) return;
+    let response: DeleteObjectsCommandOutput;
+    try {
+      response = await this.#client.send(
+        new DeleteObjectsCommand({
+          Bucket: this.#bucket,
+          Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true },
+        }),
+        { abortSignal: signal },
+      );
+    } catch (error) {
+      throw classifyError('DELETE (batch)', keys[0]!, error);
+    }
+    const failed = (response.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+    if (failed.length > 0) {
+      throw new StoreError(
+        `S3 batch delete failed for ${failed.length} keys (first: ${failed[0]!.Key}: ${failed[0]!.Code})`,
+        true,
+        'transient',
+      );
+    }
+  }
+
+  async listPage(prefix: string, continuation: string | undefined, signal: AbortSignal) {
+    try {
+      const response = await this.#client.send(
+        new ListObjectsV2Command({
+          Bucket: this.#bucket,
+          Prefix: prefix,
+          MaxKeys: 1000,
+          ...(continuation ? { ContinuationToken: continuation } : {}),
+        }),
+        { abortSignal: signal },
+      );
+      const objects = (response.Contents ?? []).map((o) => ({ key: o.Key ?? '', size: o.Size ?? 0 }));
+      return { objects, next: response.IsTruncated ? response.NextContinuationToken : undefined };
+    } catch (error) {
+      throw classifyError('LIST', prefix, error);
+    }
+  }
+
+  close(): void {
+    if (this.#ownsClient) this.#client.destroy();
+  }
+}

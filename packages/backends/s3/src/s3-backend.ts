@@ -1,0 +1,881 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import {
+  type AllocationExtent,
+  type Backend,
+  BackendError,
+  BackendErrorCode,
+  checkRange,
+  scatterCopyFrom,
+  scatterCopyTo,
+  scatterLength,
+  scatterZero,
+} from '@tcmu/backend';
+import {
+  checkChunkSize,
+  checkVolumeSize,
+  defaultChunkSize,
+  formatName,
+  formatVersion,
+  type VolumeMetadata,
+} from './layout.ts';
+import { type ObjectStore, S3ObjectStore } from './object-store.ts';
+import { defaultRetryPolicy, type RetryPolicy } from './retry.ts';
+import { Semaphore } from './semaphore.ts';
+import { normalizeLocation, type S3Location } from './url.ts';
+import { type LeaseInfo, type RequestCounters, toBackendError, VolumeStore } from './volume-store.ts';
+
+/** Options of {@link openS3Backend}. Sizes in bytes, times in milliseconds. */
+export interface S3BackendOptions extends S3Location {
+  /**
+   * Capacity. When the prefix holds no volume yet, one of this size is created (unless `create` is
+   * false); when it holds one, it must have this size (`TCMU_ERR_BACKEND_SIZE_MISMATCH` otherwise).
+   * Absent: open an existing volume with its stored size.
+   */
+  readonly size?: number;
+  /** Chunk (object) size for a new volume, a power of two from 4 KiB to 64 MiB; checked against an existing one. Default 1 MiB. */
+  readonly chunkSize?: number;
+  /** Logical block size for a new volume (512 or 4096); checked against an existing one. Default 512. */
+  readonly blockSize?: number;
+  /** Create the volume when missing (needs `size`). Default true. */
+  readonly create?: boolean;
+  /** Open without the lease; every mutating call rejects with `TCMU_ERR_BACKEND_READ_ONLY`. */
+  readonly readOnly?: boolean;
+  /** Take the lease even when another holder is recorded (break a stale lease of a dead process). */
+  readonly force?: boolean;
+  /** Memory for cached chunks, clean and dirty. Default 64 MiB; at least 4 chunks. */
+  readonly cacheSize?: number;
+  /** Dirty bytes allowed before writes wait for uploads. Default half of `cacheSize`; at least 1 chunk. */
+  readonly dirtyLimit?: number;
+  /** A dirty chunk is uploaded in the background this long after it was first modified. Default 200. */
+  readonly writeBackDelay?: number;
+  /** Bytes to read ahead of a sequential reader. Default 8 MiB; 0 disables. */
+  readonly readAhead?: number;
+  /** Requests in flight at once (GET, PUT, DELETE). Default 16. */
+  readonly maxRequests?: number;
+  /** Retry policy; see {@link RetryPolicy}. Defaults: 50 ms base, 2 s cap, 30 s per attempt, 60 s total. */
+  readonly retry?: Partial<RetryPolicy>;
+  /** An S3 client to use (its credentials, region and endpoint then win). */
+  readonly client?: S3Client;
+  /** @internal Test seam: the object store to use instead of S3 (fault injection). */
+  readonly store?: ObjectStore;
+}
+
+/** What {@link S3Backend.stats} reports. */
+export interface S3BackendStats extends Readonly<RequestCounters> {
+  /** Chunk reads served from memory. */
+  readonly cacheHits: number;
+  /** Chunk reads that had to start a GET. */
+  readonly cacheMisses: number;
+  /** Chunk reads that joined a GET already in flight (read-ahead, or another reader). */
+  readonly cacheWaits: number;
+  readonly cachedBytes: number;
+  readonly dirtyChunks: number;
+  readonly storedChunks: number;
+  readonly uploadsInFlight: number;
+}
+
+interface Chunk {
+  readonly index: number;
+  /** The chunk's bytes; null means all zeros (no buffer). */
+  data: Uint8Array | null;
+  /** Bumped on every modification. */
+  version: number;
+  /** The version the server holds (uploaded or loaded). */
+  uploadedVersion: number;
+  /** The current `data` buffer is being uploaded: a writer copies it first (copy on write). */
+  frozen: boolean;
+  /** Operations holding this chunk across an await (not evictable). */
+  pins: number;
+  uploading: Promise<void> | null;
+  /** When it became dirty (ms). */
+  dirtySince: number;
+  /** Upload without waiting for the write-back delay. */
+  urgent: boolean;
+  /** The last upload failure, until an upload succeeds. */
+  lastError: BackendError | undefined;
+}
+
+const closedError = () => new BackendError(BackendErrorCode.Closed, 'the S3 backend is closed');
+
+/**
+ * A volume on S3, opened. Implements the whole `Backend` contract (flush, unmap, writeZeroes,
+ * compareAndWrite, getAllocation, resize, close). Obtain one with {@link openS3Backend}.
+ *
+ * Concurrency: any number of calls in flight; chunks are fetched and uploaded in parallel up to
+ * `maxRequests`; concurrent reads of one uncached chunk share one GET.
+ */
+export class S3Backend implements Backend {
+  readonly persistent = true;
+  readonly readOnly: boolean;
+  readonly blockSize: number;
+  /** Chunk (object) size in bytes: also the unmap granularity. */
+  readonly chunkSize: number;
+  readonly unmapGranularity: number;
+  readonly concurrencyLimit: number;
+  readonly location: S3Location;
+
+  #size: number;
+  readonly #volume: VolumeStore;
+  readonly #lease: LeaseInfo | undefined;
+  #metadata: VolumeMetadata;
+  readonly #cacheSize: number;
+  readonly #dirtyLimit: number;
+  readonly #writeBackDelay: number;
+  readonly #readAheadChunks: number;
+  readonly #maxUploads: number;
+  readonly #requests: Semaphore;
+  readonly #zeros: Buffer;
+
+  /** Cached chunks in LRU order (oldest first). */
+  readonly #chunks = new Map<number, Chunk>();
+  /** Dirty chunks in the order they became dirty. */
+  readonly #dirty = new Map<number, Chunk>();
+  /** GETs in flight, shared by every reader of that chunk. */
+  readonly #loads = new Map<number, Promise<void>>();
+  /** Chunks that have an object on the server. */
+  readonly #stored: Set<number>;
+  #cachedBytes = 0;
+  #uploadsInFlight = 0;
+  #writeBackError: BackendError | undefined;
+  #progressWaiters: (() => void)[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #evictScheduled = false;
+  #lastReadEnd = -1;
+  #cacheHits = 0;
+  #cacheMisses = 0;
+  #cacheWaits = 0;
+  #active = 0;
+  #idleWaiters: (() => void)[] = [];
+  #closing: Promise<void> | undefined;
+
+  /** @internal Use {@link openS3Backend}. */
+  constructor(init: {
+    volume: VolumeStore;
+    metadata: VolumeMetadata;
+    stored: Set<number>;
+    lease: LeaseInfo | undefined;
+    readOnly: boolean;
+    cacheSize: number;
+    dirtyLimit: number;
+    writeBackDelay: number;
+    readAhead: number;
+    maxRequests: number;
+  }) {
+    this.#volume = init.volume;
+    this.location = init.volume.location;
+    this.#metadata = init.metadata;
+    this.#size = init.metadata.size;
+    this.chunkSize = init.metadata.chunkSize;
+    this.unmapGranularity = init.metadata.chunkSize;
+    this.blockSize = init.metadata.blockSize;
+    this.#stored = init.stored;
+    this.#lease = init.lease;
+    this.readOnly = init.readOnly;
+    this.#cacheSize = init.cacheSize;
+    this.#dirtyLimit = init.dirtyLimit;
+    this.#writeBackDelay = init.writeBackDelay;
+    this.#readAheadChunks = Math.floor(init.readAhead / this.chunkSize);
+    this.#requests = new Semaphore(init.maxRequests);
+    this.#maxUploads = Math.max(1, Math.ceil((init.maxRequests * 3) / 4));
+    this.concurrencyLimit = init.maxRequests * 4;
+    this.#zeros = Buffer.alloc(this.chunkSize);
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Request and cache counters (no credentials, no data). */
+  stats(): S3BackendStats {
+    return {
+      ...this.#volume.counters,
+      cacheHits: this.#cacheHits,
+      cacheMisses: this.#cacheMisses,
+      cacheWaits: this.#cacheWaits,
+      cachedBytes: this.#cachedBytes,
+      dirtyChunks: this.#dirty.size,
+      storedChunks: this.#stored.size,
+      uploadsInFlight: this.#uploadsInFlight,
+    };
+  }
+
+  // ---- call bookkeeping ------------------------------------------------------------------------
+
+  #enter(mutating: boolean): void {
+    if (this.#closing) throw closedError();
+    if (mutating && this.readOnly) {
+      throw new BackendError(BackendErrorCode.ReadOnly, `${this.#volume.where} is open read-only`);
+    }
+    this.#active++;
+  }
+
+  #leave(): void {
+    if (--this.#active === 0) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  async #guard<T>(mutating: boolean, body: () => Promise<T>): Promise<T> {
+    this.#enter(mutating);
+    try {
+      return await body();
+    } catch (error) {
+      throw toBackendError(
+        error,
+        mutating ? BackendErrorCode.Write : BackendErrorCode.Read,
+        this.#volume.where,
+      );
+    } finally {
+      this.#leave();
+    }
+  }
+
+  // ---- the contract ----------------------------------------------------------------------------
+
+  read(offset: number, length: number, into: readonly Uint8Array[]): Promise<void> {
+    try {
+      checkRange('read', offset, length, this.#size);
+      if (scatterLength(into) < length) {
+        throw new BackendError(
+          BackendErrorCode.InvalidArgument,
+          `read: the buffers hold ${scatterLength(into)} bytes, fewer than the ${length} asked for`,
+        );
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#guard(false, async () => {
+      if (length === 0) return;
+      const cs = this.chunkSize;
+      const first = Math.floor(offset / cs);
+      const last = Math.floor((offset + length - 1) / cs);
+      const pending: Promise<void>[] = [];
+      for (let i = first; i <= last; i++) {
+        const from = Math.max(offset, i * cs);
+        const to = Math.min(offset + length, (i + 1) * cs);
+        const copy = (chunk: Chunk | undefined) => {
+          if (chunk?.data)
+            scatterCopyFrom(into, from - offset, chunk.data.subarray(from - i * cs, to - i * cs));
+          else scatterZero(into, from - offset, to - from);
+        };
+        const cached = this.#chunks.get(i);
+        if (cached) {
+          this.#cacheHits++;
+          this.#touch(cached);
+          copy(cached);
+        } else if (!this.#stored.has(i) && !this.#loads.has(i)) {
+          copy(undefined);
+        } else {
+          if (this.#loads.has(i)) this.#cacheWaits++;
+          else this.#cacheMisses++;
+          pending.push(this.#load(i).then(() => copy(this.#chunks.get(i))));
+        }
+      }
+      this.#readAhead(offset, length, last);
+      await Promise.all(pending);
+    });
+  }
+
+  write(offset: number, data: readonly Uint8Array[]): Promise<void> {
+    let length: number;
+    try {
+      length = scatterLength(data);
+      checkRange('write', offset, length, this.#size);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#guard(true, async () => {
+      if (length === 0) return;
+      await this.#admitDirty();
+      await this.#forEachChunk(offset, length, async (i, from, to) => {
+        const chunk = await this.#acquireForWrite(i, to - from === this.chunkSize);
+        const buffer = this.#mutable(chunk);
+        scatterCopyTo(
+          data,
+          from - offset,
+          buffer.subarray(from - i * this.chunkSize, to - i * this.chunkSize),
+        );
+        this.#markDirty(chunk, to === (i + 1) * this.chunkSize);
+      });
+    });
+  }
+
+  flush(): Promise<void> {
+    return this.#guard(false, () => this.#flushAll());
+  }
+
+  unmap(offset: number, length: number): Promise<void> {
+    try {
+      checkRange('unmap', offset, length, this.#size);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#guard(true, () => this.#zeroRange(offset, length));
+  }
+
+  writeZeroes(offset: number, length: number): Promise<void> {
+    try {
+      checkRange('writeZeroes', offset, length, this.#size);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#guard(true, () => this.#zeroRange(offset, length));
+  }
+
+  compareAndWrite(
+    offset: number,
+    expected: readonly Uint8Array[],
+    data: readonly Uint8Array[],
+  ): Promise<void> {
+    let length: number;
+    try {
+      length = scatterLength(data);
+      if (scatterLength(expected) !== length) {
+        throw new BackendError(
+          BackendErrorCode.InvalidArgument,
+          `compareAndWrite: expected holds ${scatterLength(expected)} bytes but data holds ${length}`,
+        );
+      }
+      checkRange('compareAndWrite', offset, length, this.#size);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#guard(true, async () => {
+      if (length === 0) return;
+      await this.#admitDirty();
+      const cs = this.chunkSize;
+      const first = Math.floor(offset / cs);
+      const last = Math.floor((offset + length - 1) / cs);
+      const held: Chunk[] = [];
+      try {
+        // Hold every chunk, then compare and write without yielding: atomic against every other call.
+        for (let i = first; i <= last; i++) {
+          const chunk = await this.#acquireForWrite(i, false);
+          chunk.pins++;
+          held.push(chunk);
+        }
+        for (const chunk of held) {
+          const i = chunk.index;
+          const from = Math.max(offset, i * cs);
+          const to = Math.min(offset + length, (i + 1) * cs);
+          const current = chunk.data
+            ? chunk.data.subarray(from - i * cs, to - i * cs)
+            : this.#zeros.subarray(0, to - from);
+          const wanted = new Uint8Array(to - from);
+          scatterCopyTo(expected, from - offset, wanted);
+          const differs = Buffer.compare(
+            Buffer.from(current.buffer, current.byteOffset, current.byteLength),
+            wanted,
+          );
+          if (differs !== 0) {
+            let at = 0;
+            while (at < wanted.length && wanted[at] === current[at]) at++;
+            throw new BackendError(
+              BackendErrorCode.Miscompare,
+              `compareAndWrite: data differs at byte ${from - offset + at}`,
+              { offset: from - offset + at },
+            );
+          }
+        }
+        for (const chunk of held) {
+          const i = chunk.index;
+          const from = Math.max(offset, i * cs);
+          const to = Math.min(offset + length, (i + 1) * cs);
+          scatterCopyTo(data, from - offset, this.#mutable(chunk).subarray(from - i * cs, to - i * cs));
+          this.#markDirty(chunk, false);
+        }
+      } finally {
+        for (const chunk of held) chunk.pins--;
+        this.#scheduleEvict();
+      }
+    });
+  }
+
+  getAllocation(offset: number, length: number): Promise<readonly AllocationExtent[]> {
+    try {
+      checkRange('getAllocation', offset, length, this.#size);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#guard(false, async () => {
+      const extents: { offset: number; length: number; state: 'mapped' | 'deallocated' }[] = [];
+      if (length === 0) return extents;
+      const cs = this.chunkSize;
+      const first = Math.floor(offset / cs);
+      const last = Math.floor((offset + length - 1) / cs);
+      for (let i = first; i <= last; i++) {
+        const from = Math.max(offset, i * cs);
+        const to = Math.min(offset + length, (i + 1) * cs);
+        const cached = this.#dirty.get(i);
+        const mapped = cached ? cached.data !== null : this.#stored.has(i);
+        const state = mapped ? 'mapped' : 'deallocated';
+        const previous = extents[extents.length - 1];
+        if (previous && previous.state === state) previous.length += to - from;
+        else extents.push({ offset: from, length: to - from, state });
+      }
+      return extents;
+    });
+  }
+
+  resize(size: number): Promise<void> {
+    try {
+      if (this.readOnly)
+        throw new BackendError(BackendErrorCode.ReadOnly, `${this.#volume.where} is open read-only`);
+      checkVolumeSize(size, this.blockSize);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#guard(true, async () => {
+      const cs = this.chunkSize;
+      const oldSize = this.#size;
+      if (size < oldSize) {
+        // Drop the tail before recording the smaller size: a later grow must read zeros there.
+        const keep = Math.ceil(size / cs);
+        if (size % cs !== 0) await this.#zeroRange(size, Math.min(keep * cs, oldSize) - size);
+        for (const [index, chunk] of this.#chunks) {
+          if (index >= keep) {
+            chunk.data = null;
+            this.#markDirty(chunk, true);
+          }
+        }
+        for (const index of this.#stored) {
+          if (index >= keep && !this.#chunks.has(index)) this.#markDirty(this.#insert(index, null), true);
+        }
+      }
+      await this.#flushAll();
+      const metadata = { ...this.#metadata, size };
+      await this.#volume.writeMetadata(metadata, false);
+      this.#size = size;
+      this.#metadata = metadata;
+    });
+  }
+
+  close(): Promise<void> {
+    if (!this.#closing) this.#closing = this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    if (this.#active > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+    try {
+      if (!this.readOnly) {
+        try {
+          await this.#flushAll();
+        } catch (error) {
+          throw toBackendError(
+            error,
+            BackendErrorCode.Write,
+            `${this.#volume.where}: close could not store every write (the lease is kept)`,
+          );
+        }
+        if (this.#lease) await this.#volume.releaseLease(this.#lease);
+      }
+    } finally {
+      if (this.#timer) clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#chunks.clear();
+      this.#dirty.clear();
+      this.#cachedBytes = 0;
+      this.#volume.close();
+    }
+  }
+
+  // ---- chunks ----------------------------------------------------------------------------------
+
+  async #forEachChunk(
+    offset: number,
+    length: number,
+    body: (index: number, from: number, to: number) => Promise<void> | void,
+  ): Promise<void> {
+    const cs = this.chunkSize;
+    const first = Math.floor(offset / cs);
+    const last = Math.floor((offset + length - 1) / cs);
+    const pending: Promise<void>[] = [];
+    for (let i = first; i <= last; i++) {
+      const result = body(i, Math.max(offset, i * cs), Math.min(offset + length, (i + 1) * cs));
+      if (result) pending.push(result);
+    }
+    await Promise.all(pending);
+  }
+
+  #touch(chunk: Chunk): void {
+    this.#chunks.delete(chunk.index);
+    this.#chunks.set(chunk.index, chunk);
+  }
+
+  #insert(index: number, data: Uint8Array | null): Chunk {
+    const chunk: Chunk = {
+      index,
+      data,
+      version: 0,
+      uploadedVersion: 0,
+      frozen: false,
+      pins: 0,
+      uploading: null,
+      dirtySince: 0,
+      urgent: false,
+      lastError: undefined,
+    };
+    this.#chunks.set(index, chunk);
+    if (data) this.#cachedBytes += data.byteLength;
+    this.#scheduleEvict();
+    return chunk;
+  }
+
+  /** Fetches chunk `index` into the cache (one GET shared by every caller). */
+  #load(index: number): Promise<void> {
+    const pending = this.#loads.get(index);
+    if (pending) return pending;
+    if (this.#chunks.has(index)) return Promise.resolve();
+    const load = (async () => {
+      const data = await this.#requests.run(() => this.#volume.readChunk(index, this.chunkSize));
+      // A writer that replaced the whole chunk meanwhile holds newer data: keep it.
+      if (this.#chunks.has(index)) return;
+      if (data === null) {
+        this.#stored.delete(index);
+        return;
+      }
+      this.#insert(index, data);
+    })();
+    this.#loads.set(index, load);
+    load.then(
+      () => this.#loads.delete(index),
+      () => this.#loads.delete(index),
+    );
+    return load;
+  }
+
+  /** The cached chunk for a write, loading it first unless the write covers all of it. */
+  async #acquireForWrite(index: number, whole: boolean): Promise<Chunk> {
+    for (;;) {
+      const cached = this.#chunks.get(index);
+      if (cached) {
+        this.#touch(cached);
+        return cached;
+      }
+      if (whole || (!this.#stored.has(index) && !this.#loads.has(index))) return this.#insert(index, null);
+      await this.#load(index);
+    }
+  }
+
+  /** The chunk's buffer, ready to modify: allocated if it was zeros, copied if an upload holds it. */
+  #mutable(chunk: Chunk): Uint8Array {
+    if (chunk.data === null) {
+      chunk.data = new Uint8Array(this.chunkSize);
+      this.#cachedBytes += this.chunkSize;
+      chunk.frozen = false;
+    } else if (chunk.frozen) {
+      chunk.data = chunk.data.slice();
+      chunk.frozen = false;
+    }
+    return chunk.data;
+  }
+
+  #markDirty(chunk: Chunk, urgent: boolean): void {
+    chunk.version++;
+    if (!this.#dirty.has(chunk.index)) {
+      chunk.dirtySince = Date.now();
+      this.#dirty.set(chunk.index, chunk);
+    }
+    if (urgent) chunk.urgent = true;
+    this.#pump();
+  }
+
+  async #zeroRange(offset: number, length: number): Promise<void> {
+    if (length === 0) return;
+    await this.#forEachChunk(offset, length, async (i, from, to) => {
+      const cs = this.chunkSize;
+      if (to - from === cs) {
+        const cached = this.#chunks.get(i);
+        if (cached) {
+          if (cached.data) this.#cachedBytes -= cached.data.byteLength;
+          cached.data = null;
+          cached.frozen = false;
+          this.#markDirty(cached, false);
+        } else if (this.#stored.has(i) || this.#loads.has(i)) {
+          this.#markDirty(this.#insert(i, null), false);
+        }
+        return;
+      }
+      if (!this.#stored.has(i) && !this.#loads.has(i) && !this.#chunks.has(i)) return;
+      const chunk = await this.#acquireForWrite(i, false);
+      if (chunk.data === null) return;
+      this.#mutable(chunk).fill(0, from - i * cs, to - i * cs);
+      this.#markDirty(chunk, false);
+    });
+  }
+
+  #readAhead(offset: number, length: number, lastChunk: number): void {
+    const sequential = offset === this.#lastReadEnd;
+    this.#lastReadEnd = offset + length;
+    if (!sequential || this.#readAheadChunks === 0) return;
+    const room = this.#cacheSize - this.#cachedBytes - this.#dirty.size * this.chunkSize;
+    const count = Math.min(this.#readAheadChunks, Math.floor(room / this.chunkSize));
+    const end = Math.ceil(this.#size / this.chunkSize);
+    for (let i = lastChunk + 1; i <= lastChunk + count && i < end; i++) {
+      if (this.#stored.has(i) && !this.#chunks.has(i) && !this.#loads.has(i)) {
+        // A failed read-ahead is not an error; the reader that needs the chunk fetches it again.
+        this.#load(i).catch(() => {});
+      }
+    }
+  }
+
+  // ---- write-back ------------------------------------------------------------------------------
+
+  /** Waits while the dirty limit is reached, pushing the oldest dirty chunks out. */
+  async #admitDirty(): Promise<void> {
+    while (this.#dirty.size * this.chunkSize >= this.#dirtyLimit) {
+      let needed = this.#dirty.size - Math.floor(this.#dirtyLimit / this.chunkSize) + 1;
+      for (const chunk of this.#dirty.values()) {
+        if (needed-- <= 0) break;
+        chunk.urgent = true;
+      }
+      this.#pump();
+      if (this.#writeBackError && this.#uploadsInFlight === 0) throw this.#writeBackError;
+      await this.#progress();
+      if (this.#writeBackError && this.#uploadsInFlight === 0) throw this.#writeBackError;
+    }
+  }
+
+  #progress(): Promise<void> {
+    return new Promise((resolve) => this.#progressWaiters.push(resolve));
+  }
+
+  #notifyProgress(): void {
+    const waiters = this.#progressWaiters;
+    this.#progressWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Starts uploads of dirty chunks that are due, up to the upload bound; re-arms the timer. */
+  #pump(): void {
+    const now = Date.now();
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const chunk of this.#dirty.values()) {
+      if (this.#uploadsInFlight >= this.#maxUploads) break;
+      if (chunk.uploading) continue;
+      const due = chunk.urgent ? now : chunk.dirtySince + this.#writeBackDelay;
+      if (due <= now) this.#upload(chunk);
+      else earliest = Math.min(earliest, due);
+    }
+    if (this.#timer === undefined && this.#dirty.size > 0 && !this.#closingDone()) {
+      const delay = Number.isFinite(earliest) ? Math.max(1, earliest - now) : this.#writeBackDelay;
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.#pump();
+      }, delay);
+      this.#timer.unref();
+    }
+  }
+
+  #closingDone(): boolean {
+    return this.#closing !== undefined && this.#active === 0 && this.#dirty.size === 0;
+  }
+
+  #upload(chunk: Chunk): void {
+    const version = chunk.version;
+    const data = chunk.data;
+    chunk.frozen = data !== null;
+    chunk.urgent = false;
+    this.#uploadsInFlight++;
+    chunk.uploading = (async () => {
+      try {
+        const zero =
+          data === null || this.#zeros.equals(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+        if (zero) {
+          if (this.#stored.has(chunk.index)) {
+            await this.#requests.run(() => this.#volume.deleteChunk(chunk.index));
+            this.#stored.delete(chunk.index);
+          }
+        } else {
+          await this.#requests.run(() => this.#volume.writeChunk(chunk.index, data));
+          this.#stored.add(chunk.index);
+        }
+        chunk.uploadedVersion = version;
+        chunk.lastError = undefined;
+        this.#writeBackError = undefined;
+        if (chunk.version === version) {
+          this.#dirty.delete(chunk.index);
+          if (zero && chunk.data !== null) {
+            this.#cachedBytes -= chunk.data.byteLength;
+            chunk.data = null;
+          }
+        } else {
+          chunk.dirtySince = Date.now();
+        }
+      } catch (error) {
+        const failure = toBackendError(error, BackendErrorCode.Write, this.#volume.where);
+        chunk.lastError = failure;
+        this.#writeBackError = failure;
+        chunk.dirtySince = Date.now() + 1000;
+      } finally {
+        if (chunk.data === data) chunk.frozen = false;
+        chunk.uploading = null;
+        this.#uploadsInFlight--;
+        this.#notifyProgress();
+        this.#scheduleEvict();
+        this.#pump();
+      }
+    })();
+  }
+
+  /** Resolves when every chunk dirty at the call is stored (at that version or later). */
+  async #flushAll(): Promise<void> {
+    const targets = [...this.#dirty.values()].map((chunk) => ({ chunk, version: chunk.version }));
+    for (const { chunk } of targets) chunk.urgent = true;
+    this.#pump();
+    for (;;) {
+      let waiting = false;
+      for (const { chunk, version } of targets) {
+        if (chunk.uploadedVersion >= version) continue;
+        if (!chunk.uploading && chunk.lastError) {
+          const error = chunk.lastError;
+          chunk.lastError = undefined;
+          chunk.urgent = true;
+          throw error;
+        }
+        if (!chunk.uploading) chunk.urgent = true;
+        waiting = true;
+      }
+      if (!waiting) return;
+      this.#pump();
+      await this.#progress();
+    }
+  }
+
+  // ---- cache -----------------------------------------------------------------------------------
+
+  #scheduleEvict(): void {
+    if (this.#evictScheduled) return;
+    this.#evictScheduled = true;
+    // Evicting only from a macrotask keeps a chunk returned by an await in the cache until its caller runs.
+    setImmediate(() => {
+      this.#evictScheduled = false;
+      this.#evict();
+    });
+  }
+
+  #evict(): void {
+    for (const chunk of this.#chunks.values()) {
+      const clean = !this.#dirty.has(chunk.index) && chunk.pins === 0 && chunk.uploading === null;
+      if (!clean) continue;
+      if (chunk.data === null) {
+        this.#chunks.delete(chunk.index);
+        continue;
+      }
+      if (this.#cachedBytes <= this.#cacheSize) continue;
+      this.#chunks.delete(chunk.index);
+      this.#cachedBytes -= chunk.data.byteLength;
+    }
+  }
+}
+
+/**
+ * Opens (and if needed creates) the volume at `options.bucket`/`options.prefix`.
+ *
+ * Read-write opens take the volume's lease first: a second read-write open anywhere fails with
+ * `TCMU_ERR_BACKEND_LOCKED` until the first closes (or `force` breaks a stale lease). Then the
+ * geometry is read (or written, for a new volume) and the stored chunks are listed.
+ *
+ * Errors: `TCMU_ERR_BACKEND_NOT_FOUND` (no bucket, or no volume and no size), `_SIZE_MISMATCH`,
+ * `_OPEN` (other geometry or format), `_LOCKED`, `_PERMISSION` (credentials refused),
+ * `_INVALID_ARGUMENT` (bad options).
+ */
+export async function openS3Backend(options: S3BackendOptions): Promise<S3Backend> {
+  const location = normalizeLocation({
+    bucket: options.bucket,
+    prefix: options.prefix,
+    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+    ...(options.region ? { region: options.region } : {}),
+  });
+  if (options.chunkSize !== undefined) checkChunkSize(options.chunkSize);
+  const blockSize = options.blockSize ?? 512;
+  if (blockSize !== 512 && blockSize !== 4096) {
+    throw new BackendError(BackendErrorCode.InvalidArgument, `block size ${blockSize} must be 512 or 4096`);
+  }
+  if (options.size !== undefined) checkVolumeSize(options.size, blockSize);
+  const maxRequests = options.maxRequests ?? 16;
+  if (!Number.isSafeInteger(maxRequests) || maxRequests < 1) {
+    throw new BackendError(
+      BackendErrorCode.InvalidArgument,
+      `maxRequests ${maxRequests} must be a positive integer`,
+    );
+  }
+  const policy: RetryPolicy = { ...defaultRetryPolicy, ...options.retry };
+  const store =
+    options.store ??
+    new S3ObjectStore(location, {
+      maxSockets: maxRequests + 4,
+      ...(options.client ? { client: options.client } : {}),
+    });
+  const volume = new VolumeStore(store, location, policy);
+  const readOnly = options.readOnly === true;
+  let lease: LeaseInfo | undefined;
+  try {
+    if (!readOnly) lease = await volume.acquireLease(options.force === true);
+    let metadata = await volume.readMetadata();
+    if (!metadata) {
+      if (options.size === undefined || options.create === false || readOnly) {
+        throw new BackendError(
+          BackendErrorCode.NotFound,
+          `${volume.where}: no volume there${readOnly || options.create === false ? '' : '; give a size to create one'}`,
+        );
+      }
+      metadata = {
+        format: formatName,
+        version: formatVersion,
+        size: options.size,
+        chunkSize: options.chunkSize ?? defaultChunkSize,
+        blockSize,
+        created: new Date().toISOString(),
+      };
+      await volume.writeMetadata(metadata, true);
+    } else {
+      if (options.size !== undefined && options.size !== metadata.size) {
+        throw new BackendError(
+          BackendErrorCode.SizeMismatch,
+          `${volume.where}: the volume holds ${metadata.size} bytes, not the ${options.size} asked for (resize it, or open without a size)`,
+        );
+      }
+      if (options.chunkSize !== undefined && options.chunkSize !== metadata.chunkSize) {
+        throw new BackendError(
+          BackendErrorCode.Open,
+          `${volume.where}: the volume was created with ${metadata.chunkSize}-byte chunks, not ${options.chunkSize}; a volume's chunk size cannot change`,
+        );
+      }
+      if (options.blockSize !== undefined && options.blockSize !== metadata.blockSize) {
+        throw new BackendError(
+          BackendErrorCode.Open,
+          `${volume.where}: the volume was created with ${metadata.blockSize}-byte blocks, not ${options.blockSize}`,
+        );
+      }
+    }
+    const chunkCount = Math.ceil(metadata.size / metadata.chunkSize);
+    const listed = await volume.listChunks();
+    const stored = new Set<number>();
+    for (const index of listed.keys()) if (index < chunkCount) stored.add(index);
+    const cacheSize = Math.max(options.cacheSize ?? 64 * 1024 * 1024, 4 * metadata.chunkSize);
+    const dirtyLimit = Math.min(
+      cacheSize,
+      Math.max(options.dirtyLimit ?? Math.floor(cacheSize / 2), metadata.chunkSize),
+    );
+    return new S3Backend({
+      volume,
+      metadata,
+      stored,
+      lease,
+      readOnly,
+      cacheSize,
+      dirtyLimit,
+      writeBackDelay: options.writeBackDelay ?? 200,
+      readAhead: options.readAhead ?? 8 * 1024 * 1024,
+      maxRequests,
+    });
+  } catch (error) {
+    if (lease) await volume.releaseLease(lease).catch(() => {});
+    volume.close();
+    throw toBackendError(error, BackendErrorCode.Open, volume.where);
+  }
+}

@@ -1,0 +1,156 @@
+// Shared by this package's tests: where the S3 server is, unique prefixes, cleanup, child processes.
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { deleteS3Volume } from '../volume.ts';
+
+export const endpoint = process.env.TCMU_S3_ENDPOINT;
+export const bucket = process.env.TCMU_S3_BUCKET ?? 'tcmu-test';
+
+/** Why the S3 tests skip when no server is configured, with how to start one. */
+export const skipReason =
+  'no S3 server: TCMU_S3_ENDPOINT is not set (start the local RGW: tools/s3/rgw start && eval "$(tools/s3/rgw env)")';
+
+export const repositoryRoot = fileURLToPath(new URL('../../../../../', import.meta.url));
+export const rgwScript = `${repositoryRoot}tools/s3/rgw`;
+
+const run = randomBytes(4).toString('hex');
+let counter = 0;
+const created: string[] = [];
+
+/** A fresh prefix for one test volume, remembered for {@link removeTestVolumes}. */
+export function testPrefix(name: string): string {
+  const prefix = `tcmu-tests/${run}/${name}-${counter++}/`;
+  created.push(prefix);
+  return prefix;
+}
+
+/** Deletes every volume this test file created (force: leases of failed tests included). */
+export async function removeTestVolumes(): Promise<void> {
+  if (!endpoint) return;
+  const prefixes = created.splice(0);
+  await Promise.all(
+    prefixes.map((prefix) =>
+      deleteS3Volume({ bucket, prefix, endpoint: endpoint!, force: true }).catch(() => {}),
+    ),
+  );
+}
+
+/** Deterministic bytes for a seed (xorshift), mostly non-zero. */
+export function pattern(seed: number, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let state = (seed * 2654435761 + 12345) >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    state >>>= 0;
+    out[i] = state & 0xff;
+  }
+  return out;
+}
+
+/** Runs `child.ts` in a NEW node process with `request` (JSON) and returns what it printed (JSON). */
+export function runChild(
+  request: unknown,
+): Promise<{ code: number | null; result: unknown; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--no-warnings',
+        '--import',
+        fileURLToPath(new URL('./register.mjs', import.meta.url)),
+        fileURLToPath(new URL('./child.ts', import.meta.url)),
+        JSON.stringify(request),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: process.env },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      let result: unknown;
+      try {
+        result = JSON.parse(stdout.trim().split('\n').pop() ?? 'null');
+      } catch {
+        result = undefined;
+      }
+      resolve({ code, result, stderr });
+    });
+  });
+}
+
+/** Runs `tools/s3/rgw <command>`. */
+export async function rgw(command: string): Promise<string> {
+  const { stdout, stderr } = await promisify(execFile)(rgwScript, [command], { timeout: 120_000 });
+  return `${stdout}${stderr}`;
+}
+
+/** Whether the configured endpoint is the local RGW that tools/s3/rgw manages (needed to restart it). */
+export async function localRgwRunning(): Promise<boolean> {
+  try {
+    await rgw('status');
+    return endpoint === 'http://127.0.0.1:7480';
+  } catch {
+    return false;
+  }
+}
+
+/** A plain SDK client for the tests to look at the bucket independently of the backend. */
+let direct: S3Client | undefined;
+function directClient(): S3Client {
+  direct ??= new S3Client({
+    region: process.env.AWS_REGION ?? 'us-east-1',
+    endpoint: endpoint!,
+    forcePathStyle: true,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  return direct;
+}
+
+/** Every key under `prefix`, sorted (independent listing through the SDK). */
+export async function listKeys(prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await directClient().send(
+      new ListObjectsV2Command({
+        Bucket: bucket,
+        Prefix: prefix,
+        ...(token ? { ContinuationToken: token } : {}),
+      }),
+    );
+    for (const o of page.Contents ?? []) keys.push(o.Key!);
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return keys.sort();
+}
+
+/** An object's body and metadata, straight from the server. */
+export async function getObject(
+  key: string,
+): Promise<{ body: Uint8Array; metadata: Record<string, string> }> {
+  const response = await directClient().send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return { body: await response.Body!.transformToByteArray(), metadata: response.Metadata ?? {} };
+}
+
+/** Writes an object straight to the server (to damage or forge volume objects). */
+export async function putObject(
+  key: string,
+  body: Uint8Array,
+  metadata: Record<string, string> = {},
+): Promise<void> {
+  await directClient().send(
+    new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, Metadata: metadata }),
+  );
+}
