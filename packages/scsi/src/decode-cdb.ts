@@ -24,9 +24,10 @@ function readUint(cdb: Uint8Array, byte: number, length: number): number {
 }
 
 function readBig(cdb: Uint8Array, byte: number, length: number): bigint {
-  let v = 0n;
-  for (let i = 0; i < length; i++) v = (v << 8n) | BigInt(cdb[byte + i]!);
-  return v;
+  if (length <= 6) return BigInt(readUint(cdb, byte, length));
+  const high = readUint(cdb, byte, length - 4);
+  const low = readUint(cdb, byte + length - 4, 4);
+  return high === 0 ? BigInt(low) : (BigInt(high) << 32n) | BigInt(low);
 }
 
 interface Prepared {
@@ -200,19 +201,21 @@ function decodeWithSpec(cdb: Uint8Array, spec: CommandSpec, serviceAction?: numb
       serviceAction,
     );
   }
-  const fields: Record<string, unknown> = { ...spec.constants };
-  for (const field of spec.fields) fields[field.key] = extract(cdb, field);
-  const problem = spec.check?.(cdb, fields);
-  if (problem) return reject(spec.opcode, spec.name, problem, length, serviceAction);
-  const result = {
+  const result: Record<string, unknown> = {
     ok: true,
     opcode: spec.opcode,
     name: spec.name,
     cdbLength: length,
     control,
-    direction: spec.direction(fields),
-    ...fields,
+    direction: 'none',
   };
+  if (spec.constants) Object.assign(result, spec.constants);
+  for (const field of spec.fields) result[field.key] = extract(cdb, field);
+  if (spec.check) {
+    const problem = spec.check(cdb, result);
+    if (problem) return reject(spec.opcode, spec.name, problem, length, serviceAction);
+  }
+  result.direction = spec.direction(result);
   return result as unknown as DecodedCommand;
 }
 
