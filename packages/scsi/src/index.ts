@@ -7,6 +7,7 @@ export * from './errors';
 export * from './inquiry';
 export * from './lba-status';
 export * from './mode-pages';
+export * from './parameter-lists';
 export * from './sense';
 export * from './status';
 export * from './supported-operation-codes';
