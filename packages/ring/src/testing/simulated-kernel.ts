@@ -49,6 +49,11 @@ export interface SubmitRequest {
   dataOut?: Uint8Array;
   /** Data-in length in bytes (READ direction). With dataOut too, the command is bidirectional. */
   dataInLength?: number;
+  /**
+   * Do not copy data-in out to the result (an initiator reading into /dev/null): `dataIn` is empty,
+   * `readLength` still says how much was transferred. For benchmarks of the userspace side.
+   */
+  discardDataIn?: boolean;
 }
 
 /** What the initiator gets back once the kernel has reaped the completion. */
@@ -810,7 +815,9 @@ export class SimulatedKernel {
     if (status === 2 && !readLengthValid) readLength = 0;
     let dataIn: Uint8Array = empty;
     const first = pending.dataIn[0];
-    if (readLength > 0 && first !== undefined && first.length >= readLength) {
+    if (pending.request.discardDataIn) {
+      // nothing to copy
+    } else if (readLength > 0 && first !== undefined && first.length >= readLength) {
       dataIn = bytes.slice(first.base, first.base + readLength);
     } else if (readLength > 0) {
       dataIn = new Uint8Array(readLength);
