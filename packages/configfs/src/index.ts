@@ -16,6 +16,7 @@ export type {
   PreflightReport,
   ReattachUserDeviceOptions,
   RemoveDeviceOptions,
+  ResizeResult,
   ScsiAddress,
   SystemRoots,
   UserDevice,

@@ -189,6 +189,18 @@ export function parseDeviceNumber(text: string | undefined): { major: number; mi
   return { major: Number(match[1]), minor: Number(match[2]) };
 }
 
+/** How long to wait for devtmpfs to make a node before making it with mknod. */
+const DEVTMPFS_WAIT_MS = 3000;
+
+/** True when `devRoot` is a devtmpfs mount (the kernel makes device nodes there by itself). */
+async function isDevtmpfs(context: Context): Promise<boolean> {
+  const mounts = await readOptional(context, `${context.procRoot}/mounts`);
+  return (mounts ?? '').split('\n').some((line) => {
+    const [, mountPoint, type] = line.split(' ');
+    return type === 'devtmpfs' && mountPoint === context.devRoot;
+  });
+}
+
 /**
  * Makes sure `<devRoot>/<name>` exists, creating it with mknod from the sysfs `dev` file when nothing
  * (udev, devtmpfs) did. Returns the path and whether this call created it.
@@ -201,6 +213,15 @@ export async function ensureDeviceNode(
 ): Promise<{ path: string; created: boolean }> {
   const path = `${context.devRoot}/${name}`;
   if (await exists(context, path)) return { path, created: false };
+  if (await isDevtmpfs(context)) {
+    // devtmpfs makes the node itself, a moment after the device appears: wait for it.
+    const made = await waitFor(
+      async () => ((await exists(context, path)) ? true : undefined),
+      DEVTMPFS_WAIT_MS,
+      () => new ConfigfsError('TCMU_ERR_TIMEOUT', `${path} did not appear`),
+    ).catch(() => false);
+    if (made) return { path, created: false };
+  }
   const number = parseDeviceNumber(await readOptional(context, `${sysfsDeviceDirectory}/dev`));
   if (!number) {
     throw new ConfigfsError(

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { open } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   type ConfigfsErrorCode,
@@ -100,6 +101,7 @@ describe('listDevices', () => {
         owned: true,
         owner: { pid: process.pid, startTime: Number(device.devConfig.split('/')[3]) },
         ownerAlive: true,
+        uioHolders: [],
         stale: false,
         enabled: true,
         uio: device.uio,
@@ -228,6 +230,8 @@ describe('stale devices', () => {
 
 describe('reattachUserDevice', () => {
   it('blocks, resets the ring, unblocks, takes ownership and adopts the LUN; remove() then cleans all', async () => {
+    await kernel.dispose();
+    kernel = await createFakeKernel({ netlinkListener: true });
     const before = await kernel.snapshot();
     const devConfig = await spawnOwner('again');
     await foreignDevice(4, 'again', devConfig, { wwn: 'naa.5001405000000def', lun: 2 });
@@ -252,10 +256,28 @@ describe('reattachUserDevice', () => {
     const [record] = await listDevices(kernel.roots);
     expect(record).toMatchObject({ ownerAlive: true, stale: false });
     await device.remove();
-    // The HBA was made by the dead process: reattach does not adopt it, so it stays; all else is gone.
-    expect((await kernel.snapshot()).filter((p) => !p.startsWith('config/target/core/user_4'))).toEqual(
-      before.filter((p) => !p.startsWith('config/target/core/user_4')),
-    );
+    // The dead owner's HBA was adopted too: everything is gone.
+    expect(await kernel.snapshot()).toEqual(before);
+  });
+
+  it('without a netlink listener the owner mark stays, but holding the uio device open keeps it in use', async () => {
+    const devConfig = await spawnOwner('held');
+    await foreignDevice(4, 'held', devConfig);
+    await killOwner();
+    const device = await reattachUserDevice({ ...kernel.roots, name: 'held' });
+    expect(device.devConfig).toBe(devConfig); // the kernel refused the new mark (ESRCH)
+    let [record] = await listDevices(kernel.roots);
+    expect(record).toMatchObject({ ownerAlive: false, uioHolders: [], stale: true });
+    const handle = await open(device.uioPath, 'r'); // what the ring does
+    try {
+      [record] = await listDevices(kernel.roots);
+      expect(record).toMatchObject({ ownerAlive: false, uioHolders: [process.pid], stale: false });
+      expect(await removeStale(kernel.roots)).toEqual([]);
+    } finally {
+      await handle.close();
+    }
+    await device.remove();
+    expect(await listDevices(kernel.roots)).toEqual([]);
   });
 
   it('refuses a device that is not ours', async () => {

@@ -30,7 +30,7 @@ import type {
   SystemRoots,
   UserDevice,
 } from './types';
-import { liveDevices, UserDeviceImpl } from './user-device';
+import { adoptHba, liveDevices, UserDeviceImpl } from './user-device';
 import { validateDeviceName, validateHba, validateTimeout } from './validate';
 
 interface FoundLun extends LunRecord {
@@ -127,6 +127,28 @@ async function readSize(context: Context, devicePath: string): Promise<number | 
   return text !== undefined && Number.isSafeInteger(size) ? size : undefined;
 }
 
+/** Pids of processes holding `<devRoot>/<uio>` open, from the fd links in /proc. */
+async function uioHolders(context: Context, uio: string | undefined): Promise<number[]> {
+  if (uio === undefined) return [];
+  const node = `${context.devRoot}/${uio}`;
+  const holders: number[] = [];
+  for (const entry of await readdirOptional(context, context.procRoot)) {
+    if (!/^\d+$/.test(entry)) continue;
+    const fdDirectory = `${context.procRoot}/${entry}/fd`;
+    for (const fd of await readdirOptional(context, fdDirectory)) {
+      try {
+        if ((await context.system.readlink(`${fdDirectory}/${fd}`)) === node) {
+          holders.push(Number(entry));
+          break;
+        }
+      } catch {
+        // closed meanwhile, or not ours to read
+      }
+    }
+  }
+  return holders;
+}
+
 async function describe(
   context: Context,
   hba: number,
@@ -140,6 +162,7 @@ async function describe(
   const uio = await findUio(context, hba, name);
   const enableText = await readOptional(context, `${configfsPath}/enable`);
   const found = await findLuns(context, configfsPath);
+  const holders = owned && !alive ? await uioHolders(context, uio) : [];
   return {
     hba,
     name,
@@ -148,7 +171,8 @@ async function describe(
     owned,
     owner: owned ? parsed.owner : undefined,
     ownerAlive: alive,
-    stale: owned && !alive,
+    uioHolders: holders,
+    stale: owned && !alive && holders.length === 0,
     enabled: enableText === undefined ? uio !== undefined : enableText === '1',
     uio,
     size: await readSize(context, configfsPath),
@@ -280,10 +304,11 @@ export async function removeDevice(options: RemoveDeviceOptions): Promise<void> 
     await own.remove();
     return;
   }
-  if (record.ownerAlive && !options.force) {
+  if ((record.ownerAlive || record.uioHolders.length > 0) && !options.force) {
+    const pid = record.ownerAlive ? record.owner?.pid : record.uioHolders.join(', ');
     throw new ConfigfsError(
       'TCMU_ERR_DEVICE_IN_USE',
-      `device user_${record.hba}/${name} belongs to running process ${record.owner?.pid}; stop it first (or force)`,
+      `device user_${record.hba}/${name} is in use by running process ${pid}; stop it first (or force)`,
       { path: record.configfsPath },
     );
   }
@@ -321,7 +346,8 @@ export async function reattachUserDevice(options: ReattachUserDeviceOptions): Pr
     );
   }
   const owner = await currentOwner(context.system, context.procRoot);
-  if (record.ownerAlive && record.owner?.pid !== owner.pid && !options.force) {
+  const holders = record.uioHolders.filter((pid) => pid !== owner.pid);
+  if (((record.ownerAlive && record.owner?.pid !== owner.pid) || holders.length > 0) && !options.force) {
     throw new ConfigfsError(
       'TCMU_ERR_DEVICE_IN_USE',
       `device user_${record.hba}/${name} belongs to running process ${record.owner?.pid} (or force)`,
@@ -394,6 +420,7 @@ export async function reattachUserDevice(options: ReattachUserDeviceOptions): Pr
         createdNodes: [],
       });
     }
+    adoptHba(context, record.hba);
     liveDevices.set(devicePath, device);
     return device;
   });

@@ -127,7 +127,8 @@ export const nodeSystem: SystemAccess = {
       `${minor}`,
     ]);
     if (result.exitCode !== 0) {
-      throw Object.assign(new Error(`mknod ${path} failed: ${result.stderr.trim()}`), { code: 'EIO' });
+      const code = /File exists/.test(result.stderr) ? 'EEXIST' : 'EIO';
+      throw Object.assign(new Error(`mknod ${path} failed: ${result.stderr.trim()}`), { code });
     }
   },
   run: runProgram,

@@ -160,8 +160,14 @@ export interface UserDevice {
   attachLoopback(options?: AttachLoopbackOptions): Promise<LoopbackAttachment>;
   /** Detaches every attachment (serve the ring until it resolves). Idempotent. */
   detachLoopback(): Promise<void>;
-  /** Live resize through `attrib/dev_size` (bytes, whole blocks). The initiator must rescan. */
-  resize(size: number | bigint): Promise<void>;
+  /**
+   * Live resize (bytes, whole blocks): records the new size and writes `attrib/dev_size`. On a live
+   * device the kernel accepts that write only when some process listens to the TCM-USER netlink group
+   * (tcmu-runner does); otherwise it refuses with ESRCH and keeps its old figure, which only `info`
+   * and `listDevices()` show: the capacity an initiator sees comes from the READ CAPACITY answer of
+   * the device's handler. `kernelUpdated` says which happened. The initiator must rescan either way.
+   */
+  resize(size: number | bigint): Promise<ResizeResult>;
   /** `action/block_dev`: while blocked the kernel queues new commands instead of sending them. */
   setBlocked(blocked: boolean): Promise<void>;
   /** `action/reset_ring`: fails commands in flight with BUSY (`busy`) or CHECK CONDITION, empties the ring. */
@@ -171,6 +177,13 @@ export interface UserDevice {
    * empty. Close the ring between `detachLoopback()` and `remove()`. Idempotent.
    */
   remove(): Promise<void>;
+}
+
+export interface ResizeResult {
+  /** The new size in bytes. */
+  size: number;
+  /** The kernel's `attrib/dev_size` now holds it (false: no netlink listener, see `resize`). */
+  kernelUpdated: boolean;
 }
 
 /** A LUN that exports a device, as found in configfs and sysfs. */
@@ -196,7 +209,9 @@ export interface DeviceRecord {
   owner: DeviceOwner | undefined;
   /** The owner process still runs. */
   ownerAlive: boolean;
-  /** Owned by this toolkit and its owner is gone: `removeStale()` removes it. */
+  /** Processes that hold the uio device open (they serve its ring), from /proc/<pid>/fd. */
+  uioHolders: number[];
+  /** Owned by this toolkit, its owner is gone and no process holds its uio device: `removeStale()` removes it. */
   stale: boolean;
   enabled: boolean;
   uio: string | undefined;

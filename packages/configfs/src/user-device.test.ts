@@ -157,13 +157,22 @@ describe('createUserDevice', () => {
   });
 
   it('resizes through attrib/dev_size and validates the size', async () => {
+    await kernel.dispose();
+    await withKernel({ netlinkListener: true });
     const device = await createUserDevice({ ...kernel.roots, ...base });
-    await device.resize(128 * 1024 * 1024);
+    expect(await device.resize(128 * 1024 * 1024)).toEqual({ size: 128 * 1024 * 1024, kernelUpdated: true });
     expect(kernel.operations.at(-1)).toMatchObject({ operation: 'write', data: String(128 * 1024 * 1024) });
     expect(kernel.operations.at(-1)?.path.endsWith('attrib/dev_size')).toBe(true);
     expect(device.size).toBe(128 * 1024 * 1024);
     await expectCode(device.resize(1000), 'TCMU_ERR_INVALID_ARGUMENT');
     await expectCode(device.resize(0), 'TCMU_ERR_INVALID_ARGUMENT');
+    await device.remove();
+  });
+
+  it('resize without a netlink listener keeps the new size but says the kernel kept its own (ESRCH)', async () => {
+    const device = await createUserDevice({ ...kernel.roots, ...base });
+    expect(await device.resize(96 * 1024 * 1024)).toEqual({ size: 96 * 1024 * 1024, kernelUpdated: false });
+    expect(device.size).toBe(96 * 1024 * 1024);
     await device.remove();
   });
 

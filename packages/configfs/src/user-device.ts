@@ -31,6 +31,7 @@ import type {
   AttachLoopbackOptions,
   CreateUserDeviceOptions,
   LoopbackAttachment,
+  ResizeResult,
   ScsiAddress,
   UserDevice,
 } from './types';
@@ -52,6 +53,15 @@ import {
 
 /** HBAs this process created, with how many of its devices live in each. */
 const ownedHbas = new Map<string, number>();
+
+/**
+ * Reattach adopts the HBA of a device left by a dead owner of this toolkit: `remove()` then removes it
+ * when it is empty (an HBA holding anyone else's device is never removed: rmdir fails, and is ignored).
+ */
+export function adoptHba(context: Context, hba: number): void {
+  const path = hbaPath(context, hba);
+  ownedHbas.set(path, (ownedHbas.get(path) ?? 0) + 1);
+}
 
 /** tcm_loop targets this process created: LUNs it put there, and whether it created `loopback/`. */
 interface OwnedTarget {
@@ -545,12 +555,21 @@ export class UserDeviceImpl implements UserDevice {
     });
   }
 
-  async resize(size: number | bigint): Promise<void> {
+  async resize(size: number | bigint): Promise<ResizeResult> {
     const bytes = validateSize(size, this.blockSize);
-    await withLock(this.#context, async () => {
+    return withLock(this.#context, async () => {
       this.#checkLive();
-      await write(this.#context, `${this.configfsPath}/attrib/dev_size`, String(bytes));
+      let kernelUpdated = true;
+      try {
+        await this.#context.system.writeFile(`${this.configfsPath}/attrib/dev_size`, String(bytes));
+      } catch (error) {
+        // ESRCH: the kernel could not announce the change (no netlink listener) and kept its figure.
+        if (errnoCode(error) !== 'ESRCH')
+          throw ioError(`write "${bytes}" to`, `${this.configfsPath}/attrib/dev_size`, error);
+        kernelUpdated = false;
+      }
       this.#state.size = bytes;
+      return { size: bytes, kernelUpdated };
     });
   }
 

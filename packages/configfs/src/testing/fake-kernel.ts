@@ -38,6 +38,12 @@ export interface FakeKernelOptions {
    * `nl_reply_supported=-1` would hang in the real kernel; the fake fails it with ETIMEDOUT instead.
    */
   netlinkDaemon?: boolean;
+  /**
+   * Some process listens to the TCM-USER netlink group (a daemon implies one). Without a listener the
+   * real kernel refuses `attrib/dev_size` and `attrib/dev_config` on an enabled device with ESRCH,
+   * and so does the fake. Default false.
+   */
+  netlinkListener?: boolean;
   /** Return an errno code (e.g. `EIO`) to make that operation fail before it happens. */
   fail?: (operation: FakeOperation) => string | undefined;
 }
@@ -106,7 +112,8 @@ interface DiskModel {
  * acts on it the way the kernel would: mkdir of a device makes its attribute files, `enable` makes a
  * uio device, a LUN link makes a SCSI disk (sysfs entry + device nodes), configfs refuses to rmdir a
  * folder holding user-made entries or a device still linked from a LUN, and every write to `control`
- * must be one token. Reads of `<procRoot>/<pid>/stat` go to the real /proc (process liveness is real).
+ * must be one token. Reads under `<procRoot>` (except `mounts`) go to the real /proc: process liveness
+ * and open file descriptors are real.
  */
 export async function createFakeKernel(options: FakeKernelOptions = {}): Promise<FakeKernel> {
   const root = await fs.mkdtemp(join(tmpdir(), 'tcmu-fake-kernel-'));
@@ -365,6 +372,10 @@ export async function createFakeKernel(options: FakeKernelOptions = {}): Promise
     }
     if (device && folder.endsWith('/attrib')) {
       if (name !== 'dev_config' && !/^-?\d+$/.test(text.trim())) throw systemError('EINVAL', 'write', path);
+      const listener = options.netlinkListener ?? options.netlinkDaemon ?? false;
+      if ((name === 'dev_size' || name === 'dev_config') && device.enabled && !listener) {
+        throw systemError('ESRCH', 'write', path);
+      }
       await fs.writeFile(path, `${text.trim()}\n`);
       return;
     }
@@ -464,9 +475,12 @@ export async function createFakeKernel(options: FakeKernelOptions = {}): Promise
       return fs.readFile(path, 'utf8');
     },
     async readdir(path) {
+      if (path === procRoot) return [...(await fs.readdir('/proc')), 'mounts'];
+      if (path.startsWith(`${procRoot}/`)) return fs.readdir(`/proc/${path.slice(procRoot.length + 1)}`);
       return fs.readdir(path);
     },
     async readlink(path) {
+      if (path.startsWith(`${procRoot}/`)) return fs.readlink(`/proc/${path.slice(procRoot.length + 1)}`);
       return fs.readlink(path);
     },
     async symlink(linkTarget, path) {
