@@ -308,6 +308,9 @@ export class Ring {
     this.statistics.kicks++;
     if (!this.#transport.kick())
       this.#report(systemError('TCMU_ERR_RING_IO', 'kick (write to the uio device)', this.path));
+    // Commands often arrive while we complete: look at cmd_head on the next turn instead of
+    // waiting for the waiter's wake-up (a thread round trip). A spurious wake-up later is harmless.
+    if (this.#handlers && !this.#closing) this.#scheduleConsume();
   }
 
   #scheduleConsume(): void {
@@ -418,15 +421,13 @@ export class Ring {
 
   #takeCommand(at: number, length: number, position: number): void {
     const id = this.#halves[(at + ENTRY.commandId) >> 1]!;
-    const malformed = (why: string) =>
-      new RingError('TCMU_ERR_RING_MALFORMED_ENTRY', `${this.path}: command ${id} at ${position}: ${why}`, {
-        device: this.path,
-      });
     if (id === 0 || this.#inFlight[id] !== undefined) {
       // Completing this entry would complete the wrong command (or break the ring): leave it.
       this.statistics.malformedEntries++;
       this.#report(
-        malformed(
+        this.#malformed(
+          id,
+          position,
           id === 0 ? 'cmd_id 0 is invalid; not completed' : 'cmd_id already in flight; not completed',
         ),
       );
@@ -480,7 +481,7 @@ export class Ring {
     this.#inFlightCount++;
     if (problem !== undefined) {
       this.statistics.malformedEntries++;
-      this.#report(malformed(`${problem}; completed with UNKNOWN_OP`));
+      this.#report(this.#malformed(id, position, `${problem}; completed with UNKNOWN_OP`));
       this.#writeCompletion(command, CHECK_CONDITION, undefined, USER_FLAG.unknownOperation, 0);
       return;
     }
@@ -500,6 +501,16 @@ export class Ring {
       if (this.#inFlight[id] === command && !this.#transport.mapping.released)
         this.#writeCompletion(command, CHECK_CONDITION, undefined, USER_FLAG.unknownOperation, 0);
     }
+  }
+
+  #malformed(id: number, position: number, why: string): RingError {
+    return new RingError(
+      'TCMU_ERR_RING_MALFORMED_ENTRY',
+      `${this.path}: command ${id} at ${position}: ${why}`,
+      {
+        device: this.path,
+      },
+    );
   }
 
   #takeTaskManagement(at: number, length: number, position: number): void {
