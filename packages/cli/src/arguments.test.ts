@@ -67,8 +67,9 @@ describe('parseServeArguments', () => {
     expect(parsed).toMatchObject({ size: 8 * 1024 ** 2, blockSize: 4096, name: 'x' });
   });
 
-  it('lets an existing file image omit --size', () => {
+  it('lets an existing file image or S3 volume omit --size', () => {
     expect(options('file:/images/a.img').size).toBeUndefined();
+    expect(options('s3://bucket/vol').size).toBeUndefined();
   });
 
   it('returns help for --help and -h even with other arguments', () => {
@@ -118,7 +119,9 @@ describe('names', () => {
     expect(defaultName({ kind: 'file', path: '/x/My Disk.img' }, 7)).toBe('My-Disk');
     expect(defaultName({ kind: 'file', path: '/x/.img' }, 7)).toBe('img');
     expect(defaultName({ kind: 'file', path: '/x/__' }, 7)).toBe('file-7');
-    expect(defaultName({ kind: 's3', bucket: 'bkt', prefix: 'a/vol1/', parameters: {} }, 7)).toBe('vol1');
-    expect(defaultName({ kind: 's3', bucket: 'bkt', prefix: '', parameters: {} }, 7)).toBe('bkt');
+    expect(defaultName({ kind: 's3', bucket: 'bkt', prefix: 'a/vol1/', parameters: {}, url: '' }, 7)).toBe(
+      'vol1',
+    );
+    expect(defaultName({ kind: 's3', bucket: 'bkt', prefix: '', parameters: {}, url: '' }, 7)).toBe('bkt');
   });
 });

@@ -14,7 +14,7 @@ export const BLOCK_SIZES = [512, 4096] as const;
 /** Everything `tcmu serve` needs, validated. */
 export interface ServeOptions {
   readonly backend: BackendLocation;
-  /** Disk size in bytes, a whole number of blocks; undefined only for an existing `file:` image (its size is used). */
+  /** Disk size in bytes, a whole number of blocks; undefined for an existing image or S3 volume (its size is used). */
   readonly size: number | undefined;
   /** Device name in configfs (`core/user_<hba>/<name>`): 1-64 of [A-Za-z0-9._-], starting with a letter or digit. */
   readonly name: string;
@@ -179,7 +179,7 @@ export function parseServeArguments(argv: readonly string[], context: ParseConte
         `invalid --size "${values.size}": ${size} bytes is not a whole number of ${blockSize}-byte blocks`,
       );
     }
-  } else if (backend.kind !== 'file') {
+  } else if (backend.kind === 'memory') {
     throw new CliError(
       'TCMU_ERR_CLI_USAGE',
       `missing --size (e.g. --size 256M) for a ${backend.kind}: backend`,

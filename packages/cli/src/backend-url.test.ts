@@ -27,15 +27,7 @@ describe('parseBackendLocation', () => {
       bucket: 'tcmu-test',
       prefix: 'disks/one two',
       parameters: { endpoint: 'http://127.0.0.1:7480', region: 'us-east-1' },
-    });
-  });
-
-  it('reads an s3 URL without prefix', () => {
-    expect(parseBackendLocation('s3://my.bucket')).toEqual({
-      kind: 's3',
-      bucket: 'my.bucket',
-      prefix: '',
-      parameters: {},
+      url: 's3://tcmu-test/disks/one%20two?endpoint=http://127.0.0.1:7480&region=us-east-1',
     });
   });
 
@@ -49,6 +41,8 @@ describe('parseBackendLocation', () => {
     ['file://server/share/disk.img', /host "server" is not supported/],
     ['file:/tmp/', /names a folder/],
     ['s3://', /needs a bucket/],
+    ['s3://my.bucket', /needs its own prefix \(s3:\/\/my.bucket\/my-volume\)/],
+    ['s3://bucket//', /needs its own prefix/],
     ['s3://Bad_Bucket/x', /not a valid bucket name/],
     ['s3://ab/x', /not a valid bucket name/],
     ['s3://192.168.1.1/x', /not a valid bucket name/],
@@ -68,7 +62,13 @@ describe('formatBackendLocation', () => {
     expect(formatBackendLocation({ kind: 'memory' })).toBe('memory:');
     expect(formatBackendLocation({ kind: 'file', path: '/a/b.img' })).toBe('file:/a/b.img');
     expect(
-      formatBackendLocation({ kind: 's3', bucket: 'b', prefix: 'p/q', parameters: { endpoint: 'x' } }),
+      formatBackendLocation({
+        kind: 's3',
+        bucket: 'b',
+        prefix: 'p/q',
+        parameters: { endpoint: 'x' },
+        url: 's3://b/p/q?endpoint=x',
+      }),
     ).toBe('s3://b/p/q');
   });
 });

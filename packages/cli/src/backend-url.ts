@@ -16,6 +16,8 @@ export type BackendLocation =
       readonly bucket: string;
       readonly prefix: string;
       readonly parameters: Readonly<Record<string, string>>;
+      /** The URL as given (what `@tcmu/backend-s3`'s parseS3Url reads). */
+      readonly url: string;
     };
 
 const EXPECTED = 'expected memory:, file:/path/to/image or s3://bucket/prefix?endpoint=URL';
@@ -26,8 +28,9 @@ const EXPECTED = 'expected memory:, file:/path/to/image or s3://bucket/prefix?en
  * - `memory:` (also `memory` and `memory://`).
  * - `file:/abs/path`, `file:///abs/path`, `file://localhost/abs/path` or `file:relative/path` (resolved
  *   against `cwd`). The path is taken literally: no percent-decoding, `?` and `#` are part of the name.
- * - `s3://bucket[/prefix][?endpoint=http://host:port&region=…]`: the bucket must be a valid S3 bucket name;
- *   the prefix is the path without its leading slash (percent-decoded); each query parameter appears once.
+ * - `s3://bucket/prefix[?endpoint=http://host:port&region=…]`: the bucket must be a valid S3 bucket name;
+ *   the prefix (the volume's folder, required) is the path without its leading slash (percent-decoded);
+ *   each query parameter appears once.
  *
  * @throws CliError `TCMU_ERR_CLI_BACKEND_URL` with a one-line message for anything else.
  */
@@ -129,6 +132,12 @@ function parseS3(text: string): BackendLocation {
       `invalid backend "${text}": the prefix has a bad %-escape`,
     );
   }
+  if (prefix.replace(/\/+/g, '') === '') {
+    throw new CliError(
+      'TCMU_ERR_CLI_BACKEND_URL',
+      `invalid backend "${text}": a volume needs its own prefix (s3://${bucket}/my-volume)`,
+    );
+  }
   const parameters: Record<string, string> = {};
   for (const [key, value] of url.searchParams) {
     if (key in parameters) {
@@ -152,7 +161,7 @@ function parseS3(text: string): BackendLocation {
       );
     }
   }
-  return { kind: 's3', bucket, prefix, parameters };
+  return { kind: 's3', bucket, prefix, parameters, url: text };
 }
 
 /** The canonical text of a location (for logs and `tcmu ls`): `memory:`, `file:/abs/path`, `s3://bucket/prefix`. */

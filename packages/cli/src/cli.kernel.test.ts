@@ -335,6 +335,7 @@ describeKernel('tcmu (the CLI) in the real kernel', () => {
     const result = await tcmu(['demo', '--here', '--size', '64M', '--files', '4']);
     expect(result.exitCode, result.stdout + result.stderr).toBe(0);
     expect(result.stdout).toMatch(/compare sha256 checksums \.\.\. ok/);
+    expect(result.stdout).toMatch(/4 of 4 files match/);
     expect(result.stdout).toMatch(/tcmu demo: PASSED/);
     expect(await configfsSnapshot()).toEqual(before);
   });

@@ -63,7 +63,7 @@ export async function detectTcmu(
     if (result.exitCode !== 0) {
       return {
         available: false,
-        reason: `modprobe ${module} failed: ${lastLine(result.stderr) || `exit ${result.exitCode}`}`,
+        reason: `modprobe ${module} failed: ${lastLine(result.stderr).replace(/^modprobe: (FATAL: )?/, '') || `exit ${result.exitCode}`}`,
       };
     }
   }

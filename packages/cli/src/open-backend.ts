@@ -105,14 +105,21 @@ export async function openBackend(request: BackendRequest, logger: Logger): Prom
     }
     case 's3': {
       const s3 = await importBackendPackage<S3Package>('@tcmu/backend-s3', 's3:');
+      const parsed = s3.parseS3Url(location.url);
+      if (request.size !== undefined && parsed.size !== undefined && request.size !== parsed.size) {
+        throw new CliError(
+          'TCMU_ERR_CLI_SIZE',
+          `--size ${request.size} disagrees with size=${parsed.size} in the URL (give one of them)`,
+        );
+      }
+      const size = request.size ?? parsed.size;
       backend = await s3.openS3Backend({
-        bucket: location.bucket,
-        prefix: location.prefix,
-        ...location.parameters,
-        ...(request.size === undefined ? {} : { size: request.size }),
+        ...parsed,
+        ...(size === undefined ? {} : { size }),
         blockSize: request.blockSize,
+        readOnly: request.readOnly,
       });
-      description = `s3://${location.bucket}/${location.prefix}`;
+      description = `S3 volume s3://${location.bucket}/${location.prefix} (${formatSize(backend.size)})`;
       break;
     }
   }

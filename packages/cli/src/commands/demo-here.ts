@@ -146,11 +146,11 @@ export async function runDemoHere(options: DemoOptions, io: CommandIo): Promise<
       mounted = false;
       await mustRun('e2fsck', ['-fn', disk]);
     });
-    await step(`mount again, read every file back from the disk`, async () => {
+    await step(`mount ${disk} again`, async () => {
       await mustRun('mount', [disk, target]);
       mounted = true;
     });
-    const sums = await step('compare sha256 checksums', async () => {
+    const sums = await step('read every file back, compare sha256 checksums', async () => {
       const result = await mustRun(
         'sha256sum',
         [...expected.keys()].map((file) => join(target, file)),

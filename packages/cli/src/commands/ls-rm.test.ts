@@ -71,6 +71,7 @@ describe('tcmu ls', () => {
       owned: true,
       owner: { pid: 10, startTime: 0 },
       ownerAlive: true,
+      uioHolders: [],
       stale: false,
       enabled: true,
       uio: 'uio0',

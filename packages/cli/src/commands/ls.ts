@@ -20,7 +20,7 @@ export interface DeviceListing {
   readonly devices: readonly string[];
   /** The SCSI generic nodes (`/dev/sgN`). */
   readonly genericDevices: readonly string[];
-  /** The process that created (serves) it. */
+  /** The process that serves it (its creator, or the process holding its uio device), or that created it when stale. */
   readonly pid: number | undefined;
   readonly uio: string | undefined;
 }
@@ -28,14 +28,17 @@ export interface DeviceListing {
 /** Reduces configfs's record of one device to its listing. */
 export function toListing(record: DeviceRecord): DeviceListing {
   const devices = record.luns.flatMap((lun) => (lun.devicePath ? [lun.devicePath] : []));
+  // The server is the creating process, or whoever holds the uio device now (a process that reattached).
+  const server = record.ownerAlive ? record.owner?.pid : (record.uioHolders[0] ?? record.owner?.pid);
+  const alive = record.ownerAlive || record.uioHolders.length > 0;
   return {
     name: record.name,
     hba: record.hba,
-    state: record.stale || !record.ownerAlive ? 'stale' : devices.length > 0 ? 'serving' : 'starting',
+    state: record.stale || !alive ? 'stale' : devices.length > 0 ? 'serving' : 'starting',
     size: record.size,
     devices,
     genericDevices: record.luns.flatMap((lun) => (lun.sgPath ? [lun.sgPath] : [])),
-    pid: record.owner?.pid,
+    pid: server,
     uio: record.uio,
   };
 }
