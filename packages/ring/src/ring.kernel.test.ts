@@ -82,7 +82,7 @@ describeKernel('@tcmu/ring against target_core_user through tcm_loop', () => {
         if (pendingEntry) {
           pendingEntry.cdbLength = outcome.cdbLength;
           pendingEntry.direction = outcome.direction;
-          (pendingEntry as RingTraceEntry & { status?: number }).status = outcome.status;
+          pendingEntry.status = outcome.status;
           pendingEntry = undefined;
         }
       },

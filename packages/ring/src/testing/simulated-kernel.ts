@@ -125,6 +125,8 @@ export interface RingTraceEntry {
   direction?: 'in' | 'out' | 'none' | 'bidirectional';
   /** Data-out bytes in hex (may be absent when too long to keep: zeros are replayed). */
   dataOut?: string;
+  /** The SCSI status userspace answered with when it was captured. */
+  status?: number;
 }
 
 /** A captured sequence of entries from a real (or simulated) kernel. */
