@@ -6,6 +6,7 @@ import type { Ring } from './ring';
 import { scatterCopyFrom, scatterCopyTo, scatterLength } from './scatter';
 import { SimulatedKernel, type SimulatedKernelOptions, type SubmitResult } from './testing/index';
 import type { RingCommand, RingHandlers, RingTaskManagement } from './types';
+import { processWaiter } from './waiter';
 
 const READ = 0x88; // opcodes only label commands here; the ring does not interpret them
 const WRITE = 0x8a;
@@ -473,6 +474,9 @@ describe('Ring over the simulated kernel', () => {
     results.forEach((result, i) => {
       expectBytes(result.dataIn, pattern(Math.floor(i / 50), 256));
     });
+    // One waiter, one poll() for all of them: never one blocked call per device.
+    expect(processWaiter().sourceCount).toBe(3);
+    expect(processWaiter().polling).toBe(true);
   });
 
   it('close() waits for commands in flight, then unmaps once; a second open is refused while open', async () => {
@@ -498,6 +502,20 @@ describe('Ring over the simulated kernel', () => {
     // After close the device can be opened again, like a uio device.
     const again = await kernel.openRing();
     await again.close();
+  });
+
+  it('leaves no native call pending once every ring is closed', async () => {
+    const { kernel, ring } = await setUp(
+      {},
+      { onCommand: (command) => ring.complete(command.id, { status: 0 }) },
+    );
+    await kernel.submit({ cdb: cdbWithTag(0, 1, 6) });
+    expect(processWaiter().polling).toBe(true);
+    open.splice(0);
+    await ring.close();
+    expect(processWaiter().sourceCount).toBe(0);
+    expect(processWaiter().polling).toBe(false);
+    await kernel.close();
   });
 
   it('close({ abandonInFlight }) returns at once and leaves stray views harmless', async () => {

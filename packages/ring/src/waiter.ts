@@ -88,6 +88,15 @@ class Waiter {
     const view = this.#fdView;
     this.#polling = true;
     this.polls++;
+    try {
+      this.#poll(fds, snapshot, view);
+    } catch (caught) {
+      this.#polling = false;
+      console.error('@tcmu/ring: cannot start waiting for devices:', caught);
+    }
+  }
+
+  #poll(fds: Uint8Array, snapshot: WaitSource[], view: DataView): void {
     libc().poll.async(fds, snapshot.length + 1, -1, (error, result) => {
       this.#polling = false;
       const waiting = this.#afterPoll;
