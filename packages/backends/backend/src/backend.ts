@@ -112,7 +112,9 @@ export interface Backend {
   /**
    * Deallocates `length` bytes at `offset` (SCSI UNMAP, discard, trim). Afterwards the range reads
    * as zeros, always. Whole `unmapGranularity` units inside the range are released (space is
-   * returned); partial units at the edges are zeroed. Not durable until the next `flush()`.
+   * returned); partial units at the edges are zeroed. Where the medium refuses to release space (a
+   * file system without hole punching) the backend zeroes the range instead, and `getAllocation`
+   * honestly keeps reporting it mapped. Not durable until the next `flush()`.
    * Absent: the backend cannot deallocate (the core reports no thin provisioning).
    */
   unmap?(offset: number, length: number): Promise<void>;

@@ -1,0 +1,2 @@
+export type { FileBackend, FileBackendOptions } from './file-backend';
+export { openFileBackend } from './file-backend';
