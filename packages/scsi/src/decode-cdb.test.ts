@@ -258,6 +258,10 @@ describe('decodeCdb: rejections carry the exact sense and field pointer', () => 
     });
     expect(decodeCdb(new Uint8Array(0))).toMatchObject({ opcode: -1 });
     expect(opcodeName(0xc5)).toBe('VENDOR SPECIFIC');
+    expect(opcodeName(0x5e, 0x1f)).toBe('PERSISTENT RESERVE IN');
+    expect(opcodeName(0x28)).toBe('READ(10)');
+    expect(opcodeName(0xa3, 0x1f)).toBe('MAINTENANCE IN');
+    expect(opcodeName(0x7f, 0x0b)).toBe('WRITE(32)');
   });
   it('accepts obsolete and vendor bits it ignores', () => {
     // READ(10) FUA_NV (obsolete), SYNCHRONIZE CACHE SYNC_NV, CONTROL vendor bits 7:6 and obsolete bit 1.

@@ -110,13 +110,10 @@ function reject(
 export function opcodeName(opcode: number, serviceAction?: number): string {
   const specs = specsForOpcode(opcode);
   if (specs) {
-    const spec = specs.find((s) => s.serviceAction === serviceAction) ?? specs[0]!;
-    if (
-      serviceAction === undefined ||
-      spec.serviceAction === serviceAction ||
-      spec.serviceAction === undefined
-    )
-      return spec.name;
+    const exact = specs.find((s) => s.serviceAction === serviceAction);
+    if (exact) return exact.name;
+    // One name for every service action (PERSISTENT RESERVE IN/OUT, EXTENDED COPY, …), or no service actions.
+    if (specs.every((s) => s.name === specs[0]!.name)) return specs[0]!.name;
   }
   if (opcode === 0x7f && serviceAction !== undefined)
     return variableLengthNames[serviceAction] ?? 'VARIABLE LENGTH';
