@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type ConfigfsError, isConfigfsError, mountConfigfs, preflight } from './index';
 import { createFakeKernel, type FakeKernel, type FakeKernelOptions } from './testing/index';
 
@@ -38,6 +38,19 @@ describe('preflight', () => {
     });
     expect(await kernel.snapshot()).toEqual(before);
     expect(kernel.operations.filter((op) => op.operation === 'write')).toEqual([]);
+  });
+
+  it('says when it is not root, before touching anything', async () => {
+    const getuid = vi.spyOn(process, 'getuid').mockReturnValue(1000);
+    try {
+      const error = await failure({});
+      expect(error.code).toBe('TCMU_ERR_NOT_ROOT');
+      expect(error.message).toMatch(/run as root/);
+      expect(kernel.operations).toEqual([]);
+      await expect(preflight({ ...kernel.roots, requireRoot: false })).resolves.toBeDefined();
+    } finally {
+      getuid.mockRestore();
+    }
   });
 
   it('detects missing optional features by attribute existence', async () => {
