@@ -333,6 +333,7 @@ class FileStore {
   #size: number;
   #punch: boolean;
   #zeroRange = true;
+  #cachedReads: boolean;
   #closing: Promise<void> | undefined;
   #inFlight = 0;
   #idle: (() => void) | undefined;
@@ -345,6 +346,7 @@ class FileStore {
     this.#handle = settings.handle;
     this.#size = settings.size;
     this.#punch = settings.punchHoles;
+    this.#cachedReads = settings.cachedReads;
   }
 
   /** The public object: only the operations this file really supports are present. */
@@ -359,7 +361,6 @@ class FileStore {
       alignment,
       blockSize,
       unmapGranularity,
-      concurrencyLimit: Number(process.env.UV_THREADPOOL_SIZE) || 4,
       read: (offset: number, length: number, into: readonly Uint8Array[]) => this.read(offset, length, into),
       write: (offset: number, data: readonly Uint8Array[]) => this.write(offset, data),
       close: () => this.close(),
@@ -422,10 +423,11 @@ class FileStore {
       return;
     }
     let done = 0;
-    if (this.#settings.cachedReads && length > 0) {
+    if (this.#cachedReads && length > 0) {
       // Page-cache hits are served right here; misses (and the rest of a partial hit) go to the pool.
       const cached = readCached(this.#handle.fd, scatterSlice(into, 0, length), offset);
-      if (cached > 0) done = cached;
+      if (cached.bytes > 0) done = cached.bytes;
+      else if (cached.errno !== 0 && cached.errno !== Errno.EAGAIN) this.#cachedReads = false; // refused: stop trying
     }
     while (done < length) {
       let bytesRead: number;

@@ -83,15 +83,19 @@ const IOV_MAX = 1024;
 
 /**
  * Reads what the page cache already holds, synchronously and without ever waiting for the disk
- * (preadv2 with RWF_NOWAIT): returns the bytes read (possibly fewer than asked, 0 at end of file),
- * or -1 when the data is not cached (or the call is refused) and the caller must take the slow path.
- * A cached read costs one system call on the event loop instead of a round trip through libuv's
- * 4-thread pool.
+ * (preadv2 with RWF_NOWAIT). Returns `{ bytes }` (possibly fewer than asked, 0 at end of file) or
+ * `{ errno }`: EAGAIN when the data is not cached (take the slow path), anything else when the file
+ * refuses RWF_NOWAIT altogether. A cached read costs one system call on the event loop instead of a
+ * round trip through libuv's 4-thread pool.
  */
-export function readCached(fd: number, views: readonly Uint8Array[], offset: number): number {
+export function readCached(
+  fd: number,
+  views: readonly Uint8Array[],
+  offset: number,
+): { bytes: number; errno: 0 } | { bytes: -1; errno: number } {
   const iov = views.slice(0, IOV_MAX).map((view) => ({ base: view, length: view.byteLength }));
   const result = Number(load().preadv2(fd, iov, iov.length, offset, RWF_NOWAIT));
-  return result < 0 ? -1 : result;
+  return result < 0 ? { bytes: -1, errno: koffi.errno() || Errno.EIO } : { bytes: result, errno: 0 };
 }
 
 /** lseek(2), synchronous (SEEK_DATA/SEEK_HOLE walk extent metadata only). */
