@@ -37,7 +37,14 @@ describe('preflight', () => {
       },
     });
     expect(await kernel.snapshot()).toEqual(before);
-    expect(kernel.operations.filter((op) => op.operation === 'write')).toEqual([]);
+    // The probe device is marked as ours and never enabled.
+    const writes = kernel.operations.filter((op) => op.operation === 'write');
+    expect(writes.map((op) => op.data)).toEqual([
+      expect.stringMatching(
+        new RegExp(`^dev_config=tcmu-ts/tcmu-ts-probe-${process.pid}/${process.pid}/\\d+$`),
+      ),
+    ]);
+    expect(writes[0]?.path).toMatch(/core\/user_0\/tcmu-ts-probe-\d+\/control$/);
   });
 
   it('says when it is not root, before touching anything', async () => {

@@ -9,7 +9,9 @@ import {
   removeDirectoryIfUnused,
   resolveRoots,
   withLock,
+  write,
 } from './internal';
+import { currentOwner, formatDevConfig } from './ownership';
 import type { KernelFeatures, PreflightOptions, PreflightReport, SystemRoots } from './types';
 import { validateHba } from './validate';
 
@@ -61,6 +63,13 @@ async function probeFeatures(context: Context, hba: number): Promise<KernelFeatu
     try {
       if (createdHba) await mkdir(context, hbaDirectory);
       await mkdir(context, probe);
+      // Marked as ours, so a crash during the probe leaves something removeStale() cleans up.
+      const owner = await currentOwner(context.system, context.procRoot);
+      await write(
+        context,
+        `${probe}/control`,
+        `dev_config=${formatDevConfig(`tcmu-ts-probe-${process.pid}`, owner)}`,
+      );
       features.netlinkReplyOptOut = await exists(context, `${probe}/attrib/nl_reply_supported`);
       features.commandRingSize = await exists(context, `${probe}/attrib/cmd_ring_size_mb`);
       features.dataPagesPerBlock = await exists(context, `${probe}/attrib/data_pages_per_blk`);

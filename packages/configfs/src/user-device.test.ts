@@ -35,7 +35,7 @@ describe('createUserDevice', () => {
     await withKernel();
   });
 
-  it('writes one control token per write, nl_reply_supported=-1 first, then enables and finds the uio device', async () => {
+  it('writes one control token per write, the ownership mark first, then enables and finds the uio device', async () => {
     const device = await createUserDevice({
       ...kernel.roots,
       ...base,
@@ -47,8 +47,8 @@ describe('createUserDevice', () => {
     });
     const tokens = kernel.controlWrites.get('config/target/core/user_3/disk0');
     expect(tokens).toEqual([
-      'nl_reply_supported=-1',
       `dev_config=tcmu-ts/disk0/${process.pid}/${device.devConfig.split('/')[3]}`,
+      'nl_reply_supported=-1',
       `dev_size=${64 * 1024 * 1024}`,
       'hw_block_size=4096',
       'hw_max_sectors=2048',

@@ -94,9 +94,9 @@ async function requireAttribute(context: Context, devicePath: string, attribute:
 
 /**
  * Creates a TCMU user backstore, enables it and finds its uio device. Validates every input before
- * touching configfs; on any failure removes everything it made. Writes, one per write(2):
- * `nl_reply_supported=-1` (so a running tcmu-runner can never make enable hang), dev_config (the
- * ownership mark `tcmu-ts/<name>/<pid>/<start>`), dev_size, hw_block_size, then the optional tokens,
+ * touching configfs; on any failure removes everything it made. Writes, one per write(2): dev_config
+ * (the ownership mark `tcmu-ts/<name>/<pid>/<start>`), `nl_reply_supported=-1` (so a running
+ * tcmu-runner can never make enable hang), dev_size, hw_block_size, then the optional tokens,
  * `wwn/vpd_unit_serial`, the attributes, and `enable`.
  */
 export async function createUserDevice(options: CreateUserDeviceOptions): Promise<UserDevice> {
@@ -176,8 +176,9 @@ export async function createUserDevice(options: CreateUserDeviceOptions): Promis
       }
 
       const control = `${devicePath}/control`;
-      await write(context, control, 'nl_reply_supported=-1');
+      // The ownership mark first, so that even a crash right here leaves a device removeStale() knows.
       await write(context, control, `dev_config=${devConfig}`);
+      await write(context, control, 'nl_reply_supported=-1');
       await write(context, control, `dev_size=${size}`);
       await write(context, control, `hw_block_size=${blockSize}`);
       if (maxSectors !== undefined) await write(context, control, `hw_max_sectors=${maxSectors}`);
