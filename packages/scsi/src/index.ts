@@ -2,6 +2,7 @@ export * from './build-cdb';
 export * from './capacity';
 export * from './cdb-types';
 export { cdbLength, cdbLengthForOpcode, Opcode, ServiceAction } from './command-table';
+export * from './data-length';
 export * from './decode-cdb';
 export * from './errors';
 export * from './inquiry';
