@@ -523,6 +523,68 @@ export function runBackendConformance(options: BackendConformanceOptions): void 
       if (backend.unmap) await expectCode(backend.unmap(0, 4096), BackendErrorCode.Closed);
     });
 
+    it('random sequences of operations agree with a flat reference model', async () => {
+      await withBackend(async (backend, unit) => {
+        // Seeded, so a failure reproduces; the window covers the start and the end of the backend.
+        let seed = 0x9e3779b9;
+        const random = (below: number) => {
+          seed ^= seed << 13;
+          seed ^= seed >>> 17;
+          seed ^= seed << 5;
+          seed >>>= 0;
+          return seed % below;
+        };
+        const window = Math.max(unit, 4096) * 64;
+        const bases = [0, size - window];
+        const models = bases.map(() => new Uint8Array(window));
+        for (let step = 0; step < 300; step++) {
+          const which = random(2);
+          const base = bases[which]!;
+          const model = models[which]!;
+          const units = window / unit;
+          const start = random(units) * unit;
+          const length = Math.min(window - start, (1 + random(Math.min(units, 40))) * unit);
+          const operation = random(10);
+          if (operation < 4) {
+            const data = patternBytes(step, length);
+            const cut = unit === 1 ? random(length) : random(length / unit) * unit;
+            await backend.write(base + start, [data.subarray(0, cut), data.subarray(cut)]);
+            model.set(data, start);
+          } else if (operation < 5 && backend.unmap) {
+            await backend.unmap(base + start, length);
+            model.fill(0, start, start + length);
+          } else if (operation < 6 && backend.writeZeroes) {
+            await backend.writeZeroes(base + start, length);
+            model.fill(0, start, start + length);
+          } else if (operation < 7 && backend.compareAndWrite) {
+            const data = patternBytes(step + 1000, length);
+            const expected = model.slice(start, start + length);
+            const spoil = random(2) === 0;
+            if (spoil) expected[length - 1] = expected[length - 1]! ^ 0x01;
+            const result = await outcome(backend.compareAndWrite(base + start, [expected], [data]));
+            if (spoil) {
+              expect(result.ok ? 'resolved' : (result as { code: unknown }).code).toBe(
+                BackendErrorCode.Miscompare,
+              );
+              expect((result as { offset?: unknown }).offset).toBe(length - 1);
+            } else {
+              expect(result.ok, `step ${step}: compareAndWrite with the model's bytes`).toBe(true);
+              model.set(data, start);
+            }
+          } else {
+            expectBytes(
+              await readBytes(backend, base + start, length, random(2) === 0),
+              model.subarray(start, start + length),
+              `step ${step}: read [${base + start}, ${base + start + length})`,
+            );
+          }
+        }
+        for (const [index, base] of bases.entries()) {
+          expectBytes(await readBytes(backend, base, window), models[index]!, `final window at ${base}`);
+        }
+      });
+    });
+
     it('scatter-list content is what was written (a view list is one byte stream)', async () => {
       await withBackend(async (backend, unit) => {
         const data = patternBytes(18, unit * 16);

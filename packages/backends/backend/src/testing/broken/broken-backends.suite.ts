@@ -66,3 +66,21 @@ broken('short-read-is-silent', (backend) => {
     return read(offset, length, into);
   };
 });
+broken('compare-and-write-ignores-last-byte', (backend) => {
+  const compareAndWrite = backend.compareAndWrite!.bind(backend);
+  const read = backend.read.bind(backend);
+  backend.compareAndWrite = async (offset, expected, data) => {
+    // Patch the expected last byte to what is stored: a mismatch there goes unnoticed.
+    const length = data.reduce((n, v) => n + v.byteLength, 0);
+    const stored = new Uint8Array(1);
+    await read(offset + length - 1, 1, [stored]);
+    const flat = new Uint8Array(length);
+    let p = 0;
+    for (const v of expected) {
+      flat.set(v, p);
+      p += v.byteLength;
+    }
+    flat[length - 1] = stored[0]!;
+    return compareAndWrite(offset, [flat], data);
+  };
+});
