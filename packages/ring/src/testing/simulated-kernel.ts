@@ -54,6 +54,11 @@ export interface SubmitRequest {
    * `readLength` still says how much was transferred. For benchmarks of the userspace side.
    */
   discardDataIn?: boolean;
+  /**
+   * Where to copy data-in (an initiator's own buffer, at least `dataInLength` bytes): `dataIn` is
+   * then a view of it. Default: a new buffer per command.
+   */
+  dataInto?: Uint8Array;
 }
 
 /** What the initiator gets back once the kernel has reaped the completion. */
@@ -92,26 +97,26 @@ interface Iovec {
   length: number;
 }
 
-interface Pending {
-  id: number;
-  request: SubmitRequest;
-  blocks: number[];
-  dataOut: Iovec[];
-  dataIn: Iovec[];
-  dataInLength: number;
-  aborted: boolean;
-  resolve(result: SubmitResult): void;
-  reject(error: Error): void;
+/** One submission: queued for space, then in the ring until reaped. */
+class Submission {
+  id = 0;
+  blocks: number[] = noBlocks;
+  dataIn: Iovec[] = noIovecs;
+  dataInLength = 0;
+  aborted = false;
+  constructor(
+    readonly kind: 'command' | 'tmr',
+    readonly request: SubmitRequest | undefined,
+    readonly resolve: (result: SubmitResult) => void,
+    readonly reject: (error: Error) => void,
+    readonly type = 0,
+    readonly ids: number[] = [],
+  ) {}
 }
 
-interface Queued {
-  kind: 'command' | 'tmr';
-  request?: SubmitRequest;
-  type?: number;
-  ids?: number[];
-  resolve(result: SubmitResult): void;
-  reject(error: Error): void;
-}
+const noBlocks: number[] = [];
+const noIovecs: Iovec[] = [];
+const ignore = () => {};
 
 /** A captured entry of a trace (see `RingTrace`). */
 export interface RingTraceEntry {
@@ -243,10 +248,10 @@ export class SimulatedKernel {
   #blockUsed: Uint8Array;
   #freeBlocks: number;
   #lowestFree = 0;
-  #commands: (Pending | undefined)[] = new Array(0x10000).fill(undefined);
+  #commands: (Submission | undefined)[] = new Array(0x10000).fill(undefined);
   #inRing = 0;
   #nextId = 1;
-  #queue: Queued[] = [];
+  #queue: Submission[] = [];
   #wakeScheduled = false;
   #wakeValue = new Uint8Array(new BigUint64Array([1n]).buffer);
   #broken: RingError | undefined;
@@ -411,6 +416,10 @@ export class SimulatedKernel {
       const blocks = this.#blocksFor(request);
       if (blocks < 0)
         return reject(new RingError('TCMU_ERR_RING_INVALID_ARGUMENT', 'invalid submit request'));
+      if (request.dataInto && request.dataInto.length < (request.dataInLength ?? 0))
+        return reject(
+          new RingError('TCMU_ERR_RING_INVALID_ARGUMENT', 'dataInto is shorter than dataInLength'),
+        );
       if (blocks > this.dataBlocks)
         return reject(
           new RingError(
@@ -419,7 +428,7 @@ export class SimulatedKernel {
           ),
         );
       this.statistics.submitted++;
-      const queued: Queued = { kind: 'command', request, resolve, reject };
+      const queued = new Submission('command', request, resolve, reject);
       if (this.#queue.length > 0 || !this.#place(queued)) {
         this.statistics.queuedForSpace++;
         this.#queue.push(queued);
@@ -448,7 +457,7 @@ export class SimulatedKernel {
     for (const id of inRing) this.#commands[id]!.aborted = true;
     if (!this.#notifyTaskManagement) return;
     this.statistics.taskManagement++;
-    const queued: Queued = { kind: 'tmr', type: code, ids: inRing, resolve: () => {}, reject: () => {} };
+    const queued = new Submission('tmr', undefined, ignore, ignore, code, inRing);
     if (this.#queue.length > 0 || !this.#place(queued)) this.#queue.push(queued);
   }
 
@@ -603,18 +612,18 @@ export class SimulatedKernel {
     return iovecs;
   }
 
-  #place(queued: Queued): boolean {
+  #place(queued: Submission): boolean {
     return queued.kind === 'command' ? this.#placeCommand(queued) : this.#placeTaskManagement(queued);
   }
 
-  #placeTaskManagement(queued: Queued): boolean {
-    const ids = queued.ids ?? [];
+  #placeTaskManagement(queued: Submission): boolean {
+    const ids = queued.ids;
     const size = alignUp(ENTRY.taskManagementIds + 2 * ids.length, 8);
     if (!this.#reserve(size)) return false;
     const at = COMMAND_RING_OFFSET + this.#head;
     this.#bytes.fill(0, at, at + size);
     this.#view.setUint32(at, size | OP.taskManagement, true);
-    this.#bytes[at + ENTRY.taskManagementType] = queued.type ?? 0;
+    this.#bytes[at + ENTRY.taskManagementType] = queued.type;
     this.#view.setUint32(at + ENTRY.taskManagementCount, ids.length, true);
     ids.forEach((id, i) => {
       this.#view.setUint16(at + ENTRY.taskManagementIds + 2 * i, id, true);
@@ -632,7 +641,7 @@ export class SimulatedKernel {
     return -1;
   }
 
-  #placeCommand(queued: Queued): boolean {
+  #placeCommand(queued: Submission): boolean {
     const request = queued.request!;
     const outLength = request.dataOut?.length ?? 0;
     const inLength = request.dataInLength ?? 0;
@@ -686,17 +695,11 @@ export class SimulatedKernel {
     }
     if (this.#poison !== undefined)
       for (const { base, length } of dataIn) this.#bytes.fill(this.#poison, base, base + length);
-    const pending: Pending = {
-      id,
-      request,
-      blocks,
-      dataOut,
-      dataIn,
-      dataInLength: inLength,
-      aborted: false,
-      resolve: queued.resolve,
-      reject: queued.reject,
-    };
+    const pending = queued;
+    pending.id = id;
+    pending.blocks = blocks;
+    pending.dataIn = dataIn;
+    pending.dataInLength = inLength;
     this.#commands[id] = pending;
     this.#inRing++;
     if (this.#inRing > this.statistics.maxInRing) this.statistics.maxInRing = this.#inRing;
@@ -793,7 +796,7 @@ export class SimulatedKernel {
     while (this.#queue.length > 0 && this.#place(this.#queue[0]!)) this.#queue.shift();
   }
 
-  #finish(pending: Pending, at: number, userFlags: number): void {
+  #finish(pending: Submission, at: number, userFlags: number): void {
     this.#freeBlockList(pending.blocks);
     if (userFlags & USER_FLAG.unknownOperation) {
       pending.resolve({
@@ -817,12 +820,18 @@ export class SimulatedKernel {
     if (status === 2 && !readLengthValid) readLength = 0;
     let dataIn: Uint8Array = empty;
     const first = pending.dataIn[0];
-    if (pending.request.discardDataIn) {
+    const into = pending.request!.dataInto;
+    if (pending.request!.discardDataIn) {
       // nothing to copy
     } else if (readLength > 0 && first !== undefined && first.length >= readLength) {
-      dataIn = bytes.slice(first.base, first.base + readLength);
+      if (into) {
+        into.set(bytes.subarray(first.base, first.base + readLength));
+        dataIn = into.length === readLength ? into : into.subarray(0, readLength);
+      } else {
+        dataIn = bytes.slice(first.base, first.base + readLength);
+      }
     } else if (readLength > 0) {
-      dataIn = new Uint8Array(readLength);
+      dataIn = into ? into.subarray(0, readLength) : new Uint8Array(readLength);
       let offset = 0;
       for (const { base: address, length } of pending.dataIn) {
         if (offset >= readLength) break;
