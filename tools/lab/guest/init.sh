@@ -60,6 +60,7 @@ mark "target stack loaded"
 
 # The command, with a clean environment close to the caller's.
 mark "running the command"
+: >"$share/started"
 cd "$LAB_CWD" 2>/dev/null || setup_failed "the working folder $LAB_CWD is not visible in the guest"
 env -i PATH="$LAB_PATH" HOME=/root USER=root LOGNAME=root LANG="${LAB_LANG:-C.UTF-8}" TERM=dumb \
   TCMU_LAB=1 TCMU_LAB_KERNEL="$(uname -r)" \
