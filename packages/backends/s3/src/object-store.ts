@@ -104,6 +104,14 @@ export function classifyError(operation: string, key: string, error: unknown): S
   const where = `${operation} ${key}`;
   const detail = status ? `HTTP ${status} ${name}` : `${name}${e?.code ? ` ${e.code}` : ''}`;
   const message = `S3 ${where} failed: ${detail}${e?.message && e.message !== name ? `: ${e.message}` : ''}`;
+  if (name === 'CredentialsProviderError') {
+    return new StoreError(
+      `S3 ${where} failed: no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)`,
+      false,
+      'denied',
+      { cause: error },
+    );
+  }
   if (name === 'NoSuchBucket') return new StoreError(message, false, 'no-bucket', { cause: error });
   if (status === 412 || name === 'PreconditionFailed' || name === 'ConditionalRequestConflict')
     return new StoreError(message, false, 'precondition', { cause: error });
