@@ -26,7 +26,7 @@ describeKernel('fio --verify=crc32c on an openDevice disk', () => {
         `--filename=${device.devicePath}`,
         '--rw=randwrite',
         '--bsrange=4k-64k',
-        '--size=48M',
+        '--size=32M',
         '--ioengine=libaio',
         '--direct=1',
         '--iodepth=32',
@@ -41,13 +41,14 @@ describeKernel('fio --verify=crc32c on an openDevice disk', () => {
     const report = JSON.parse(stdout.slice(stdout.indexOf('{')));
     const job = report.jobs[0];
     expect(job.error).toBe(0);
-    expect(job.write.io_bytes).toBeGreaterThanOrEqual(48 * 1024 * 1024);
-    expect(job.read.io_bytes).toBeGreaterThanOrEqual(48 * 1024 * 1024); // the verify pass
+    expect(job.write.io_bytes).toBeGreaterThanOrEqual(32 * 1024 * 1024);
+    expect(job.read.io_bytes).toBeGreaterThanOrEqual(32 * 1024 * 1024); // the verify pass
     expect(device.stats.maxInFlight).toBeGreaterThanOrEqual(8);
     expect(device.stats.checkCondition).toBe(0);
     console.log(
       `fio: wrote ${job.write.io_bytes} B (${Math.round(job.write.iops)} IOPS), verified ${job.read.io_bytes} B; ` +
         `max commands in flight ${device.stats.maxInFlight}, completed ${device.stats.completed}`,
     );
-  });
+    // A generous limit: software-emulated guests are slow; this only stops a hung run.
+  }, 900_000);
 });

@@ -190,7 +190,7 @@ describeKernel('sg3_utils against an openDevice disk (memory backend, 512-byte b
 
   it('sg_unmap: deallocates, then the range reads zeros', async () => {
     await writeBlocks(2048, bytes(64 * 512, 9));
-    await runOk('sg_unmap', ['--lba=2048', '--num=64', sg]);
+    await runOk('sg_unmap', ['--force', '--lba=2048', '--num=64', sg]);
     expect((await readBlocks(2048, 64)).every((b) => b === 0)).toBe(true);
   });
 
@@ -198,7 +198,7 @@ describeKernel('sg3_utils against an openDevice disk (memory backend, 512-byte b
     await writeBlocks(4096, bytes(16 * 512, 3));
     const mapped = await runOk('sg_get_lba_status', ['--lba=4096', sg]);
     expect(mapped.stdout).toMatch(/mapped/i);
-    await runOk('sg_unmap', ['--lba=4096', '--num=16', sg]);
+    await runOk('sg_unmap', ['--force', '--lba=4096', '--num=16', sg]);
     const after = await runOk('sg_get_lba_status', ['--lba=4096', sg]);
     expect(after.stdout).toMatch(/deallocated/i);
   });
@@ -291,10 +291,19 @@ describeKernel('sg3_utils against an openDevice disk (memory backend, 512-byte b
     await runOk('sg_prevent', ['--allow', sg]);
   });
 
-  it('sg_format: zeroes the medium, with progress', async () => {
+  it('sg_format: FORMAT UNIT with IMMED, polled to completion, zeroes the medium', async () => {
     await writeBlocks(64, bytes(8 * 512, 6));
-    const r = await run('sg_format', ['--format', '--quick', '--wait', sg], { timeoutMs: 120_000 });
+    // Without --wait sg_format sets IMMED and polls REQUEST SENSE for the progress until done.
+    const r = await run('sg_format', ['--format', '--quick', '--poll=1', sg], { timeoutMs: 300_000 });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect((await readBlocks(64, 8)).every((b) => b === 0)).toBe(true);
-  });
+    await runOk('sg_turs', [sg]);
+  }, 300_000);
+
+  it('sg_format --wait: FORMAT UNIT without IMMED', async () => {
+    await writeBlocks(128, bytes(8 * 512, 7));
+    const r = await run('sg_format', ['--format', '--quick', '--wait', sg], { timeoutMs: 300_000 });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect((await readBlocks(128, 8)).every((b) => b === 0)).toBe(true);
+  }, 300_000);
 });
