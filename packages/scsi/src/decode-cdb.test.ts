@@ -61,7 +61,7 @@ const expected: Record<string, Record<string, unknown>> = {
     dbd: true,
     pc: 0,
     pageCode: 8,
-    allocationLength: 255,
+    allocationLength: 252,
     llbaa: false,
   },
   'modesense10-0a': {
@@ -70,7 +70,7 @@ const expected: Record<string, Record<string, unknown>> = {
     llbaa: false,
     pc: 0,
     pageCode: 0x0a,
-    allocationLength: 512,
+    allocationLength: 4096,
   },
   'modesense10-ch': { name: 'MODE SENSE(10)', pc: 1, pageCode: 8, allocationLength: 512 },
   'modesense10-ff': {
@@ -121,7 +121,7 @@ const expected: Record<string, Record<string, unknown>> = {
     name: 'REPORT SUPPORTED OPERATION CODES',
     reportingOptions: 1,
     requestedOpcode: 0x93,
-    allocationLength: 512,
+    allocationLength: 8192,
   },
   'rsoc-one-sa': {
     name: 'REPORT SUPPORTED OPERATION CODES',
@@ -129,14 +129,14 @@ const expected: Record<string, Record<string, unknown>> = {
     requestedOpcode: 0x9e,
     requestedServiceAction: 0x12,
   },
-  reportluns: { name: 'REPORT LUNS', selectReport: 0, allocationLength: 4096, cdbLength: 12 },
+  reportluns: { name: 'REPORT LUNS', selectReport: 0, allocationLength: 8192, cdbLength: 12 },
   start: { name: 'START STOP UNIT', start: true, loej: false, immed: false },
   'stop-immed': { name: 'START STOP UNIT', start: false, immed: true },
   prevent: { name: 'PREVENT ALLOW MEDIUM REMOVAL', prevent: 1 },
   requestsense: { name: 'REQUEST SENSE', desc: false, allocationLength: 252 },
   'requestsense-d': { name: 'REQUEST SENSE', desc: true },
   format: { name: 'FORMAT UNIT', fmtdata: true, cmplst: false, defectListFormat: 0, direction: 'out' },
-  rtpg: { name: 'REPORT TARGET PORT GROUPS', serviceAction: 0x0a, allocationLength: 4096 },
+  rtpg: { name: 'REPORT TARGET PORT GROUPS', serviceAction: 0x0a, allocationLength: 1024 },
   'prin-readkeys': { name: 'PERSISTENT RESERVE IN', serviceAction: 0, allocationLength: 8192 },
   'prout-register': { name: 'PERSISTENT RESERVE OUT', serviceAction: 0, parameterListLength: 24 },
 };
