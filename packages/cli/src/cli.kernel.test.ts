@@ -15,6 +15,8 @@ import { runProgram } from './run-program.js';
 
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const TARGET = '/sys/kernel/config/target';
+/** Per-test limit: everything is emulated (TCG) in the lab, 10-20x slower than native. */
+const SLOW = 600_000;
 
 /** Every directory and symlink under configfs's target tree (attribute files left out), sorted. */
 async function configfsSnapshot(): Promise<string[]> {
@@ -166,177 +168,208 @@ describeKernel('tcmu (the CLI) in the real kernel', () => {
     { backend: 'file', blockSize: 512 },
     { backend: 'file', blockSize: 4096 },
   ])('a $backend disk with $blockSize-byte blocks', ({ backend, blockSize }) => {
-    it('takes mkfs.ext4, mount, writes, fsck -fn clean, remount, identical checksums; SIGTERM leaves configfs as before', async () => {
-      const image = join(workFolder, `disk-${blockSize}.img`);
-      const location = backend === 'memory' ? 'memory:' : `file:${image}`;
-      const name = `k-${backend}-${blockSize}`;
-      const server = await serve([
-        location,
-        '--size',
-        '96M',
-        '--block-size',
-        String(blockSize),
-        '--name',
-        name,
-      ]);
-      expect(server.name).toBe(name);
-      expect(server.device).toMatch(/^\/dev\/sd[a-z]+$/);
-      const sysfsName = server.device.slice('/dev/'.length);
-      expect((await readFile(`/sys/block/${sysfsName}/queue/logical_block_size`, 'utf8')).trim()).toBe(
-        String(blockSize),
-      );
-      expect(Number(await readFile(`/sys/block/${sysfsName}/size`, 'utf8')) * 512).toBe(96 * 1024 * 1024);
+    it(
+      'takes mkfs.ext4, mount, writes, fsck -fn clean, remount, identical checksums; SIGTERM leaves configfs as before',
+      async () => {
+        const image = join(workFolder, `disk-${blockSize}.img`);
+        const location = backend === 'memory' ? 'memory:' : `file:${image}`;
+        const name = `k-${backend}-${blockSize}`;
+        const server = await serve([
+          location,
+          '--size',
+          '96M',
+          '--block-size',
+          String(blockSize),
+          '--name',
+          name,
+        ]);
+        expect(server.name).toBe(name);
+        expect(server.device).toMatch(/^\/dev\/sd[a-z]+$/);
+        const sysfsName = server.device.slice('/dev/'.length);
+        expect((await readFile(`/sys/block/${sysfsName}/queue/logical_block_size`, 'utf8')).trim()).toBe(
+          String(blockSize),
+        );
+        expect(Number(await readFile(`/sys/block/${sysfsName}/size`, 'utf8')) * 512).toBe(96 * 1024 * 1024);
 
-      const mountPoint = await mkdtemp(join(tmpdir(), 'tcmu-cli-mnt-'));
-      await must('mkfs.ext4', ['-F', '-q', server.device]);
-      await must('mount', [server.device, mountPoint]);
-      const written = await writeRandomFiles(mountPoint, 6, 768 * 1024);
-      await must('umount', [mountPoint]);
-      const fsck = await runProgram('e2fsck', ['-fn', server.device]);
-      expect(fsck.exitCode, fsck.stdout + fsck.stderr).toBe(0);
-      await must('mount', [server.device, mountPoint]);
-      expect(await readSums(mountPoint, written.keys())).toEqual(written);
-      await must('umount', [mountPoint]);
-
-      expect(await server.stop('SIGTERM')).toBe(0);
-      expect(await configfsSnapshot()).toEqual(before);
-
-      if (backend === 'file') {
-        // The image outlives the process: serve it again (its size from the file) and read the files.
-        const again = await serve([location, '--block-size', String(blockSize), '--name', name]);
-        await must('mount', ['-o', 'ro', again.device, mountPoint]);
+        const mountPoint = await mkdtemp(join(tmpdir(), 'tcmu-cli-mnt-'));
+        await must('mkfs.ext4', ['-F', '-q', server.device]);
+        await must('mount', [server.device, mountPoint]);
+        const written = await writeRandomFiles(mountPoint, 6, 768 * 1024);
+        await must('umount', [mountPoint]);
+        const fsck = await runProgram('e2fsck', ['-fn', server.device]);
+        expect(fsck.exitCode, fsck.stdout + fsck.stderr).toBe(0);
+        await must('mount', [server.device, mountPoint]);
         expect(await readSums(mountPoint, written.keys())).toEqual(written);
         await must('umount', [mountPoint]);
-        expect(await again.stop('SIGINT')).toBe(0);
+
+        expect(await server.stop('SIGTERM')).toBe(0);
+        expect(await configfsSnapshot()).toEqual(before);
+
+        if (backend === 'file') {
+          // The image outlives the process: serve it again (its size from the file) and read the files.
+          const again = await serve([location, '--block-size', String(blockSize), '--name', name]);
+          await must('mount', ['-o', 'ro', again.device, mountPoint]);
+          expect(await readSums(mountPoint, written.keys())).toEqual(written);
+          await must('umount', [mountPoint]);
+          expect(await again.stop('SIGINT')).toBe(0);
+          expect(await configfsSnapshot()).toEqual(before);
+        }
+        await rm(mountPoint, { recursive: true, force: true });
+      },
+      SLOW,
+    );
+  });
+
+  it(
+    'passes fio randwrite with --verify=crc32c (libaio, direct, iodepth 16)',
+    async () => {
+      const server = await serve(['memory:', '--size', '128M', '--name', 'k-fio']);
+      const result = await runProgram(
+        'fio',
+        [
+          '--name=verify',
+          `--filename=${server.device}`,
+          '--ioengine=libaio',
+          '--direct=1',
+          '--iodepth=16',
+          '--rw=randwrite',
+          '--bs=4k',
+          '--size=32M',
+          '--verify=crc32c',
+          '--do_verify=1',
+          '--verify_fatal=1',
+          '--output-format=json',
+        ],
+        { timeoutMilliseconds: 600_000 },
+      );
+      expect(result.exitCode, result.stderr).toBe(0);
+      const job = (
+        JSON.parse(result.stdout) as {
+          jobs: { error: number; write: { io_bytes: number }; read: { io_bytes: number } }[];
+        }
+      ).jobs[0]!;
+      expect(job.error).toBe(0);
+      expect(job.write.io_bytes).toBe(32 * 1024 * 1024);
+      expect(job.read.io_bytes).toBe(32 * 1024 * 1024); // the verify pass read everything back
+      expect(await server.stop('SIGTERM')).toBe(0);
+      expect(await configfsSnapshot()).toEqual(before);
+    },
+    SLOW,
+  );
+
+  it(
+    'answers bad input with one line, a non-zero exit and configfs unchanged',
+    async () => {
+      const cases: [string[], RegExp, { user?: number }?][] = [
+        [['serve', 'memory:', '--size', '12X'], /invalid size "12X".*TCMU_ERR_CLI_SIZE/],
+        [
+          ['serve', 'memory:', '--size', '1M', '--block-size', '1024'],
+          /use 512 or 4096.*TCMU_ERR_CLI_BLOCK_SIZE/,
+        ],
+        [
+          ['serve', 'nbd://host/x', '--size', '1M'],
+          /unknown backend scheme "nbd:".*TCMU_ERR_CLI_BACKEND_URL/,
+        ],
+        [
+          ['serve', `file:${workFolder}/missing/disk.img`, '--size', '8M'],
+          /folder .*missing does not exist.*TCMU_ERR_CLI_FILE/,
+        ],
+        [['serve', 'memory:', '--size', '8M'], /needs root.*TCMU_ERR_CLI_NOT_ROOT/, { user: 65534 }],
+      ];
+      for (const [args, message, options] of cases) {
+        const result = await tcmu([...args, '--log-level', 'silent'], options);
+        expect(result.exitCode, args.join(' ')).not.toBe(0);
+        const lines = result.stderr.trimEnd().split('\n');
+        expect(lines, args.join(' ')).toHaveLength(1);
+        expect(lines[0]).toMatch(message);
+        expect(result.stdout).toBe('');
         expect(await configfsSnapshot()).toEqual(before);
       }
-      await rm(mountPoint, { recursive: true, force: true });
-    });
-  });
+    },
+    SLOW,
+  );
 
-  it('passes fio randwrite with --verify=crc32c (libaio, direct, iodepth 16)', async () => {
-    const server = await serve(['memory:', '--size', '128M', '--name', 'k-fio']);
-    const result = await runProgram(
-      'fio',
-      [
-        '--name=verify',
-        `--filename=${server.device}`,
-        '--ioengine=libaio',
-        '--direct=1',
-        '--iodepth=16',
-        '--rw=randwrite',
-        '--bs=4k',
-        '--size=32M',
-        '--verify=crc32c',
-        '--do_verify=1',
-        '--verify_fatal=1',
-        '--output-format=json',
-      ],
-      { timeoutMilliseconds: 600_000 },
-    );
-    expect(result.exitCode, result.stderr).toBe(0);
-    const job = (
-      JSON.parse(result.stdout) as {
-        jobs: { error: number; write: { io_bytes: number }; read: { io_bytes: number } }[];
-      }
-    ).jobs[0]!;
-    expect(job.error).toBe(0);
-    expect(job.write.io_bytes).toBe(32 * 1024 * 1024);
-    expect(job.read.io_bytes).toBe(32 * 1024 * 1024); // the verify pass read everything back
-    expect(await server.stop('SIGTERM')).toBe(0);
-    expect(await configfsSnapshot()).toEqual(before);
-  });
-
-  it('answers bad input with one line, a non-zero exit and configfs unchanged', async () => {
-    const cases: [string[], RegExp, { user?: number }?][] = [
-      [['serve', 'memory:', '--size', '12X'], /invalid size "12X".*TCMU_ERR_CLI_SIZE/],
-      [
-        ['serve', 'memory:', '--size', '1M', '--block-size', '1024'],
-        /use 512 or 4096.*TCMU_ERR_CLI_BLOCK_SIZE/,
-      ],
-      [['serve', 'nbd://host/x', '--size', '1M'], /unknown backend scheme "nbd:".*TCMU_ERR_CLI_BACKEND_URL/],
-      [
-        ['serve', `file:${workFolder}/missing/disk.img`, '--size', '8M'],
-        /folder .*missing does not exist.*TCMU_ERR_CLI_FILE/,
-      ],
-      [['serve', 'memory:', '--size', '8M'], /needs root.*TCMU_ERR_CLI_NOT_ROOT/, { user: 65534 }],
-    ];
-    for (const [args, message, options] of cases) {
-      const result = await tcmu([...args, '--log-level', 'silent'], options);
-      expect(result.exitCode, args.join(' ')).not.toBe(0);
-      const lines = result.stderr.trimEnd().split('\n');
-      expect(lines, args.join(' ')).toHaveLength(1);
-      expect(lines[0]).toMatch(message);
-      expect(result.stdout).toBe('');
+  it(
+    'refuses a name already in use, leaving the first device serving and configfs as it was',
+    async () => {
+      const first = await serve(['memory:', '--size', '16M', '--name', 'k-taken']);
+      const during = await configfsSnapshot();
+      const second = await tcmu([
+        'serve',
+        'memory:',
+        '--size',
+        '16M',
+        '--name',
+        'k-taken',
+        '--log-level',
+        'silent',
+      ]);
+      expect(second.exitCode).toBe(1);
+      expect(second.stderr.trimEnd().split('\n')).toHaveLength(1);
+      expect(second.stderr).toMatch(/"k-taken" is already in use.*TCMU_ERR_CLI_NAME_IN_USE/);
+      expect(await configfsSnapshot()).toEqual(during);
+      await must('sg_readcap', [first.device]);
+      expect(await first.stop('SIGTERM')).toBe(0);
       expect(await configfsSnapshot()).toEqual(before);
-    }
-  });
+    },
+    SLOW,
+  );
 
-  it('refuses a name already in use, leaving the first device serving and configfs as it was', async () => {
-    const first = await serve(['memory:', '--size', '16M', '--name', 'k-taken']);
-    const during = await configfsSnapshot();
-    const second = await tcmu([
-      'serve',
-      'memory:',
-      '--size',
-      '16M',
-      '--name',
-      'k-taken',
-      '--log-level',
-      'silent',
-    ]);
-    expect(second.exitCode).toBe(1);
-    expect(second.stderr.trimEnd().split('\n')).toHaveLength(1);
-    expect(second.stderr).toMatch(/"k-taken" is already in use.*TCMU_ERR_CLI_NAME_IN_USE/);
-    expect(await configfsSnapshot()).toEqual(during);
-    await must('sg_readcap', [first.device]);
-    expect(await first.stop('SIGTERM')).toBe(0);
-    expect(await configfsSnapshot()).toEqual(before);
-  });
+  it(
+    'lists a SIGKILLed server’s device as stale, and tcmu rm --stale removes it',
+    async () => {
+      const server = await serve(['memory:', '--size', '16M', '--name', 'k-killed']);
+      const listedLive = JSON.parse((await tcmu(['ls', '--json'])).stdout) as {
+        name: string;
+        state: string;
+        devices: string[];
+      }[];
+      expect(listedLive.find((d) => d.name === 'k-killed')).toMatchObject({
+        state: 'serving',
+        devices: [server.device],
+      });
+      expect(await server.stop('SIGKILL')).toBe('SIGKILL');
+      const listed = await tcmu(['ls', '--json']);
+      expect(listed.exitCode).toBe(0);
+      expect(
+        (JSON.parse(listed.stdout) as { name: string; state: string }[]).find((d) => d.name === 'k-killed'),
+      ).toMatchObject({
+        state: 'stale',
+      });
+      const table = await tcmu(['ls']);
+      expect(table.stdout).toMatch(/k-killed\s+\d+\s+stale/);
+      const removed = await tcmu(['rm', '--stale']);
+      expect(removed.exitCode, removed.stderr).toBe(0);
+      expect(removed.stdout).toMatch(/^removed k-killed \(stale, hba \d+\)$/m);
+      expect(await configfsSnapshot()).toEqual(before);
+    },
+    SLOW,
+  );
 
-  it('lists a SIGKILLed server’s device as stale, and tcmu rm --stale removes it', async () => {
-    const server = await serve(['memory:', '--size', '16M', '--name', 'k-killed']);
-    const listedLive = JSON.parse((await tcmu(['ls', '--json'])).stdout) as {
-      name: string;
-      state: string;
-      devices: string[];
-    }[];
-    expect(listedLive.find((d) => d.name === 'k-killed')).toMatchObject({
-      state: 'serving',
-      devices: [server.device],
-    });
-    expect(await server.stop('SIGKILL')).toBe('SIGKILL');
-    const listed = await tcmu(['ls', '--json']);
-    expect(listed.exitCode).toBe(0);
-    expect(
-      (JSON.parse(listed.stdout) as { name: string; state: string }[]).find((d) => d.name === 'k-killed'),
-    ).toMatchObject({
-      state: 'stale',
-    });
-    const table = await tcmu(['ls']);
-    expect(table.stdout).toMatch(/k-killed\s+\d+\s+stale/);
-    const removed = await tcmu(['rm', '--stale']);
-    expect(removed.exitCode, removed.stderr).toBe(0);
-    expect(removed.stdout).toMatch(/^removed k-killed \(stale, hba \d+\)$/m);
-    expect(await configfsSnapshot()).toEqual(before);
-  });
+  it(
+    'tcmu rm NAME stops a live server (it drains and exits 0) and leaves configfs as before',
+    async () => {
+      const server = await serve(['memory:', '--size', '16M', '--name', 'k-rm']);
+      const exited = new Promise((resolve) => server.child.once('exit', (code) => resolve(code)));
+      const removed = await tcmu(['rm', 'k-rm']);
+      expect(removed.exitCode, removed.stderr).toBe(0);
+      expect(removed.stdout).toBe(`removed k-rm (stopped pid ${server.child.pid})\n`);
+      expect(await exited).toBe(0);
+      expect(await configfsSnapshot()).toEqual(before);
+    },
+    SLOW,
+  );
 
-  it('tcmu rm NAME stops a live server (it drains and exits 0) and leaves configfs as before', async () => {
-    const server = await serve(['memory:', '--size', '16M', '--name', 'k-rm']);
-    const exited = new Promise((resolve) => server.child.once('exit', (code) => resolve(code)));
-    const removed = await tcmu(['rm', 'k-rm']);
-    expect(removed.exitCode, removed.stderr).toBe(0);
-    expect(removed.stdout).toBe(`removed k-rm (stopped pid ${server.child.pid})\n`);
-    expect(await exited).toBe(0);
-    expect(await configfsSnapshot()).toEqual(before);
-  });
-
-  it('tcmu demo --here passes', async () => {
-    const result = await tcmu(['demo', '--here', '--size', '64M', '--files', '4']);
-    expect(result.exitCode, result.stdout + result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/compare sha256 checksums \.\.\. ok/);
-    expect(result.stdout).toMatch(/4 of 4 files match/);
-    expect(result.stdout).toMatch(/tcmu demo: PASSED/);
-    expect(await configfsSnapshot()).toEqual(before);
-  });
+  it(
+    'tcmu demo --here passes',
+    async () => {
+      const result = await tcmu(['demo', '--here', '--size', '64M', '--files', '4']);
+      expect(result.exitCode, result.stdout + result.stderr).toBe(0);
+      expect(result.stdout).toMatch(/compare sha256 checksums \.\.\. ok/);
+      expect(result.stdout).toMatch(/4 of 4 files match/);
+      expect(result.stdout).toMatch(/tcmu demo: PASSED/);
+      expect(await configfsSnapshot()).toEqual(before);
+    },
+    SLOW,
+  );
 });

@@ -102,8 +102,15 @@ describe('openBackend', () => {
 });
 
 describe('importBackendPackage', () => {
+  it('passes other failures through', async () => {
+    const failure = new Error('boom');
+    await expect(importBackendPackage(() => Promise.reject(failure), '@tcmu/x', 'x:')).rejects.toBe(failure);
+  });
+
   it('turns a missing backend package into TCMU_ERR_CLI_BACKEND_UNAVAILABLE with install advice', async () => {
-    await expect(importBackendPackage('@tcmu/backend-does-not-exist', 'nope:')).rejects.toMatchObject({
+    const specifier = '@tcmu/backend-does-not-exist';
+    const load = () => import(/* @vite-ignore */ specifier);
+    await expect(importBackendPackage(load, specifier, 'nope:')).rejects.toMatchObject({
       code: 'TCMU_ERR_CLI_BACKEND_UNAVAILABLE',
       message: 'the nope: backend needs the package @tcmu/backend-does-not-exist',
       hint: 'install it next to @tcmu/cli: npm install @tcmu/backend-does-not-exist',

@@ -26,10 +26,17 @@ export interface BackendRequest {
   readonly readOnly: boolean;
 }
 
-/** Loads a backend package; separated so a missing optional package becomes a clear error. */
-export async function importBackendPackage<T>(specifier: string, scheme: string): Promise<T> {
+/**
+ * Loads a backend package; a missing optional package becomes a clear error. `load` must be a literal
+ * `import('…')` so the bundler sees it.
+ */
+export async function importBackendPackage<T>(
+  load: () => Promise<T>,
+  specifier: string,
+  scheme: string,
+): Promise<T> {
   try {
-    return (await import(/* @vite-ignore */ specifier)) as T;
+    return await load();
   } catch (error) {
     if (hasCode(error) && error.code === 'ERR_MODULE_NOT_FOUND' && error.message.includes(specifier)) {
       throw new CliError(
@@ -43,27 +50,6 @@ export async function importBackendPackage<T>(specifier: string, scheme: string)
     }
     throw error;
   }
-}
-
-/** The part of @tcmu/backend-memory the CLI uses. */
-interface MemoryPackage {
-  openMemoryBackend(options: { size: number; blockSize?: number }): Promise<Backend>;
-}
-
-/** The part of @tcmu/backend-file the CLI uses. */
-interface FilePackage {
-  openFileBackend(options: {
-    path: string;
-    size?: number;
-    create?: boolean;
-    readOnly?: boolean;
-  }): Promise<Backend>;
-}
-
-/** The part of @tcmu/backend-s3 the CLI uses. */
-interface S3Package {
-  openS3Backend(options: Record<string, unknown>): Promise<Backend>;
-  parseS3Url(text: string): Record<string, unknown> & { size?: number };
 }
 
 /**
@@ -80,14 +66,22 @@ export async function openBackend(request: BackendRequest, logger: Logger): Prom
   switch (location.kind) {
     case 'memory': {
       const size = request.size!;
-      const memory = await importBackendPackage<MemoryPackage>('@tcmu/backend-memory', 'memory:');
+      const memory = await importBackendPackage(
+        () => import('@tcmu/backend-memory'),
+        '@tcmu/backend-memory',
+        'memory:',
+      );
       backend = await memory.openMemoryBackend({ size, blockSize: request.blockSize });
       description = `a ${formatSize(size)} memory disk`;
       break;
     }
     case 'file': {
       const existing = await checkBackendRequest(request);
-      const file = await importBackendPackage<FilePackage>('@tcmu/backend-file', 'file:');
+      const file = await importBackendPackage(
+        () => import('@tcmu/backend-file'),
+        '@tcmu/backend-file',
+        'file:',
+      );
       backend = await file.openFileBackend({
         path: location.path,
         ...(existing === undefined ? { size: request.size!, create: true } : {}),
@@ -104,7 +98,7 @@ export async function openBackend(request: BackendRequest, logger: Logger): Prom
       break;
     }
     case 's3': {
-      const s3 = await importBackendPackage<S3Package>('@tcmu/backend-s3', 's3:');
+      const s3 = await importBackendPackage(() => import('@tcmu/backend-s3'), '@tcmu/backend-s3', 's3:');
       const parsed = s3.parseS3Url(location.url);
       if (request.size !== undefined && parsed.size !== undefined && request.size !== parsed.size) {
         throw new CliError(
