@@ -284,3 +284,27 @@ describe('file backend: flush', () => {
     }
   });
 });
+
+describe('file backend: big sparse files', () => {
+  it('creates a 1 TiB file without allocating it, writes at the far end, and reports the layout', async () => {
+    const tebibyte = 1024 ** 4;
+    const path = freshPath();
+    const backend = await openFileBackend({ path, size: tebibyte });
+    try {
+      const data = patternBytes(3, 8192);
+      await backend.write(tebibyte - 8192, [data]);
+      const out = new Uint8Array(8192);
+      await backend.read(tebibyte - 8192, 8192, [out]);
+      expect(Buffer.compare(out, data)).toBe(0);
+      expect(await backend.getAllocation!(0, tebibyte)).toEqual([
+        { offset: 0, length: tebibyte - 8192, state: 'deallocated' },
+        { offset: tebibyte - 8192, length: 8192, state: 'mapped' },
+      ]);
+      expect((await stat(path)).blocks * 512).toBeLessThanOrEqual(64 * 1024);
+      await backend.unmap!(0, tebibyte);
+      expect((await stat(path)).blocks).toBe(0);
+    } finally {
+      await backend.close();
+    }
+  });
+});
