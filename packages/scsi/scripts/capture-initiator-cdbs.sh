@@ -93,7 +93,7 @@ cp $T/trace "$OUT/raw-trace.txt"
 wc -l "$OUT/trace.txt"
 
 # Tear down what was created.
-echo 1 > /sys/class/scsi_device/*/device/delete 2>/dev/null
+for d in /sys/class/scsi_device/*/device/delete; do [ -e "$d" ] && echo 1 > "$d"; done
 rmdir $C/loopback/$WWN/tpgt_1/nexus 2>/dev/null
 rm -f $C/loopback/$WWN/tpgt_1/lun/lun_0/cap0
 rmdir $C/loopback/$WWN/tpgt_1/lun/lun_0 $C/loopback/$WWN/tpgt_1 $C/loopback/$WWN 2>/dev/null
