@@ -81,6 +81,29 @@ describe(
       expect(out).toMatch(/Product revision level: 0\.1/);
     });
 
+    test('standard INQUIRY option bits land where sg_inq reads them', () => {
+      const out = decode(
+        'sg_inq',
+        encodeStandardInquiry({
+          vendor: 'A',
+          product: 'B',
+          revision: 'C',
+          removable: true,
+          multiPort: true,
+          protect: true,
+          normalAca: true,
+          peripheralQualifier: 1,
+          peripheralDeviceType: 5,
+          length: 36,
+        }),
+      );
+      expect(out).toMatch(/PQual=1\s+PDT=5\s+RMB=1/);
+      expect(out).toMatch(/NormACA=1/);
+      expect(out).toMatch(/Protect=1/);
+      expect(out).toMatch(/MultiP=1/);
+      expect(out).toMatch(/length=36 \(0x24\)/);
+    });
+
     test('VPD 00h, 80h (sg_vpd)', () => {
       const pages = decode('sg_vpd', encodeSupportedVpdPages([0x80, 0x83, 0xb0, 0xb1, 0xb2]), '-p', 'sv');
       for (const name of [
