@@ -3,7 +3,8 @@
 # scsi:scsi_dispatch_cmd_start tracepoint, against an in-kernel ramdisk LUN on tcm_loop.
 # Runs inside the kernel lab (needs root, configfs, tcm_loop, tracefs):
 #   tools/lab/run -- sh packages/scsi/scripts/capture-initiator-cdbs.sh .results/scsi-capture
-# Writes OUT/trace.txt (one "label | raw CDB hex" line per command) and OUT/tools.log.
+# Writes OUT/trace.txt (one "label | raw CDB hex" line per command), OUT/tools.log and OUT/responses.log
+# (LIO's own response data in hex).
 set -u
 OUT=${1:-.results/scsi-capture}
 mkdir -p "$OUT"
@@ -79,6 +80,22 @@ run dd-direct-write dd if=/dev/zero of="$DEV" bs=65536 count=2 oflag=direct,dsyn
 run blkdiscard blkdiscard -o 0 -l 1048576 "$DEV"
 run mkfs mkfs.ext4 -q -F "$DEV"
 run fsync sh -c "mkdir -p /mnt/cap && mount $DEV /mnt/cap && echo hello > /mnt/cap/f && sync && umount /mnt/cap"
+# The data LIO itself returns (hex), to compare our encoders' layouts with a real target's.
+resp() { label=$1; shift; echo "== $label: $*" >> "$OUT/responses.log"; "$@" >> "$OUT/responses.log" 2>&1; }
+resp inquiry sg_inq -H "$DEV"
+resp vpd-sv sg_vpd -p sv -H "$DEV"
+resp vpd-sn sg_vpd -p sn -H "$DEV"
+resp vpd-di sg_vpd -p di -H "$DEV"
+resp vpd-bl sg_vpd -p bl -H "$DEV"
+resp vpd-bdc sg_vpd -p bdc -H "$DEV"
+resp vpd-lbpv sg_vpd -p lbpv -H "$DEV"
+resp readcap10 sg_readcap -H "$DEV"
+resp readcap16 sg_readcap --16 -H "$DEV"
+resp modes6-all sg_modes -6 -p 0x3f -H "$DEV"
+resp modes10-all sg_modes -p 0x3f -H "$DEV"
+resp modes10-changeable sg_modes -p 0x3f -c 1 -H "$DEV"
+resp modes10-default sg_modes -p 0x3f -c 2 -H "$DEV"
+resp requests sg_requests -H "$DEV"
 mark end
 echo 0 > $T/events/scsi/scsi_dispatch_cmd_start/enable
 
