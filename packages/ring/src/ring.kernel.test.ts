@@ -49,6 +49,8 @@ describeKernel('@tcmu/ring against target_core_user through tcm_loop', () => {
   const trace: RingTraceEntry[] = [];
   let pendingEntry: RingTraceEntry | undefined;
   let delayTransfers = false;
+  let entries = 0;
+  let multiIovec = 0;
   let arrivals = 0;
   let lastCompleted = -1;
   let inversions = 0;
@@ -77,9 +79,13 @@ describeKernel('@tcmu/ring against target_core_user through tcm_loop', () => {
     const served = ring;
     served.start({
       onEntry(entry, position) {
-        if (trace.length >= 80) return;
-        pendingEntry = { position, entry: Buffer.from(entry).toString('hex') };
-        trace.push(pendingEntry);
+        // Keep the probe, every task management entry and some multi-iovec commands.
+        const sequence = entries++;
+        const operation = entry[0]! & 7;
+        const iovecs = operation === 1 ? new DataView(entry.buffer, entry.byteOffset).getUint32(8, true) : 0;
+        const keep = sequence < 60 || operation !== 1 || (iovecs > 1 && multiIovec++ < 20);
+        pendingEntry = keep ? { position, sequence, entry: Buffer.from(entry).toString('hex') } : undefined;
+        if (pendingEntry) trace.push(pendingEntry);
       },
       onCommand(command) {
         const sequence = arrivals++;
@@ -139,7 +145,7 @@ describeKernel('@tcmu/ring against target_core_user through tcm_loop', () => {
     if (deviceDir && existsSync(deviceDir)) await rmdir(deviceDir);
     if (hbaDir && existsSync(hbaDir) && (await readdir(hbaDir)).length === 0) await rmdir(hbaDir);
     if (trace.length > 0) {
-      const source = `${read('/proc/sys/kernel/osrelease')} target_core_user via tcm_loop (sd probe, dd O_DIRECT)`;
+      const source = `${read('/proc/sys/kernel/osrelease')} target_core_user via tcm_loop (sd probe, dd O_DIRECT, sg_reset)`;
       const mapping = ring!;
       const captured: RingTrace = {
         source,
@@ -285,6 +291,28 @@ describeKernel('@tcmu/ring against target_core_user through tcm_loop', () => {
     console.log(
       `concurrent phase: ${completions} completions, ${kicks} kicks, max ${maxInFlight} in flight, ${inversions} out of order`,
     );
+  });
+
+  it('surfaces a LUN reset from the initiator (sg_reset) as a task management event', async (context) => {
+    const tool = ['/usr/bin/sg_reset', '/bin/sg_reset'].find((path) => existsSync(path));
+    if (!tool) return context.skip('sg3-utils is not installed in the lab');
+    if (!existsSync(join(deviceDir, 'attrib', 'tmr_notification')))
+      return context.skip('this kernel has no attrib/tmr_notification');
+    await run(tool, ['--device', devicePath]).catch((error: { stderr?: string }) => {
+      throw new Error(`sg_reset failed: ${error.stderr}`);
+    });
+    await waitFor('the TMR entry', () => (taskManagement.length > 0 ? true : undefined));
+    expect(taskManagement[0]).toMatchObject({ type: 5, name: 'lun-reset', ids: [] });
+    expect(ring!.statistics.taskManagement).toBe(taskManagement.length);
+    // The ring keeps serving after it.
+    const { stdout } = await run(
+      'dd',
+      [`if=${devicePath}`, 'bs=4096', 'count=1', 'iflag=direct', 'status=none'],
+      {
+        encoding: 'buffer',
+      },
+    );
+    expect(Buffer.compare(stdout, disk.data.subarray(0, 4096))).toBe(0);
   });
 
   it('rejects an unsupported command with CHECK CONDITION (sg_opcodes sees ILLEGAL REQUEST)', async (context) => {

@@ -420,6 +420,19 @@ describe('Ring over the simulated kernel', () => {
     await Promise.all(small);
   });
 
+  it('copies data-in into an initiator-owned buffer when asked (dataInto)', async () => {
+    let ring!: Ring;
+    ({ ring } = await setUp({}, { onCommand: patternHandler(() => ring) }));
+    const kernel = open[0]!.kernel;
+    const into = new Uint8Array(8192);
+    const result = await kernel.submit({ cdb: cdbWithTag(READ, 4), dataInLength: 6000, dataInto: into });
+    expect(result.dataIn.buffer).toBe(into.buffer);
+    expectBytes(result.dataIn, pattern(4, 6000));
+    await expect(
+      kernel.submit({ cdb: cdbWithTag(READ, 4), dataInLength: 9000, dataInto: into }),
+    ).rejects.toMatchObject({ code: 'TCMU_ERR_RING_INVALID_ARGUMENT' });
+  });
+
   it('passes bidirectional commands with separate data-in iovecs', async () => {
     let ring!: Ring;
     ({ ring } = await setUp(

@@ -131,12 +131,15 @@ class Waiter {
   }
 }
 
-let waiter: Waiter | undefined;
+// Shared through a global symbol so that two copies of this package in one process (a bundled
+// and an installed one) still use one poll() thread between them.
+const WAITER_KEY = Symbol.for('@tcmu/ring/process-waiter/v1');
 
 /** The process-wide waiter. */
 export function processWaiter(): Waiter {
-  waiter ??= new Waiter();
-  return waiter;
+  const global = globalThis as { [WAITER_KEY]?: Waiter };
+  global[WAITER_KEY] ??= new Waiter();
+  return global[WAITER_KEY];
 }
 
 export type { Waiter };

@@ -122,6 +122,8 @@ const ignore = () => {};
 export interface RingTraceEntry {
   /** Position of the entry in the ring (bytes from cmdr_off). */
   position: number;
+  /** Ordinal of the entry since capture began (a trace may skip entries). */
+  sequence?: number;
   /** The raw entry bytes in hex, header included, as the kernel wrote them. */
   entry: string;
   /** Length of the CDB in bytes (the entry holds it padded to 8). */
