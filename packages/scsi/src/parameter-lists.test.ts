@@ -50,7 +50,16 @@ describe('UNMAP parameter list', () => {
     });
     expect(parseUnmapParameterList(hex(linuxUnmap.replace('00 16 00 10', '00 16 00 20')), 24)).toMatchObject({
       ok: false,
-      sense: { asc: 0x26, fieldPointer: { byte: 2 } },
+      sense: { asc: 0x1a },
+    });
+    const three = buildUnmapParameterList([
+      { lba: 0n, count: 3 },
+      { lba: 10n, count: 3 },
+      { lba: 20n, count: 3 },
+    ]);
+    expect(parseUnmapParameterList(three, three.length, { maximumLbaCount: 6 })).toMatchObject({
+      ok: false,
+      sense: { asc: 0x26, fieldPointer: { commandData: false, byte: 8 + 32 + 8 } },
     });
     const two = buildUnmapParameterList([
       { lba: 0n, count: 1 },
@@ -95,6 +104,14 @@ describe('FORMAT UNIT parameter list', () => {
       sense: { asc: 0x26, fieldPointer: { byte: 1, bit: 3 } },
     });
     expect(parseFormatUnitParameterList(hex('01 00 00 00'), false)).toMatchObject({ ok: false });
+    expect(parseFormatUnitParameterList(hex('00 20 00 00'), false)).toMatchObject({
+      ok: false,
+      sense: { asc: 0x26, fieldPointer: { byte: 1, bit: 5 } },
+    });
+    expect(parseFormatUnitParameterList(hex('00 a0 00 00'), false)).toMatchObject({
+      ok: true,
+      header: { dcrt: true },
+    });
     expect(parseFormatUnitParameterList(hex('00 00'), false)).toMatchObject({
       ok: false,
       sense: { asc: 0x1a },

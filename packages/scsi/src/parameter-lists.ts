@@ -21,7 +21,7 @@ export interface UnmapLimits {
   capacityBlocks?: bigint;
   /** MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT of the Block Limits page (0 = no check). */
   maximumDescriptors?: number;
-  /** MAXIMUM UNMAP LBA COUNT of the Block Limits page, per descriptor (0 = no check). */
+  /** MAXIMUM UNMAP LBA COUNT of the Block Limits page: blocks per command, all descriptors together (0 = no check). */
   maximumLbaCount?: number;
 }
 
@@ -29,10 +29,11 @@ export type UnmapParseResult = { ok: true; descriptors: UnmapDescriptor[] } | { 
 
 /**
  * Parse an UNMAP parameter list (8-byte header, 16-byte block descriptors). Reads
- * `min(parameterListLength, data.length)` bytes. Length 0 → no descriptors. Errors: 1..7 bytes →
- * 05/1A 00; UNMAP DATA LENGTH or BLOCK DESCRIPTOR DATA LENGTH larger than the list → 05/26 00 at that
- * field; more descriptors than `maximumDescriptors` → 05/26 00 at byte 2; a count above
- * `maximumLbaCount` → 05/26 00 at that count; a range past `capacityBlocks` → 05/21 00 with the LBA.
+ * `min(parameterListLength, data.length)` bytes. Length 0 → no descriptors. Errors (LIO's mapping):
+ * 1..7 bytes, or UNMAP DATA LENGTH / BLOCK DESCRIPTOR DATA LENGTH larger than the list → 05/1A 00;
+ * more descriptors than `maximumDescriptors` → 05/26 00 at byte 2; the running block total above
+ * `maximumLbaCount` → 05/26 00 at the count that crossed it; a range past `capacityBlocks` → 05/21 00
+ * with the LBA in INFORMATION.
  * An incomplete trailing descriptor (length not a multiple of 16) is ignored, as SBC-4 allows.
  */
 export function parseUnmapParameterList(
@@ -45,17 +46,19 @@ export function parseUnmapParameterList(
   if (length < 8) return { ok: false, sense: parameterListLengthError() };
   const dataLength = readUint(data, 0, 2);
   const descriptorLength = readUint(data, 2, 2);
-  if (dataLength > length - 2) return { ok: false, sense: invalidFieldInParameterList(0, 7) };
-  if (descriptorLength > length - 8) return { ok: false, sense: invalidFieldInParameterList(2, 7) };
+  if (dataLength > length - 2 || descriptorLength > length - 8)
+    return { ok: false, sense: parameterListLengthError() };
   const n = Math.floor(descriptorLength / 16);
   if (limits.maximumDescriptors && n > limits.maximumDescriptors)
     return { ok: false, sense: invalidFieldInParameterList(2, 7) };
   const descriptors: UnmapDescriptor[] = [];
+  let total = 0;
   for (let i = 0; i < n; i++) {
     const at = 8 + 16 * i;
     const lba = readBig(data, at, 8);
     const count = readUint(data, at + 8, 4);
-    if (limits.maximumLbaCount && count > limits.maximumLbaCount)
+    total += count;
+    if (limits.maximumLbaCount && total > limits.maximumLbaCount)
       return { ok: false, sense: invalidFieldInParameterList(at + 8, 7) };
     if (limits.capacityBlocks !== undefined && lba + BigInt(count) > limits.capacityBlocks)
       return { ok: false, sense: lbaOutOfRange(lba) };
@@ -95,8 +98,8 @@ export type FormatUnitParseResult = { ok: true; header: FormatUnitHeader } | { o
 
 /**
  * Parse the FORMAT UNIT parameter list header (FMTDATA = 1). `longList` is the LONGLIST bit of the CDB.
- * Errors: list shorter than the header → 05/1A 00; PROTECTION FIELD USAGE ≠ 0, IP (initialization
- * pattern) or a defect list (not supported) → 05/26 00 at the field.
+ * Errors: list shorter than the header → 05/1A 00; PROTECTION FIELD USAGE ≠ 0, DPRY/DCRT/STPF/IP set
+ * with FOV = 0, IP (initialization pattern) or a defect list (not supported) → 05/26 00 at the field.
  */
 export function parseFormatUnitParameterList(data: Uint8Array, longList: boolean): FormatUnitParseResult {
   const headerLength = longList ? 8 : 4;
@@ -115,6 +118,8 @@ export function parseFormatUnitParameterList(data: Uint8Array, longList: boolean
   if (data[0]! & 0xf8)
     return { ok: false, sense: invalidFieldInParameterList(0, 31 - Math.clz32(data[0]! & 0xf8)) };
   if (header.protectionFieldUsage) return { ok: false, sense: invalidFieldInParameterList(0, 2) };
+  if (!header.formatOptionsValid && b1 & 0x78)
+    return { ok: false, sense: invalidFieldInParameterList(1, 31 - Math.clz32(b1 & 0x78)) };
   if (header.ip) return { ok: false, sense: invalidFieldInParameterList(1, 3) };
   if (b1 & 0x05) return { ok: false, sense: invalidFieldInParameterList(1, b1 & 0x04 ? 2 : 0) };
   if (header.defectListLength) return { ok: false, sense: invalidFieldInParameterList(longList ? 4 : 2, 7) };
