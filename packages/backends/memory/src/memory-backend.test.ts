@@ -1,4 +1,4 @@
-import { BackendErrorCode, backendCapabilities } from '@tcmu/backend';
+import { BackendErrorCode, backendCapabilities, withReadCache } from '@tcmu/backend';
 import { patternBytes, runBackendConformance } from '@tcmu/backend/testing';
 import { describe, expect, it } from 'vitest';
 import { openMemoryBackend } from './memory-backend';
@@ -7,6 +7,11 @@ runBackendConformance({ name: 'memory', open: (size) => openMemoryBackend({ size
 runBackendConformance({
   name: 'memory, 64 KiB pages',
   open: (size) => openMemoryBackend({ size, pageSize: 65536 }),
+});
+
+runBackendConformance({
+  name: 'withReadCache(memory)',
+  open: async (size) => withReadCache(await openMemoryBackend({ size }), { blockSize: 16384 }),
 });
 
 const codeOf = (promise: Promise<unknown>) =>

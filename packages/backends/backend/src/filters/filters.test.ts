@@ -6,6 +6,7 @@ import { createReferenceBackend } from '../testing/reference-backend';
 import { readOnly } from './read-only';
 import { serialized } from './serialized';
 import { withFaults } from './with-faults';
+import { withReadCache } from './with-read-cache';
 import { withStats } from './with-stats';
 import { wrapBackend } from './wrap-backend';
 
@@ -17,6 +18,15 @@ runBackendConformance({
 runBackendConformance({
   name: 'serialized(reference)',
   open: async (size) => serialized(createReferenceBackend(size)),
+});
+runBackendConformance({
+  name: 'withReadCache(reference), 4 KiB blocks, 1 MiB cache',
+  open: async (size) =>
+    withReadCache(createReferenceBackend(size), { blockSize: 4096, maxBytes: 1024 * 1024 }),
+});
+runBackendConformance({
+  name: 'withReadCache(reference), defaults',
+  open: async (size) => withReadCache(createReferenceBackend(size)),
 });
 runBackendConformance({
   name: 'withFaults(reference, [])',
@@ -163,5 +173,52 @@ describe('serialized', () => {
     const results = await Promise.allSettled(calls);
     expect(results.filter((r) => r.status === 'rejected').length).toBe(1);
     expect(stats.stats().maxInFlight).toBe(1);
+  });
+});
+
+describe('withReadCache', () => {
+  it('serves repeated reads from the cache and drops blocks on every change', async () => {
+    const counted = withStats(createReferenceBackend(1024 * 1024));
+    const backend = withReadCache(counted, { blockSize: 4096 });
+    await backend.write(0, [new Uint8Array(8192).fill(1)]);
+    const out = new Uint8Array(100);
+    await backend.read(4000, 100, [out]); // spans blocks 0 and 1: one fetch
+    await backend.read(4000, 100, [out]);
+    await backend.read(10, 10, [out.subarray(0, 10)]);
+    expect(counted.stats().operations.read.calls).toBe(1);
+    expect(backend.cacheStats()).toMatchObject({ hits: 3, misses: 2, blocks: 2, bytes: 8192 });
+    await backend.write(4096, [Uint8Array.of(9)]);
+    await backend.read(4096, 1, [out.subarray(0, 1)]);
+    expect(out[0]).toBe(9);
+    await backend.unmap!(0, 4096);
+    await backend.read(0, 1, [out.subarray(0, 1)]);
+    expect(out[0]).toBe(0);
+    await backend.compareAndWrite!(0, [Uint8Array.of(0)], [Uint8Array.of(5)]);
+    await backend.read(0, 1, [out.subarray(0, 1)]);
+    expect(out[0]).toBe(5);
+    expect(counted.stats().operations.read.calls).toBe(4);
+  });
+
+  it('never keeps a block fetched while a write to it was in flight', async () => {
+    const slow = withFaults(createReferenceBackend(65536));
+    const backend = withReadCache(slow, { blockSize: 4096 });
+    await backend.write(0, [new Uint8Array(4096).fill(1)]);
+    // The read of the old data is delayed until after the write has landed below.
+    slow.faults.add({ operation: 'read', delayMilliseconds: 30, times: 1 });
+    const racingRead = backend.read(0, 4096, [new Uint8Array(4096)]);
+    await backend.write(0, [new Uint8Array(4096).fill(2)]);
+    await racingRead;
+    const out = new Uint8Array(4096);
+    await backend.read(0, 4096, [out]);
+    expect(out.every((b) => b === 2)).toBe(true);
+  });
+
+  it('evicts least recently used blocks beyond maxBytes', async () => {
+    const backend = withReadCache(createReferenceBackend(65536), { blockSize: 4096, maxBytes: 8192 });
+    const out = new Uint8Array(1);
+    for (const offset of [0, 4096, 0, 8192]) await backend.read(offset, 1, [out]);
+    expect(backend.cacheStats()).toMatchObject({ blocks: 2, bytes: 8192, hits: 1, misses: 3 });
+    await backend.read(4096, 1, [out]); // was evicted (least recently used)
+    expect(backend.cacheStats().misses).toBe(4);
   });
 });

@@ -2,6 +2,8 @@ export { readOnly } from './read-only';
 export { serialized } from './serialized';
 export type { FaultCall, FaultRule, FaultyBackend } from './with-faults';
 export { withFaults } from './with-faults';
+export type { ReadCachedBackend, ReadCacheOptions, ReadCacheStats } from './with-read-cache';
+export { withReadCache } from './with-read-cache';
 export type { BackendStats, OperationStats, StatsBackend } from './with-stats';
 export { withStats } from './with-stats';
 export type { BackendLayer, WrapBackendOptions } from './wrap-backend';
