@@ -197,6 +197,9 @@ export interface S3StoreOptions {
 export function createS3Client(location: S3Location, maxSockets: number): S3Client {
   const region = location.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
   const agentOptions = { keepAlive: true, maxSockets };
+  // The SDK version is pinned and supports Node 20: its notice about future SDK releases needing
+  // Node 22 tells a user of this package nothing they can act on. An explicit setting wins.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   return new S3Client({
     region,
     ...(location.endpoint ? { endpoint: location.endpoint, forcePathStyle: true } : {}),

@@ -266,7 +266,8 @@ if (!endpoint) {
       const writer = await openS3Backend(options(prefix));
       await writer.write(0, [pattern(21, 32 * chunk)]);
       await writer.close();
-      const backend = await openS3Backend(options(prefix, { readAhead: 8 * chunk }));
+      // A cache of 8 chunks for 32 chunks of data: read-ahead must keep going once the cache is full.
+      const backend = await openS3Backend(options(prefix, { readAhead: 4 * chunk, cacheSize: 8 * chunk }));
       try {
         const out = new Uint8Array(16 * KiB);
         for (let offset = 0; offset < 32 * chunk; offset += out.length)

@@ -611,8 +611,9 @@ export class S3Backend implements Backend {
     const sequential = offset === this.#lastReadEnd;
     this.#lastReadEnd = offset + length;
     if (!sequential || this.#readAheadChunks === 0) return;
-    const room = this.#cacheSize - this.#cachedBytes - this.#dirty.size * this.chunkSize;
-    const count = Math.min(this.#readAheadChunks, Math.floor(room / this.chunkSize));
+    // Clean chunks already read make room (LRU); read ahead into at most half of what dirty data leaves.
+    const available = this.#cacheSize - this.#dirty.size * this.chunkSize;
+    const count = Math.min(this.#readAheadChunks, Math.floor(available / this.chunkSize / 2));
     const end = Math.ceil(this.#size / this.chunkSize);
     for (let i = lastChunk + 1; i <= lastChunk + count && i < end; i++) {
       if (this.#stored.has(i) && !this.#chunks.has(i) && !this.#loads.has(i)) {
