@@ -1,8 +1,11 @@
-// The few libc calls the ring needs, bound once per process through koffi (lazily: importing the
-// package does not load native code). Pointers are BigInt; every call returns -1 and sets errno on failure.
+// The few libc calls the ring needs, bound once per process through koffi, on first use: importing
+// the package (e.g. only for the scatter helpers) loads no native code. Pointers are BigInt; every
+// call returns -1 and sets errno on failure.
+import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
-import koffi from 'koffi';
 import { RingError, type RingErrorCode } from './errors';
+
+type Koffi = typeof import('koffi');
 
 export interface Libc {
   open(path: string, flags: number, mode: number): number;
@@ -59,6 +62,7 @@ let bound: Libc | undefined;
 /** The libc bindings (bound on first use). */
 export function libc(): Libc {
   if (bound) return bound;
+  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
   const lib = koffi.load('libc.so.6');
   const poll = lib.func('int poll(void *fds, unsigned long nfds, int timeout)');
   bound = {

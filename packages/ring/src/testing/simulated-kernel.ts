@@ -353,7 +353,12 @@ export class SimulatedKernel {
    * for tests that play a misbehaving userspace or inspect entries.
    */
   get sharedMemory(): Uint8Array {
+    this.#assertOpen();
     return this.#bytes;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new RingError('TCMU_ERR_RING_CLOSED', 'the simulated kernel is closed');
   }
 
   /** Byte offset of the data area in the mapping. */
@@ -446,6 +451,7 @@ export class SimulatedKernel {
    * userspace must still complete them.
    */
   taskManagement(type: number | TaskManagementName, ids: readonly number[] | 'all'): void {
+    this.#assertOpen();
     const code = typeof type === 'number' ? type : TASK_MANAGEMENT_CODES.get(type);
     if (code === undefined || code < 0 || code > 255)
       throw new RingError('TCMU_ERR_RING_INVALID_ARGUMENT', `unknown task management function ${type}`);
@@ -468,6 +474,7 @@ export class SimulatedKernel {
    * kernel might send). Userspace must flag it UNKNOWN_OP; the reaper then skips it.
    */
   injectEntry(operation: number, length = 16): void {
+    this.#assertOpen();
     const size = alignUp(Math.max(length, 8), 8);
     if (!this.#reserve(size))
       throw new RingError('TCMU_ERR_RING_INVALID_ARGUMENT', 'no ring space for the entry');
@@ -497,6 +504,7 @@ export class SimulatedKernel {
 
   /** Write cmd_head directly (to test a consumer against a corrupt mailbox), and wake the consumer. */
   corruptHead(value: number): void {
+    this.#assertOpen();
     Atomics.store(this.#mailbox, MAILBOX.commandHead / 4, value | 0);
     this.#scheduleWake();
   }
