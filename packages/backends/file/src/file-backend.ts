@@ -245,10 +245,15 @@ export async function openFileBackend(options: FileBackendOptions): Promise<File
   }
 
   try {
-    const lockError = flock(
-      handle.fd,
-      (readOnly ? FlockOperation.Shared : FlockOperation.Exclusive) | FlockOperation.NonBlocking,
-    );
+    const operation =
+      (readOnly ? FlockOperation.Shared : FlockOperation.Exclusive) | FlockOperation.NonBlocking;
+    let lockError = flock(handle.fd, operation);
+    // udev holds a shared flock on a block device for a moment while it probes it: wait that out.
+    const isDevice = info?.isBlockDevice() === true;
+    for (let attempt = 0; isDevice && lockError === Errno.EAGAIN && attempt < 20; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      lockError = flock(handle.fd, operation);
+    }
     if (lockError === Errno.EAGAIN) {
       fail(
         BackendErrorCode.Locked,
