@@ -38,6 +38,8 @@ export interface StandardInquiryOptions extends PeripheralOptions {
   normalAca?: boolean;
   /** HISUP: hierarchical LUNs. Default true (LIO uses hierarchical addressing). */
   hierarchicalSupport?: boolean;
+  /** SCCS: an embedded storage array controller (LIO sets it). Default false. */
+  storageArrayController?: boolean;
   /** TPGS: 0 none, 1 implicit, 2 explicit, 3 both. Default 0. */
   targetPortGroupSupport?: number;
   /** 3PC: third-party copy (EXTENDED COPY) supported. Default false. */
@@ -81,6 +83,7 @@ export function encodeStandardInquiry(
   out[3] = 0x02 | (options.normalAca ? 0x20 : 0) | ((options.hierarchicalSupport ?? true) ? 0x10 : 0);
   out[4] = length - 5;
   out[5] =
+    (options.storageArrayController ? 0x80 : 0) |
     (checkRange('targetPortGroupSupport', options.targetPortGroupSupport ?? 0, 3) << 4) |
     (options.thirdPartyCopy ? 0x08 : 0) |
     (options.protect ? 0x01 : 0);
