@@ -81,7 +81,7 @@ run blkdiscard blkdiscard -o 0 -l 1048576 "$DEV"
 run mkfs mkfs.ext4 -q -F "$DEV"
 run fsync sh -c "mkdir -p /mnt/cap && mount $DEV /mnt/cap && echo hello > /mnt/cap/f && sync && umount /mnt/cap"
 # The data LIO itself returns (hex), to compare our encoders' layouts with a real target's.
-resp() { label=$1; shift; echo "== $label: $*" >> "$OUT/responses.log"; "$@" >> "$OUT/responses.log" 2>&1; }
+resp() { label=$1; shift; mark "$label"; echo "== $label: $*" >> "$OUT/responses.log"; "$@" >> "$OUT/responses.log" 2>&1; }
 resp inquiry sg_inq -H "$DEV"
 resp vpd-sv sg_vpd -p sv -H "$DEV"
 resp vpd-sn sg_vpd -p sn -H "$DEV"
