@@ -420,6 +420,20 @@ describe('Ring over the simulated kernel', () => {
     await Promise.all(small);
   });
 
+  it('serves commands that were in the ring before start()', async () => {
+    const kernel = new SimulatedKernel();
+    const ring = await kernel.openRing();
+    open.push({ kernel, ring });
+    const early = [1, 2, 3].map((tag) => kernel.submit({ cdb: cdbWithTag(READ, tag), dataInLength: 512 }));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(kernel.inRing).toBe(3);
+    ring.start({ onCommand: patternHandler(() => ring) });
+    const results = await Promise.all(early);
+    results.forEach((result, i) => {
+      expectBytes(result.dataIn, pattern(i + 1, 512));
+    });
+  });
+
   it('copies data-in into an initiator-owned buffer when asked (dataInto)', async () => {
     let ring!: Ring;
     ({ ring } = await setUp({}, { onCommand: patternHandler(() => ring) }));
