@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,9 +11,11 @@ import { openFileBackend } from './file-backend';
 const packageFolder = fileURLToPath(new URL('..', import.meta.url));
 const backendSource = fileURLToPath(new URL('../../backend/src/index.ts', import.meta.url));
 
-/** Bundles the child (TypeScript source) into a runnable .mjs next to this package's node_modules. */
+/** Bundles the child (TypeScript source) into a runnable .mjs in `folder`, with koffi linked beside it. */
 async function bundleChild(folder: string): Promise<string> {
   const outfile = join(folder, 'crash-writer.mjs');
+  await mkdir(join(folder, 'node_modules'));
+  await symlink(join(packageFolder, 'node_modules', 'koffi'), join(folder, 'node_modules', 'koffi'));
   await build({
     entryPoints: [fileURLToPath(new URL('./crash-writer.child.ts', import.meta.url))],
     outfile,
@@ -54,7 +56,7 @@ function watchLines(child: ChildProcess, until: (line: string) => boolean): Prom
 }
 
 it('a writer SIGKILLed mid-stream loses nothing it had flushed, and its lock dies with it', async () => {
-  const folder = await mkdtemp(join(packageFolder, '.crash-test-'));
+  const folder = await mkdtemp(join(tmpdir(), 'tcmu-crash-writer-'));
   const scratch = await mkdtemp(join(tmpdir(), 'tcmu-crash-'));
   const path = join(scratch, 'disk.img');
   const size = 64 * 1024 * 1024;
