@@ -112,6 +112,33 @@ function withinSeconds<T>(seconds: number, what: string, promise: Promise<T>): P
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * Waits until `child` has a generic netlink socket subscribed to a multicast group (tcmu-runner
+ * loads its handlers first, which takes seconds under emulation, then joins TCM-USER's group).
+ */
+async function waitUntilListening(child: ChildProcess, seconds = 90) {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    expect(child.exitCode, 'tcmu-runner exited').toBeNull();
+    const inodes = new Set<string>();
+    for (const fd of readdirSync(`/proc/${child.pid}/fd`)) {
+      const target = await fs.readlink(`/proc/${child.pid}/fd/${fd}`).catch(() => '');
+      const match = /^socket:\[(\d+)\]$/.exec(target);
+      if (match) inodes.add(match[1]!);
+    }
+    // /proc/net/netlink columns: sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
+    const subscribed = readFileSync('/proc/net/netlink', 'utf8')
+      .split('\n')
+      .slice(1)
+      .map((line) => line.trim().split(/\s+/))
+      .some((f) => f[1] === '16' && f[3] !== undefined && !/^0+$/.test(f[3]) && inodes.has(f[9] ?? ''));
+    if (subscribed) return;
+    if (Date.now() > deadline)
+      throw new Error(`tcmu-runner did not join a netlink group within ${seconds} s`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 function expectBlockDevice(path: string) {
   expect(statSync(path).isBlockDevice(), `${path} is a block device`).toBe(true);
 }
@@ -248,6 +275,38 @@ describeKernel('@tcmu/configfs against the real kernel', () => {
     expect(snapshot()).toEqual(before);
   });
 
+  it('makes working device nodes with mknod where nothing else makes them, and removes them', async () => {
+    const before = snapshot();
+    // A folder in which nothing makes device nodes (inside /dev: /tmp is mounted nodev in the lab).
+    const devRoot = mkdtempSync('/dev/kt-mknod-');
+    const device = await createUserDevice({
+      devRoot,
+      hba: freeHba(),
+      name: 'kt-mknod',
+      size: 8 << 20,
+      blockSize: 512,
+      serial: 'kt-mknod',
+    });
+    devices.push(device);
+    expect(device.uioPath).toBe(join(devRoot, device.uio));
+    expect(statSync(device.uioPath).isCharacterDevice()).toBe(true);
+    await serve(device); // opens the ring through the node made with mknod
+    const lun = await device.attachLoopback();
+    expect(lun.devicePath).toBe(join(devRoot, lun.blockDevice));
+    expectBlockDevice(lun.devicePath);
+    const handle = await fs.open(lun.devicePath, 'r');
+    const { bytesRead } = await handle.read(Buffer.alloc(4096), 0, 4096, 8192);
+    await handle.close();
+    expect(bytesRead).toBe(4096);
+    await device.detachLoopback();
+    for (const child of children.splice(0)) await stop(child);
+    await device.remove();
+    devices.length = 0;
+    expect(readdirSync(devRoot)).toEqual([]);
+    await fs.rmdir(devRoot);
+    expect(snapshot()).toEqual(before);
+  });
+
   it('coexists with a tcmu-runner device while tcmu-runner runs, and enable never hangs after it ran', async () => {
     const work = mkdtempSync(join(tmpdir(), 'runner-'));
     const image = join(work, 'fbo.img');
@@ -255,8 +314,7 @@ describeKernel('@tcmu/configfs against the real kernel', () => {
     await fs.truncate(image, 16 << 20);
     const runner = spawn('/usr/bin/tcmu-runner', ['--tcmu-log-dir', work], { stdio: 'ignore' });
     children.push(runner);
-    await new Promise((resolve) => setTimeout(resolve, 2000)); // it sends SET_FEATURES at start-up
-    expect(runner.exitCode).toBeNull();
+    await waitUntilListening(runner); // then it has sent SET_FEATURES
 
     // tcmu-runner's device, made by hand as targetcli would (no nl_reply_supported: it replies).
     const runnerHba = freeHba();
@@ -315,12 +373,12 @@ describeKernel('@tcmu/configfs against the real kernel', () => {
       if (runner.exitCode === null && runner.signalCode === null) await stop(runner);
       const again = spawn('/usr/bin/tcmu-runner', ['--tcmu-log-dir', work], { stdio: 'ignore' });
       children.push(again);
-      await new Promise((resolve) => setTimeout(resolve, 2000));
+      await waitUntilListening(again);
       await withinSeconds(30, 'rmdir of the tcmu-runner device', fs.rmdir(runnerDevice));
       await fs.rmdir(`${TARGET}/core/user_${runnerHba}`);
       await stop(again);
     }
-  });
+  }, 300_000);
 
   /** Starts a separate Node process that creates `name` with a LUN through dist/ and keeps serving it. */
   async function crashingOwner(hba: number, name: string) {
