@@ -360,6 +360,21 @@ describe('Ring over the simulated kernel', () => {
     expect(second.errors[0]!.message).toContain('cmd_head 12345');
   });
 
+  it('does not walk past its cursor when the kernel rewrites an entry it already consumed', async () => {
+    const held: RingCommand[] = [];
+    const { kernel, ring, errors } = await setUp({}, { onCommand: (command) => held.push(command) });
+    const results = [1, 2].map((tag) => kernel.submit({ cdb: cdbWithTag(READ, tag), dataInLength: 512 }));
+    results.forEach((result) => {
+      void result.catch(() => {});
+    });
+    await until(() => held.length === 2);
+    const view = new DataView(kernel.sharedMemory.buffer, kernel.sharedMemory.byteOffset);
+    view.setUint32(128, 0, true); // the first entry's len_op, where the completion goes
+    ring.complete(held[1]!.id, { status: 0 });
+    expect(ring.corrupt).toBe(true);
+    expect(errors.map((error) => error.code)).toContain('TCMU_ERR_RING_CORRUPT');
+  });
+
   it('completes the command of a handler that throws, and reports the error', async () => {
     const { kernel, errors } = await setUp(
       {},

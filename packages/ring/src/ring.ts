@@ -255,8 +255,10 @@ export class Ring {
       bytes.fill(0, at + ENTRY.sense, at + ENTRY.sense + MAX_SENSE);
       if (sense !== undefined) bytes.set(sense, at + ENTRY.sense);
     }
-    const length = this.#words[at >> 2]! & ~7;
-    this.#tail = this.#advance(slot, length);
+    const length = (this.#words[at >> 2]! & ~7) >>> 0;
+    const left = this.#cursor > slot ? this.#cursor - slot : this.commandRingSize - slot + this.#cursor;
+    if (length >= ENTRY.headerSize && length <= left) this.#tail = this.#advance(slot, length);
+    else this.#markCorrupt(`entry at ${slot} changed after it was consumed`);
     this.#inFlight[command.id] = undefined;
     this.#inFlightCount--;
     this.statistics.completions++;
@@ -268,13 +270,23 @@ export class Ring {
   /** Byte position (in the ring) of the next completion slot: the first CMD entry at or after the tail. */
   #slotAtTail(): number {
     let tail = this.#tail;
+    const size = this.commandRingSize;
     while (tail !== this.#cursor) {
       const lengthAndOperation = this.#words[(this.#ringOffset + tail) >> 2]!;
       if ((lengthAndOperation & 7) === OP.command) {
         this.#tail = tail;
         return tail;
       }
-      tail = this.#advance(tail, lengthAndOperation & ~7);
+      // These entries were validated when consumed; if the kernel rewrote one since, stop here
+      // rather than walk past the cursor.
+      const length = (lengthAndOperation & ~7) >>> 0;
+      const left = this.#cursor > tail ? this.#cursor - tail : size - tail + this.#cursor;
+      if (length < ENTRY.headerSize || length > left) {
+        this.#tail = tail;
+        if (!this.#corrupt) this.#markCorrupt(`entry at ${tail} changed after it was consumed`);
+        return -1;
+      }
+      tail = this.#advance(tail, length);
     }
     this.#tail = tail;
     return -1;
