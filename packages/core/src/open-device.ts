@@ -71,8 +71,9 @@ export interface TcmuDevice {
   readonly closed: boolean;
   /**
    * Grows or shrinks the disk to `bytes` (whole blocks): the backend is resized with no command in
-   * flight, configfs `dev_size` is updated, and the initiator gets 06/2A 09 CAPACITY DATA HAS
-   * CHANGED on its next command (Linux then re-reads the capacity). Errors: TCMU_ERR_CORE_UNSUPPORTED,
+   * flight, configfs `attrib/dev_size` is written (the kernel keeps its own figure when no netlink
+   * listener acknowledges it; I/O does not depend on it), and the initiator gets 06/2A 09 CAPACITY
+   * DATA HAS CHANGED on its next command (Linux re-reads the capacity on a rescan). Errors: TCMU_ERR_CORE_UNSUPPORTED,
    * TCMU_ERR_CORE_RESIZE, TCMU_ERR_CORE_CLOSED.
    */
   resize(bytes: number): Promise<void>;
@@ -283,7 +284,12 @@ class OpenedDevice implements TcmuDevice {
     const before = this.size;
     await this.#served.resize(bytes);
     try {
-      await this.#userDevice.resize(bytes);
+      const result = (await this.#userDevice.resize(bytes)) as { kernelUpdated?: boolean } | undefined;
+      if (result?.kernelUpdated === false)
+        this.#logger?.info?.(
+          { device: this.name, size: bytes },
+          'configfs kept its dev_size figure (no netlink listener); the initiator sees the new capacity from the device',
+        );
     } catch (error) {
       this.#logger?.error?.({ err: error, device: this.name }, 'configfs dev_size update failed; reverting');
       await this.#served.resize(before).catch(() => {});

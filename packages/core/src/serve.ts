@@ -72,9 +72,19 @@ export interface ServedDevice {
 
 interface Slot {
   readonly ring: RingCommand;
-  readonly controller: AbortController;
+  /** Created on the first read of `command.signal` (an AbortSignal costs tens of µs and GC). */
+  controller: AbortController | undefined;
+  abortReason: Error | undefined;
   started: boolean;
   aborted: boolean;
+}
+
+function signalOf(slot: Slot): AbortSignal {
+  if (!slot.controller) {
+    slot.controller = new AbortController();
+    if (slot.aborted) slot.controller.abort(slot.abortReason);
+  }
+  return slot.controller.signal;
 }
 
 const defaultQueueDepth = 128;
@@ -162,7 +172,13 @@ class RingServer implements ServedDevice {
       stats.completed++;
       return;
     }
-    const slot: Slot = { ring: command, controller: new AbortController(), started: false, aborted: false };
+    const slot: Slot = {
+      ring: command,
+      controller: undefined,
+      abortReason: undefined,
+      started: false,
+      aborted: false,
+    };
     this.#slots.set(command.id, slot);
     if (this.#paused === 0 && stats.inFlight < this.#queueDepth && this.#waiting.length === 0)
       this.#start(slot);
@@ -193,7 +209,9 @@ class RingServer implements ServedDevice {
         data: ring.iovecs,
         dataLength: ring.dataLength,
         device: this.device,
-        signal: slot.controller.signal,
+        get signal() {
+          return signalOf(slot);
+        },
       };
       response = await this.#handler.handle(command);
       if (!response || typeof response.status !== 'number' || response.status < 0 || response.status > 255)
@@ -288,7 +306,8 @@ class RingServer implements ServedDevice {
       const slot = this.#slots.get(id);
       if (!slot || slot.aborted) continue;
       slot.aborted = true;
-      slot.controller.abort(new CoreError(CoreErrorCode.Closed, `command ${id} aborted by ${request.name}`));
+      slot.abortReason = new CoreError(CoreErrorCode.Closed, `command ${id} aborted by ${request.name}`);
+      slot.controller?.abort(slot.abortReason);
       if (!slot.started) {
         const i = this.#waiting.indexOf(slot);
         if (i >= 0) this.#waiting.splice(i, 1);

@@ -291,13 +291,23 @@ describeKernel('sg3_utils against an openDevice disk (memory backend, 512-byte b
     await runOk('sg_prevent', ['--allow', sg]);
   });
 
-  it('sg_format: FORMAT UNIT with IMMED, polled to completion, zeroes the medium', async () => {
+  it('sg_format --early: FORMAT UNIT with IMMED, then TEST UNIT READY until the format is done', async () => {
     await writeBlocks(64, bytes(8 * 512, 6));
-    // Without --wait sg_format sets IMMED and polls REQUEST SENSE for the progress until done.
-    const r = await run('sg_format', ['--format', '--quick', '--poll=1', sg], { timeoutMs: 300_000 });
+    // --early sets IMMED and returns once the format has started (sg_format's own polling sleeps
+    // 60 s between polls); progress is then read with sg_turs --progress.
+    const r = await run('sg_format', ['--format', '--quick', '--early', sg], { timeoutMs: 300_000 });
     expect(r.code, r.stdout + r.stderr).toBe(0);
+    let ready = false;
+    for (let i = 0; i < 600 && !ready; i++) {
+      const tur = await run('sg_turs', ['--progress', sg]);
+      ready = tur.code === 0;
+      if (!ready) {
+        expect(tur.stdout + tur.stderr).toMatch(/format in progress|Progress indication|progress/i);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+    expect(ready).toBe(true);
     expect((await readBlocks(64, 8)).every((b) => b === 0)).toBe(true);
-    await runOk('sg_turs', [sg]);
   }, 300_000);
 
   it('sg_format --wait: FORMAT UNIT without IMMED', async () => {

@@ -1,0 +1,59 @@
+// The device lifecycle against the real kernel, inside the kernel lab: resize with the capacity
+// unit attention, rollback of a failed open, idempotent close leaving nothing in configfs.
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { openMemoryBackend } from '@tcmu/backend-memory';
+import { describeKernel } from '@tcmu/lab';
+import { expect, it } from 'vitest';
+import { isCoreError } from './errors';
+import { run, runOk, testName } from './kernel-support';
+import { openDevice } from './open-device';
+
+const core = '/sys/kernel/config/target/core';
+
+describeKernel('openDevice lifecycle in the kernel', () => {
+  it('resize(): 06/2A 09 for the initiator, READ CAPACITY and the disk size the kernel sees after a rescan', async () => {
+    const backend = await openMemoryBackend({ size: 32 * 1024 * 1024, blockSize: 512 });
+    const device = await openDevice({ name: testName('resize'), backend, hba: 12 });
+    try {
+      const sg = device.sgPath!;
+      await run('sg_turs', ['-n', '2', sg]);
+      await device.resize(64 * 1024 * 1024);
+      expect(device.size).toBe(64 * 1024 * 1024);
+      const tur = await run('sg_turs', ['-v', sg]);
+      expect(tur.stdout + tur.stderr).toMatch(/Capacity data has changed/i);
+      const cap = await runOk('sg_readcap', [sg]);
+      expect(cap.stdout).toMatch(/Last LBA=131071/);
+      const block = device.devicePath.slice('/dev/'.length);
+      await writeFile(`/sys/block/${block}/device/rescan`, '1');
+      expect(Number(await readFile(`/sys/block/${block}/size`, 'utf8'))).toBe(131072);
+    } finally {
+      await device.close();
+    }
+  }, 300_000);
+
+  it('a failed open (bad LUN) is rolled back: nothing left in configfs, the error says why', async () => {
+    const backend = await openMemoryBackend({ size: 8 * 1024 * 1024 });
+    const name = testName('rollback');
+    const error = await openDevice({ name, backend, hba: 13, lun: 4000 }).catch((e: unknown) => e);
+    expect(isCoreError(error)).toBe(true);
+    expect((error as Error).message).toMatch(/lun|LUN/);
+    expect(existsSync(`${core}/user_13/${name}`)).toBe(false);
+    // The backend still belongs to the caller and works.
+    await backend.write(0, [new Uint8Array(512).fill(1)]);
+  }, 300_000);
+
+  it('close() is idempotent and removes the LUN, the device and the HBA it created', async () => {
+    const backend = await openMemoryBackend({ size: 8 * 1024 * 1024 });
+    const device = await openDevice({ name: testName('close'), backend, hba: 14 });
+    expect(existsSync(device.devicePath)).toBe(true);
+    const first = device.close();
+    expect(device.close()).toBe(first);
+    await Promise.all([first, device.close()]);
+    expect(existsSync(`${core}/user_14/${device.name}`)).toBe(false);
+    expect(existsSync(`${core}/user_14`)).toBe(false);
+    const loopback = await run('ls', ['/sys/kernel/config/target/loopback']);
+    expect(loopback.stdout).not.toContain(device.wwn);
+    await expect(device.resize(16 * 1024 * 1024)).rejects.toMatchObject({ code: 'TCMU_ERR_CORE_CLOSED' });
+  }, 300_000);
+});
