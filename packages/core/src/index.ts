@@ -39,7 +39,6 @@ export {
   emulateWrite,
   emulateWriteAndVerify,
   emulateWriteSame,
-  type UnmapDescriptor,
 } from './emulation/io';
 export { emulateGetLbaStatus } from './emulation/lba-status';
 export { emulateModeSelect, emulateModeSense, modePages } from './emulation/mode';

@@ -1,15 +1,14 @@
 import type { Backend } from '@tcmu/backend';
 import { scatterCopyTo } from '@tcmu/ring';
 import {
-  encodeSense,
+  encodeRequestSense,
   type FormatUnitCdb,
   formatCommandFailed,
   initializingCommandRequired,
   invalidFieldInCdb,
-  invalidFieldInParameterList,
   noSense,
   type PreventAllowMediumRemovalCdb,
-  parameterListLengthError,
+  parseFormatUnitParameterList,
   type RequestSenseCdb,
   type StartStopUnitCdb,
 } from '@tcmu/scsi';
@@ -40,8 +39,7 @@ export function emulateRequestSense(command: ScsiCommand): ScsiResponse {
   const info = device.format
     ? formatInProgressSense(device)
     : (device.unitAttentions.take() ?? (device.stopped ? initializingCommandRequired() : noSense()));
-  const bytes = encodeSense(info, { descriptor: cdb.desc });
-  return respondWithData(command, bytes.subarray(0, Math.min(bytes.length, cdb.allocationLength)));
+  return respondWithData(command, encodeRequestSense(info, cdb));
 }
 
 function formatInProgressSense(device: DeviceContext) {
@@ -106,19 +104,11 @@ export function emulateFormatUnit(command: ScsiCommand): Promise<ScsiResponse> {
     checkWritable(device);
     let immediate = false;
     if (cdb.fmtdata) {
-      const headerLength = cdb.longList ? 8 : 4;
-      if (command.dataLength < headerLength) fail(parameterListLengthError());
-      const header = new Uint8Array(headerLength);
+      const header = new Uint8Array(Math.min(command.dataLength, cdb.longList ? 8 : 4));
       scatterCopyTo(command.data, 0, header);
-      const flags = header[1]!;
-      const fov = (flags & 0x80) !== 0;
-      if (!fov && (flags & 0x78) !== 0) fail(invalidFieldInParameterList(1, 6));
-      if (flags & 0x08) fail(invalidFieldInParameterList(1, 3));
-      const defectListLength = cdb.longList
-        ? new DataView(header.buffer).getUint32(4)
-        : new DataView(header.buffer).getUint16(2);
-      if (defectListLength !== 0) fail(invalidFieldInParameterList(cdb.longList ? 4 : 2));
-      immediate = (flags & 0x02) !== 0;
+      const parsed = parseFormatUnitParameterList(header, cdb.longList);
+      if (!parsed.ok) fail(parsed.sense);
+      immediate = parsed.header.immed;
     }
     if (device.format) fail(formatInProgressSense(device));
     device.format = { progress: 0 };

@@ -10,13 +10,7 @@ import type {
   WriteCdb,
   WriteSameCdb,
 } from '@tcmu/scsi';
-import {
-  invalidFieldInCdb,
-  invalidFieldInParameterList,
-  lbaOutOfRange,
-  miscompare,
-  parameterListLengthError,
-} from '@tcmu/scsi';
+import { invalidFieldInCdb, lbaOutOfRange, miscompare, parseUnmapParameterList } from '@tcmu/scsi';
 import { good } from '../response';
 import type { ScsiCommand, ScsiResponse } from '../types';
 import {
@@ -258,15 +252,10 @@ export function emulateWriteSame(command: ScsiCommand): Promise<ScsiResponse> {
   }, cdb.lba);
 }
 
-/** One UNMAP block descriptor. */
-export interface UnmapDescriptor {
-  readonly lba: bigint;
-  readonly blocks: number;
-}
-
 /**
- * UNMAP: parses the parameter list (8-byte header, 16-byte descriptors), checks every descriptor
- * (count, length and range) before deallocating anything, then unmaps each range under its lock.
+ * UNMAP: the parameter list is parsed and checked by @tcmu/scsi (LIO's mapping: length fields 05/1A 00,
+ * too many descriptors or blocks 05/26 00, a range past the end 05/21 00) before anything is
+ * deallocated; then each range is unmapped under its lock.
  */
 export function emulateUnmap(command: ScsiCommand): Promise<ScsiResponse> {
   const cdb = decodedAs<UnmapCdb>(command);
@@ -277,33 +266,19 @@ export function emulateUnmap(command: ScsiCommand): Promise<ScsiResponse> {
     if (cdb.anchor) fail(invalidFieldInCdb(1, 0));
     checkWritable(device);
     const length = Math.min(cdb.parameterListLength, command.dataLength);
-    if (cdb.parameterListLength === 0) return good();
-    if (length < 8) fail(parameterListLengthError());
     const list = new Uint8Array(length);
     scatterCopyTo(command.data, 0, list);
-    const view = new DataView(list.buffer);
-    const descriptorBytes = view.getUint16(2);
-    if (descriptorBytes > length - 8) fail(parameterListLengthError());
-    const count = Math.floor(descriptorBytes / 16);
-    if (count > device.limits.maxUnmapDescriptors) fail(invalidFieldInParameterList(2));
-    const descriptors: UnmapDescriptor[] = [];
-    let total = 0;
-    for (let i = 0; i < count; i++) {
-      const at = 8 + i * 16;
-      const lba = view.getBigUint64(at);
-      const blocks = view.getUint32(at + 8);
-      if (blocks === 0) continue;
-      total += blocks;
-      if (blocks > device.limits.maxUnmapBlocks || total > device.limits.maxUnmapBlocks)
-        fail(invalidFieldInParameterList(at + 8));
-      if (lba >= device.blockCount || lba + BigInt(blocks) > device.blockCount) fail(lbaOutOfRange(lba));
-      descriptors.push({ lba, blocks });
-    }
+    const parsed = parseUnmapParameterList(list, cdb.parameterListLength, {
+      capacityBlocks: device.blockCount,
+      maximumDescriptors: device.limits.maxUnmapDescriptors,
+      maximumLbaCount: device.limits.maxUnmapBlocks,
+    });
+    if (!parsed.ok) fail(parsed.sense);
     const blockSize = device.blockSize;
-    for (const d of descriptors) {
-      if (command.signal.aborted) break;
-      await device.locks.with({ lba: d.lba, blocks: BigInt(d.blocks) }, () =>
-        backend.unmap!(Number(d.lba) * blockSize, d.blocks * blockSize),
+    for (const d of parsed.descriptors) {
+      if (d.count === 0) continue;
+      await device.locks.with({ lba: d.lba, blocks: BigInt(d.count) }, () =>
+        backend.unmap!(Number(d.lba) * blockSize, d.count * blockSize),
       );
     }
     await flushIfNeeded(device, backend, false);
