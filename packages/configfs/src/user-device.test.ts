@@ -384,6 +384,24 @@ describe('attachLoopback', () => {
     expect(await kernel.snapshot()).toEqual(before);
   });
 
+  it('attaches two devices to one new target concurrently', async () => {
+    const before = await kernel.snapshot();
+    const other = await createUserDevice({ ...kernel.roots, ...base, name: 'disk1' });
+    const wwn = 'naa.5001405000000777';
+    const [a, b] = await Promise.all([
+      device.attachLoopback({ wwn, lun: 0 }),
+      other.attachLoopback({ wwn, lun: 1 }),
+    ]);
+    expect([a.address.lun, b.address.lun]).toEqual([0, 1]);
+    expect(kernel.operations.filter((op) => op.operation === 'mkdir' && op.path.endsWith(wwn))).toHaveLength(
+      1,
+    );
+    await Promise.all([device.detachLoopback(), other.remove()]);
+    expect((await kernel.snapshot()).filter((p) => !p.includes('user_3/disk0'))).toEqual(
+      before.filter((p) => !p.includes('user_3/disk0')),
+    );
+  });
+
   it('never adds a LUN to a target this process did not create', async () => {
     const s = kernel.system;
     await s.mkdir(`${kernel.configfsRoot}/target/loopback`);
