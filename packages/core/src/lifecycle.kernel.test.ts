@@ -5,9 +5,11 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { openMemoryBackend } from '@tcmu/backend-memory';
 import { describeKernel } from '@tcmu/lab';
 import { expect, it } from 'vitest';
+import { createEmulation } from './emulation/handler';
 import { isCoreError } from './errors';
 import { run, runOk, testName } from './kernel-support';
 import { openDevice } from './open-device';
+import { handlerFunction } from './types';
 
 const core = '/sys/kernel/config/target/core';
 
@@ -55,5 +57,53 @@ describeKernel('openDevice lifecycle in the kernel', () => {
     const loopback = await run('ls', ['/sys/kernel/config/target/loopback']);
     expect(loopback.stdout).not.toContain(device.wwn);
     await expect(device.resize(16 * 1024 * 1024)).rejects.toMatchObject({ code: 'TCMU_ERR_CORE_CLOSED' });
+  }, 300_000);
+
+  it('a LUN reset (sg_reset --device) aborts a command in flight: completed, device still serving', async () => {
+    const backend = await openMemoryBackend({ size: 8 * 1024 * 1024 });
+    const emulation = createEmulation();
+    let hold = true;
+    let aborted = 0;
+    // READ of block 4242 hangs until its command is aborted (or 60 s pass).
+    const handler = handlerFunction(async (command) => {
+      const decoded = command.decoded as { name: string; lba?: bigint };
+      if (hold && decoded.name === 'READ(16)' && decoded.lba === 4242n) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 60_000);
+          command.signal.addEventListener('abort', () => {
+            aborted++;
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+      return emulation.handle(command);
+    });
+    const device = await openDevice({ name: testName('tmr'), handler, backend, hba: 15 });
+    try {
+      const sg = device.sgPath!;
+      const reading = run('sg_dd', [
+        `if=${sg}`,
+        'of=/dev/null',
+        'bs=512',
+        'skip=4242',
+        'count=1',
+        'cdbsz=16',
+      ]);
+      for (let i = 0; i < 200 && device.stats.inFlight < 1; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(device.stats.inFlight).toBe(1);
+      const reset = await run('sg_reset', ['--device', sg]);
+      expect(reset.code, reset.stderr).toBe(0);
+      await reading;
+      expect(device.stats.taskManagement).toBeGreaterThan(0);
+      expect(aborted).toBe(1);
+      expect(device.stats.aborted).toBe(1);
+      expect(device.stats.inFlight).toBe(0);
+      hold = false;
+      await run('sg_turs', ['-n', '3', sg]);
+      await runOk('sg_dd', [`if=${sg}`, 'of=/dev/null', 'bs=512', 'skip=4242', 'count=1', 'cdbsz=16']);
+    } finally {
+      await device.close();
+    }
   }, 300_000);
 });
