@@ -29,7 +29,7 @@ mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts 2>/dev/null || { 
 mkdir -p /dev/shm && mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
 case "$LAB_CWD/" in
   /tmp/*) ;;
-  *) mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp ;;
+  *) mount -t tmpfs -o mode=1777 tmpfs /tmp ;;
 esac
 ln -sfn /proc/self/fd /dev/fd
 ln -sfn /proc/self/fd/0 /dev/stdin
