@@ -108,9 +108,9 @@ describeKernel('an S3 volume as a disk in the real kernel (RGW in the guest)', (
     const bucket = env.TCMU_S3_BUCKET!;
     const prefix = `lab/${randomBytes(3).toString('hex')}/disk`;
     const url = `s3://${bucket}/${prefix}?endpoint=${endpoint}`;
-    const size = 128 * 1024 * 1024;
+    const size = 64 * 1024 * 1024;
 
-    const first = await serve([url, '--size', '128M', '--name', 's3-lab'], env);
+    const first = await serve([url, '--size', '64M', '--name', 's3-lab'], env);
     expect(first.device).toMatch(/^\/dev\/sd[a-z]+$/);
     const mountPoint = join(work, 'mnt');
     await must('mkdir', ['-p', mountPoint]);
@@ -118,7 +118,7 @@ describeKernel('an S3 volume as a disk in the real kernel (RGW in the guest)', (
     await must('mount', [first.device, mountPoint]);
     const sums = new Map<string, string>();
     for (let i = 0; i < 4; i++) {
-      const content = randomBytes(i === 0 ? 3 * 1024 * 1024 + 17 : 300 * 1024);
+      const content = randomBytes(i === 0 ? 2 * 1024 * 1024 + 17 : 200 * 1024);
       sums.set(`file-${i}.bin`, createHash('sha256').update(content).digest('hex'));
       await writeFile(join(mountPoint, `file-${i}.bin`), content);
     }
