@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeKernel } from '@tcmu/lab';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runProgram } from './run-program.js';
 
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
@@ -154,76 +154,83 @@ describeKernel('tcmu (the CLI) in the real kernel', () => {
     workFolder = await mkdtemp(join(tmpdir(), 'tcmu-cli-kernel-'));
   });
 
-  afterEach(async () => {
-    for (const child of running) child.kill('SIGKILL');
-  });
-
   afterAll(async () => {
+    // Servers a failed test left behind: stop them properly (SIGKILL would leave stale devices).
+    await Promise.all(
+      [...running].map(
+        (child) =>
+          new Promise((resolve) => {
+            child.once('exit', resolve);
+            child.kill('SIGTERM');
+            setTimeout(() => child.kill('SIGKILL'), 60_000).unref();
+          }),
+      ),
+    );
     await rm(workFolder, { recursive: true, force: true });
   });
 
-  describe.each([
-    { backend: 'memory', blockSize: 512 },
-    { backend: 'memory', blockSize: 4096 },
-    { backend: 'file', blockSize: 512 },
-    { backend: 'file', blockSize: 4096 },
-  ])('a $backend disk with $blockSize-byte blocks', ({ backend, blockSize }) => {
-    it(
-      'takes mkfs.ext4, mount, writes, fsck -fn clean, remount, identical checksums; SIGTERM leaves configfs as before',
-      async () => {
-        const image = join(workFolder, `disk-${blockSize}.img`);
-        const location = backend === 'memory' ? 'memory:' : `file:${image}`;
-        const name = `k-${backend}-${blockSize}`;
-        const server = await serve([
-          location,
-          '--size',
-          '96M',
-          '--block-size',
-          String(blockSize),
-          '--name',
-          name,
-        ]);
-        expect(server.name).toBe(name);
-        expect(server.device).toMatch(/^\/dev\/sd[a-z]+$/);
-        const sysfsName = server.device.slice('/dev/'.length);
-        expect((await readFile(`/sys/block/${sysfsName}/queue/logical_block_size`, 'utf8')).trim()).toBe(
-          String(blockSize),
-        );
-        expect(Number(await readFile(`/sys/block/${sysfsName}/size`, 'utf8')) * 512).toBe(96 * 1024 * 1024);
+  // The four disks run at the same time (each on its own HBA): the lab is slow, and several `tcmu serve`
+  // processes side by side is what users do.
+  it.concurrent.for([
+    { backend: 'memory', blockSize: 512, hba: 10 },
+    { backend: 'memory', blockSize: 4096, hba: 11 },
+    { backend: 'file', blockSize: 512, hba: 12 },
+    { backend: 'file', blockSize: 4096, hba: 13 },
+  ])(
+    'a $backend disk with $blockSize-byte blocks takes mkfs.ext4, mount, writes, fsck -fn clean, remount, identical checksums; SIGTERM exits 0 and removes it',
+    { timeout: SLOW },
+    async ({ backend, blockSize, hba }, { expect }) => {
+      const image = join(workFolder, `disk-${blockSize}.img`);
+      const location = backend === 'memory' ? 'memory:' : `file:${image}`;
+      const name = `k-${backend}-${blockSize}`;
+      const size = 64 * 1024 * 1024;
+      const common = ['--block-size', String(blockSize), '--name', name, '--hba', String(hba)];
+      const server = await serve([location, '--size', String(size), ...common]);
+      expect(server.name).toBe(name);
+      expect(server.device).toMatch(/^\/dev\/sd[a-z]+$/);
+      const sysfsName = server.device.slice('/dev/'.length);
+      expect((await readFile(`/sys/block/${sysfsName}/queue/logical_block_size`, 'utf8')).trim()).toBe(
+        String(blockSize),
+      );
+      expect(Number(await readFile(`/sys/block/${sysfsName}/size`, 'utf8')) * 512).toBe(size);
 
-        const mountPoint = await mkdtemp(join(tmpdir(), 'tcmu-cli-mnt-'));
-        await must('mkfs.ext4', ['-F', '-q', server.device]);
-        await must('mount', [server.device, mountPoint]);
-        const written = await writeRandomFiles(mountPoint, 6, 768 * 1024);
-        await must('umount', [mountPoint]);
-        const fsck = await runProgram('e2fsck', ['-fn', server.device]);
-        expect(fsck.exitCode, fsck.stdout + fsck.stderr).toBe(0);
-        await must('mount', [server.device, mountPoint]);
+      const mountPoint = await mkdtemp(join(tmpdir(), 'tcmu-cli-mnt-'));
+      await must('mkfs.ext4', ['-F', '-q', server.device]);
+      await must('mount', [server.device, mountPoint]);
+      const written = await writeRandomFiles(mountPoint, 6, 512 * 1024);
+      await must('umount', [mountPoint]);
+      const fsck = await runProgram('e2fsck', ['-fn', server.device]);
+      expect(fsck.exitCode, fsck.stdout + fsck.stderr).toBe(0);
+      await must('mount', [server.device, mountPoint]);
+      expect(await readSums(mountPoint, written.keys())).toEqual(written);
+      await must('umount', [mountPoint]);
+
+      expect(await server.stop('SIGTERM')).toBe(0);
+      const ours = (paths: string[]) =>
+        paths.filter((path) => path.includes(`/user_${hba}/`) || path.endsWith(`/user_${hba}/`));
+      expect(ours(await configfsSnapshot())).toEqual([]);
+
+      if (backend === 'file') {
+        // The image outlives the process: serve it again (its size from the file) and read the files.
+        const again = await serve([location, ...common]);
+        await must('mount', ['-o', 'ro', again.device, mountPoint]);
         expect(await readSums(mountPoint, written.keys())).toEqual(written);
         await must('umount', [mountPoint]);
+        expect(await again.stop('SIGINT')).toBe(0);
+        expect(ours(await configfsSnapshot())).toEqual([]);
+      }
+      await rm(mountPoint, { recursive: true, force: true });
+    },
+  );
 
-        expect(await server.stop('SIGTERM')).toBe(0);
-        expect(await configfsSnapshot()).toEqual(before);
-
-        if (backend === 'file') {
-          // The image outlives the process: serve it again (its size from the file) and read the files.
-          const again = await serve([location, '--block-size', String(blockSize), '--name', name]);
-          await must('mount', ['-o', 'ro', again.device, mountPoint]);
-          expect(await readSums(mountPoint, written.keys())).toEqual(written);
-          await must('umount', [mountPoint]);
-          expect(await again.stop('SIGINT')).toBe(0);
-          expect(await configfsSnapshot()).toEqual(before);
-        }
-        await rm(mountPoint, { recursive: true, force: true });
-      },
-      SLOW,
-    );
+  it('after the four disks, configfs is exactly as before', async () => {
+    expect(await configfsSnapshot()).toEqual(before);
   });
 
   it(
     'passes fio randwrite with --verify=crc32c (libaio, direct, iodepth 16)',
     async () => {
-      const server = await serve(['memory:', '--size', '128M', '--name', 'k-fio']);
+      const server = await serve(['memory:', '--size', '64M', '--name', 'k-fio']);
       const result = await runProgram(
         'fio',
         [
@@ -234,7 +241,7 @@ describeKernel('tcmu (the CLI) in the real kernel', () => {
           '--iodepth=16',
           '--rw=randwrite',
           '--bs=4k',
-          '--size=32M',
+          '--size=16M',
           '--verify=crc32c',
           '--do_verify=1',
           '--verify_fatal=1',
@@ -249,8 +256,8 @@ describeKernel('tcmu (the CLI) in the real kernel', () => {
         }
       ).jobs[0]!;
       expect(job.error).toBe(0);
-      expect(job.write.io_bytes).toBe(32 * 1024 * 1024);
-      expect(job.read.io_bytes).toBe(32 * 1024 * 1024); // the verify pass read everything back
+      expect(job.write.io_bytes).toBe(16 * 1024 * 1024);
+      expect(job.read.io_bytes).toBe(16 * 1024 * 1024); // the verify pass read everything back
       expect(await server.stop('SIGTERM')).toBe(0);
       expect(await configfsSnapshot()).toEqual(before);
     },
@@ -276,15 +283,19 @@ describeKernel('tcmu (the CLI) in the real kernel', () => {
         ],
         [['serve', 'memory:', '--size', '8M'], /needs root.*TCMU_ERR_CLI_NOT_ROOT/, { user: 65534 }],
       ];
-      for (const [args, message, options] of cases) {
-        const result = await tcmu([...args, '--log-level', 'silent'], options);
+      // All at once (each is a separate process): the lab is slow.
+      const results = await Promise.all(
+        cases.map(([args, , options]) => tcmu([...args, '--log-level', 'silent'], options)),
+      );
+      for (const [index, [args, message]] of cases.entries()) {
+        const result = results[index]!;
         expect(result.exitCode, args.join(' ')).not.toBe(0);
         const lines = result.stderr.trimEnd().split('\n');
         expect(lines, args.join(' ')).toHaveLength(1);
         expect(lines[0]).toMatch(message);
         expect(result.stdout).toBe('');
-        expect(await configfsSnapshot()).toEqual(before);
       }
+      expect(await configfsSnapshot()).toEqual(before);
     },
     SLOW,
   );

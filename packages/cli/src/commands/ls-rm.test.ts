@@ -3,7 +3,7 @@ import { createFakeKernel, type FakeKernel } from '@tcmu/configfs/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { captureIo } from '../test-support.js';
 import { formatTable, listCommand, toListing } from './ls.js';
-import { removeCommand } from './rm.js';
+import { removeCommand, skipCacheFlushOnRemoval } from './rm.js';
 
 let kernel: FakeKernel;
 beforeEach(async () => {
@@ -174,5 +174,47 @@ describe('tcmu rm', () => {
       });
     }
     expect((await kernel.snapshot()).some((path) => path.endsWith('/gone'))).toBe(true);
+  });
+});
+
+describe('skipCacheFlushOnRemoval', () => {
+  it('marks each attached disk write-through in sysfs (kernel view only), ignoring failures', async () => {
+    const writes: [string, string][] = [];
+    const system = {
+      ...kernel.system,
+      writeFile: async (path: string, text: string) => {
+        writes.push([path, text]);
+        if (path.includes(':9:')) throw Object.assign(new Error('gone'), { code: 'ENOENT' });
+      },
+    };
+    const lun = (host: number, target: number, blockDevice: string | undefined) => ({
+      wwn: 'naa.5001405000000000',
+      tpgt: 1,
+      lun: 0,
+      address: { host, channel: 0, target, lun: 0 },
+      blockDevice,
+      devicePath: blockDevice && `/dev/${blockDevice}`,
+      sgPath: undefined,
+    });
+    const record = {
+      hba: 0,
+      name: 'gone',
+      configfsPath: '/x',
+      devConfig: 'tcmu-ts/gone/1/0',
+      owned: true,
+      owner: { pid: 1, startTime: 0 },
+      ownerAlive: false,
+      uioHolders: [],
+      stale: true,
+      enabled: true,
+      uio: 'uio0',
+      size: 1024,
+      luns: [lun(3, 1, 'sdb'), lun(4, 9, 'sdc'), lun(5, 1, undefined)],
+    };
+    await skipCacheFlushOnRemoval([record], { system, sysfsRoot: '/fake-sys' });
+    expect(writes).toEqual([
+      ['/fake-sys/class/scsi_disk/3:0:1:0/cache_type', 'temporary write through'],
+      ['/fake-sys/class/scsi_disk/4:0:9:0/cache_type', 'temporary write through'],
+    ]);
   });
 });

@@ -1,4 +1,4 @@
-import type { SystemRoots } from '@tcmu/configfs';
+import type { DeviceRecord, SystemRoots } from '@tcmu/configfs';
 import { parseCommandLine, parseInteger } from '../arguments.js';
 import { CliError } from '../errors.js';
 import { RM_HELP } from '../help.js';
@@ -17,6 +17,46 @@ const processRemoveDependencies: RemoveDependencies = {
   kill: (pid, signal) => process.kill(pid, signal),
   sleep: (milliseconds) => new Promise((resolve) => setTimeout(resolve, milliseconds)),
 };
+
+/**
+ * Tells the SCSI disk driver that the disks of stale devices have no write cache, with
+ * `temporary write through` in /sys/class/scsi_disk/H:C:T:L/cache_type (the kernel only changes its own
+ * view; nothing is sent to the device). Otherwise removing the LUN makes sd send SYNCHRONIZE CACHE to a
+ * ring nobody serves any more, and the removal waits through its timeouts and retries (about 95 s on
+ * Linux 6.1). Nothing is lost: the cache belonged to the process that is gone. Failures are ignored
+ * (no sd_mod, disk already gone): removal then just takes longer.
+ */
+export async function skipCacheFlushOnRemoval(
+  records: readonly DeviceRecord[],
+  roots: SystemRoots,
+): Promise<void> {
+  const configfs = await import('@tcmu/configfs');
+  const system = roots.system ?? configfs.nodeSystem;
+  const sysfs = roots.sysfsRoot ?? '/sys';
+  for (const record of records) {
+    for (const lun of record.luns) {
+      if (!lun.address || !lun.blockDevice) continue;
+      const { host, channel, target, lun: number } = lun.address;
+      await system
+        .writeFile(
+          `${sysfs}/class/scsi_disk/${host}:${channel}:${target}:${number}/cache_type`,
+          'temporary write through',
+        )
+        .catch(() => {});
+    }
+  }
+}
+
+/** Removes one stale device of this toolkit (without waiting on a cache flush nobody can answer). */
+async function removeStaleDevice(target: DeviceListing, roots: SystemRoots): Promise<void> {
+  const configfs = await import('@tcmu/configfs');
+  const records = await configfs.listDevices({ ...roots });
+  await skipCacheFlushOnRemoval(
+    records.filter((record) => record.name === target.name && record.hba === target.hba && record.stale),
+    roots,
+  );
+  await configfs.removeDevice({ ...roots, name: target.name, hba: target.hba });
+}
 
 /** `tcmu rm`: see RM_HELP. */
 export async function removeCommand(
@@ -48,6 +88,8 @@ export async function removeCommand(
   const configfs = await import('@tcmu/configfs');
 
   if (values.stale) {
+    const stale = (await configfs.listDevices({ ...roots })).filter((record) => record.stale);
+    await skipCacheFlushOnRemoval(stale, roots);
     const removed = await configfs.removeStale({ ...roots });
     for (const record of removed) io.stdout(`removed ${record.name} (stale, hba ${record.hba})\n`);
     if (removed.length === 0) io.stdout('no stale devices\n');
@@ -80,7 +122,7 @@ export async function removeCommand(
         const still = (await listListings(roots)).find((l) => l.name === target.name && l.hba === target.hba);
         if (!still) break;
         if (still.state === 'stale') {
-          await configfs.removeDevice({ ...roots, name: target.name, hba: target.hba });
+          await removeStaleDevice(target, roots);
           break;
         }
         await dependencies.sleep(100);
@@ -95,7 +137,7 @@ export async function removeCommand(
       }
       io.stdout(`removed ${target.name} (stopped pid ${target.pid})\n`);
     } else {
-      await configfs.removeDevice({ ...roots, name: target.name, hba: target.hba });
+      await removeStaleDevice(target, roots);
       io.stdout(`removed ${target.name} (stale, hba ${target.hba})\n`);
     }
   }
