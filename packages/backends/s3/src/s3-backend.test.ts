@@ -207,6 +207,33 @@ if (!endpoint) {
     });
   });
 
+  describe('s3 backend: a forced take-over fences the old writer', () => {
+    it('the old writer notices at its next flush and stops writing; the new writer keeps its data', async () => {
+      const prefix = testPrefix('fence');
+      const old = await openS3Backend(options(prefix, { writeBackDelay: 60_000 }));
+      await old.write(0, [pattern(70, 4096)]);
+      await old.flush();
+      await new Promise((resolve) => setTimeout(resolve, 1100)); // past the once-a-second lease check
+      const taker = await openS3Backend(options(prefix, { force: true }));
+      await taker.write(0, [pattern(71, 4096)]);
+      await taker.flush();
+      await old.write(0, [pattern(72, 4096)]); // cached only: write-back is slow here
+      const fenced = await old.flush().catch((e: Error) => e);
+      expect((fenced as { code?: string }).code).toBe('TCMU_ERR_BACKEND_LOCKED');
+      expect((fenced as Error).message).toMatch(/taken over/);
+      expect(await code(old.write(0, [pattern(73, 4096)]))).toBe('TCMU_ERR_BACKEND_LOCKED');
+      expect(await code(old.close())).toBe('TCMU_ERR_BACKEND_LOCKED');
+      const out = new Uint8Array(4096);
+      await taker.read(0, 4096, [out]);
+      expect(Buffer.compare(Buffer.from(out), Buffer.from(pattern(71, 4096)))).toBe(0);
+      await taker.close();
+      const check = await openS3Backend(options(prefix, { readOnly: true }));
+      await check.read(0, 4096, [out]);
+      expect(Buffer.compare(Buffer.from(out), Buffer.from(pattern(71, 4096)))).toBe(0);
+      await check.close();
+    });
+  });
+
   describe('s3 backend: persistence across processes', () => {
     it('data written and closed in one process reads back intact in a NEW process, and the other way round', async () => {
       const prefix = testPrefix('process');

@@ -137,6 +137,9 @@ export class S3Backend implements Backend {
   #cachedBytes = 0;
   #uploadsInFlight = 0;
   #writeBackError: BackendError | undefined;
+  /** Set when another process took the lease over: this one must not write any more. */
+  #fenced: BackendError | undefined;
+  #leaseCheckedAt = Date.now();
   #progressWaiters: (() => void)[] = [];
   #timer: NodeJS.Timeout | undefined;
   #evictScheduled = false;
@@ -206,6 +209,7 @@ export class S3Backend implements Backend {
     if (mutating && this.readOnly) {
       throw new BackendError(BackendErrorCode.ReadOnly, `${this.#volume.where} is open read-only`);
     }
+    if (mutating && this.#fenced) throw this.#fenced;
     this.#active++;
   }
 
@@ -460,6 +464,7 @@ export class S3Backend implements Backend {
   async #close(): Promise<void> {
     if (this.#active > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
     try {
+      if (this.#fenced) throw this.#fenced;
       if (!this.readOnly) {
         try {
           await this.#flushAll();
@@ -652,6 +657,7 @@ export class S3Backend implements Backend {
 
   /** Starts uploads of dirty chunks that are due, up to the upload bound; re-arms the timer. */
   #pump(): void {
+    if (this.#fenced) return;
     const now = Date.now();
     let earliest = Number.POSITIVE_INFINITY;
     for (const chunk of this.#dirty.values()) {
@@ -723,7 +729,24 @@ export class S3Backend implements Backend {
   }
 
   /** Resolves when every chunk dirty at the call is stored (at that version or later). */
+  /** Notices a forced take-over of the lease (checked at most once a second, at flush). */
+  async #checkLease(): Promise<void> {
+    if (!this.#lease || this.#fenced || Date.now() - this.#leaseCheckedAt < 1000) return;
+    this.#leaseCheckedAt = Date.now();
+    const current = await this.#volume.readLease();
+    if (current?.id === this.#lease.id) return;
+    const who = current
+      ? `process ${current.pid} on ${current.host} since ${current.since}`
+      : 'nobody (it was deleted)';
+    this.#fenced = new BackendError(
+      BackendErrorCode.Locked,
+      `${this.#volume.where}: the lease was taken over (now held by ${who}); this process no longer writes to the volume`,
+    );
+  }
+
   async #flushAll(): Promise<void> {
+    await this.#checkLease();
+    if (this.#fenced) throw this.#fenced;
     const targets = [...this.#dirty.values()].map((chunk) => ({ chunk, version: chunk.version }));
     for (const { chunk } of targets) chunk.urgent = true;
     this.#pump();
