@@ -17,9 +17,7 @@ import { type ServedDevice, type ServeOptions, serveRing } from './serve';
 import type { Logger, ScsiHandler } from './types';
 
 /** Options of {@link openDevice}. */
-export interface OpenDeviceOptions
-  extends SystemRoots,
-    Omit<ServeOptions, 'backend' | 'name' | 'closeRing' | 'powerOnUnitAttention'> {
+export interface OpenDeviceOptions extends SystemRoots, Omit<ServeOptions, 'backend' | 'name' | 'closeRing'> {
   /** Device name in configfs (`core/user_<hba>/<name>`): letters, digits, `.`, `_`, `-`, at most 64. */
   readonly name: string;
   /** The storage, served by the full SBC emulation (or reachable by a custom handler's building blocks). */
@@ -167,8 +165,8 @@ export async function openDevice(options: OpenDeviceOptions): Promise<TcmuDevice
       ...(system.sysfsRoot !== undefined ? { sysfsRoot: system.sysfsRoot } : {}),
       ...(system.devRoot !== undefined ? { devRoot: system.devRoot } : {}),
     });
-    // The kernel's initial probe (INQUIRY, READ CAPACITY, TEST UNIT READY…) sees no power-on unit
-    // attention: tcm_loop and LIO report their own, and sd retries on one anyway.
+    // By default the kernel's initial probe (INQUIRY, READ CAPACITY…) sees no power-on unit
+    // attention (`powerOnUnitAttention: true` queues one; sd retries on it).
     served = serveRing(ring, handler ?? backend!, {
       ...options,
       name: options.name,
@@ -176,7 +174,7 @@ export async function openDevice(options: OpenDeviceOptions): Promise<TcmuDevice
       blockSize,
       serial,
       ...(backend ? { backend } : {}),
-      powerOnUnitAttention: false,
+      powerOnUnitAttention: options.powerOnUnitAttention ?? false,
       limits: {
         maxTransferBlocks: options.maxSectors ?? Math.max(8, Math.floor((8 * 1024 * 1024) / blockSize)),
         ...options.limits,
