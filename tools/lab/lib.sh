@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by tools/lab/setup and tools/lab/run (sourced, not executed).
 
 # The cache folder: $TCMU_LAB_CACHE, else /var/cache/tcmu-lab when /var/cache is writable (shared by

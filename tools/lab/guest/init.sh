@@ -7,6 +7,7 @@
 # stdout, stderr, exit-code.
 share=/run/tcmu-lab
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# shellcheck source=/dev/null
 . "$share/env.sh"
 
 # Progress marks in the kernel log (visible with --console and TCMU_LAB_KERNEL_ARGS=loglevel=7).
@@ -40,9 +41,10 @@ mark "filesystems ready"
 
 # The results folder, read-write, at the host's path.
 if [ -n "$LAB_RESULTS" ]; then
-  mkdir -p "$LAB_RESULTS" &&
-    mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=none results "$LAB_RESULTS" ||
+  if ! mkdir -p "$LAB_RESULTS" ||
+    ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=none results "$LAB_RESULTS"; then
     setup_failed "cannot mount the results folder at $LAB_RESULTS"
+  fi
 fi
 
 # Modules: /lib/modules/<version> → the unpacked kernel package in the cache (seen through 9p).
