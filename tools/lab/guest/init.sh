@@ -24,6 +24,10 @@ setup_failed() {
   power_off
 }
 
+# The unpacked modules, bound where the /tmp tmpfs below cannot hide them (the cache may be in /tmp).
+mkdir -p /run/tcmu-lab-modules
+mount --bind "$LAB_MODULES" /run/tcmu-lab-modules || setup_failed "the modules folder $LAB_MODULES is not visible"
+
 # Filesystems. /tmp is a fresh tmpfs unless the caller's folder lives under /tmp (then the overlay
 # keeps it visible and writable).
 mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts 2>/dev/null || { mkdir -p /dev/pts && mount -t devpts devpts /dev/pts; }
@@ -49,7 +53,7 @@ fi
 
 # Modules: /lib/modules/<version> → the unpacked kernel package in the cache (seen through 9p).
 mkdir -p /lib/modules
-ln -sfn "$LAB_MODULES" "/lib/modules/$(uname -r)"
+ln -sfn /run/tcmu-lab-modules "/lib/modules/$(uname -r)"
 # Persistent reservations keep their files here; target_core_mod looks for the folder at load time.
 mkdir -p /etc/target/pr /var/target/pr
 modprobe -a configfs target_core_user tcm_loop sd_mod sg || setup_failed "modprobe of the target stack failed"
