@@ -28,12 +28,12 @@ setup_failed() {
 mkdir -p /run/tcmu-lab-modules
 mount --bind "$LAB_MODULES" /run/tcmu-lab-modules || setup_failed "the modules folder $LAB_MODULES is not visible"
 
-# Filesystems. /tmp is a fresh tmpfs unless the caller's folder lives under /tmp (then the overlay
-# keeps it visible and writable).
+# Filesystems. /tmp is a fresh tmpfs unless the caller's folder or the repository lives under /tmp
+# (then the overlay keeps it visible and writable).
 mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts 2>/dev/null || { mkdir -p /dev/pts && mount -t devpts devpts /dev/pts; }
 mkdir -p /dev/shm && mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
-case "$LAB_CWD/" in
-  /tmp/*) ;;
+case "$LAB_CWD/:$LAB_RESULTS/" in
+  /tmp/* | *:/tmp/*) ;;
   *) mount -t tmpfs -o mode=1777 tmpfs /tmp ;;
 esac
 ln -sfn /proc/self/fd /dev/fd
