@@ -332,6 +332,40 @@ if (!endpoint) {
       }
     });
 
+    it('writes into stored chunks do not wait for a GET: a chunk overwritten piecewise is never fetched, a partly overwritten one is fetched once at upload and merged', async () => {
+      const prefix = testPrefix('deferred');
+      const before = pattern(80, 4 * chunk);
+      const writer = await openS3Backend(options(prefix));
+      await writer.write(0, [before]);
+      await writer.close();
+      const backend = await openS3Backend(options(prefix, { readAhead: 0 }));
+      try {
+        // Chunk 0: overwritten in 4 KiB pieces, in order (a sequential rewrite). Chunk 2: 100 bytes.
+        const after = pattern(81, chunk);
+        for (let offset = 0; offset < chunk; offset += 4096) {
+          await backend.write(offset, [after.subarray(offset, offset + 4096)]);
+        }
+        await backend.write(2 * chunk + 1000, [pattern(82, 100)]);
+        const inside = new Uint8Array(100);
+        await backend.read(2 * chunk + 1000, 100, [inside]); // only written bytes: no GET either
+        expect(backend.stats().gets).toBe(0);
+        await backend.flush();
+        expect(backend.stats().gets).toBe(1); // chunk 2, to merge before its upload
+        const expected = before.slice();
+        expected.set(after, 0);
+        expected.set(pattern(82, 100), 2 * chunk + 1000);
+        const out = new Uint8Array(4 * chunk);
+        await backend.read(0, out.length, [out]);
+        expect(Buffer.compare(Buffer.from(out), Buffer.from(expected))).toBe(0);
+        const stored = await getObject(chunkKey(prefix, 2));
+        expect(
+          Buffer.compare(Buffer.from(stored.body), Buffer.from(expected.subarray(2 * chunk, 3 * chunk))),
+        ).toBe(0);
+      } finally {
+        await backend.close();
+      }
+    });
+
     it('flush makes writes durable without close: the objects are on the server when flush resolves', async () => {
       const prefix = testPrefix('flush');
       const backend = await openS3Backend(options(prefix, { writeBackDelay: 60_000 }));

@@ -93,6 +93,14 @@ interface Chunk {
   urgent: boolean;
   /** The last upload failure, until an upload succeeds. */
   lastError: BackendError | undefined;
+  /**
+   * Null: `data` is the whole chunk. Otherwise the chunk is stored but was written before it was
+   * fetched: only these (sorted, disjoint, chunk-relative) byte ranges of `data` are known, the rest
+   * comes from the server when first needed (a read there, an upload, compareAndWrite).
+   */
+  valid: [number, number][] | null;
+  /** The GET that fills in a partial chunk, shared. */
+  completing: Promise<void> | null;
 }
 
 const closedError = () => new BackendError(BackendErrorCode.Closed, 'the S3 backend is closed');
@@ -265,7 +273,11 @@ export class S3Backend implements Backend {
           else scatterZero(into, from - offset, to - from);
         };
         const cached = this.#chunks.get(i);
-        if (cached) {
+        if (cached && !this.#covers(cached, from - i * cs, to - i * cs)) {
+          this.#cacheMisses++;
+          this.#touch(cached);
+          pending.push(this.#complete(cached).then(() => copy(cached)));
+        } else if (cached) {
           this.#cacheHits++;
           this.#touch(cached);
           copy(cached);
@@ -294,8 +306,9 @@ export class S3Backend implements Backend {
       if (length === 0) return;
       await this.#admitDirty();
       await this.#forEachChunk(offset, length, async (i, from, to) => {
-        const chunk = await this.#acquireForWrite(i, to - from === this.chunkSize);
+        const chunk = await this.#acquireForWrite(i, to - from === this.chunkSize, true);
         const buffer = this.#mutable(chunk);
+        this.#addValid(chunk, from - i * this.chunkSize, to - i * this.chunkSize);
         scatterCopyTo(
           data,
           from - offset,
@@ -360,6 +373,7 @@ export class S3Backend implements Backend {
           chunk.pins++;
           held.push(chunk);
         }
+        for (const chunk of held) await this.#complete(chunk);
         for (const chunk of held) {
           const i = chunk.index;
           const from = Math.max(offset, i * cs);
@@ -441,6 +455,7 @@ export class S3Backend implements Backend {
         for (const [index, chunk] of this.#chunks) {
           if (index >= keep) {
             chunk.data = null;
+            chunk.valid = null;
             this.#markDirty(chunk, true);
           }
         }
@@ -522,6 +537,8 @@ export class S3Backend implements Backend {
       dirtySince: 0,
       urgent: false,
       lastError: undefined,
+      valid: null,
+      completing: null,
     };
     this.#chunks.set(index, chunk);
     if (data) this.#cachedBytes += data.byteLength;
@@ -536,8 +553,12 @@ export class S3Backend implements Backend {
     if (this.#chunks.has(index)) return Promise.resolve();
     const load = (async () => {
       const data = await this.#requests.run(() => this.#volume.readChunk(index, this.chunkSize));
-      // A writer that replaced the whole chunk meanwhile holds newer data: keep it.
-      if (this.#chunks.has(index)) return;
+      // A writer got there first: a whole-chunk write holds newer data; a partial one takes the rest from here.
+      const cached = this.#chunks.get(index);
+      if (cached) {
+        this.#merge(cached, data);
+        return;
+      }
       if (data === null) {
         this.#stored.delete(index);
         return;
@@ -552,8 +573,11 @@ export class S3Backend implements Backend {
     return load;
   }
 
-  /** The cached chunk for a write, loading it first unless the write covers all of it. */
-  async #acquireForWrite(index: number, whole: boolean): Promise<Chunk> {
+  /**
+   * The cached chunk for a write. A stored chunk that is not cached is fetched first, unless the write
+   * covers all of it, or `defer` (then the chunk starts partial and is fetched when first needed).
+   */
+  async #acquireForWrite(index: number, whole: boolean, defer = false): Promise<Chunk> {
     for (;;) {
       const cached = this.#chunks.get(index);
       if (cached) {
@@ -561,8 +585,68 @@ export class S3Backend implements Backend {
         return cached;
       }
       if (whole || (!this.#stored.has(index) && !this.#loads.has(index))) return this.#insert(index, null);
+      if (defer && !this.#loads.has(index)) {
+        const chunk = this.#insert(index, null);
+        chunk.valid = [];
+        return chunk;
+      }
       await this.#load(index);
     }
+  }
+
+  /** True when bytes [from, to) of the chunk (chunk-relative) are known in memory. */
+  #covers(chunk: Chunk, from: number, to: number): boolean {
+    if (!chunk.valid) return true;
+    return chunk.valid.some(([a, b]) => a <= from && to <= b);
+  }
+
+  /** Records that bytes [from, to) of a partial chunk are now known; a fully known chunk is complete. */
+  #addValid(chunk: Chunk, from: number, to: number): void {
+    if (!chunk.valid) return;
+    const ranges: [number, number][] = [];
+    let start = from;
+    let end = to;
+    for (const [a, b] of chunk.valid) {
+      if (b < start || a > end) ranges.push([a, b]);
+      else {
+        start = Math.min(start, a);
+        end = Math.max(end, b);
+      }
+    }
+    ranges.push([start, end]);
+    ranges.sort((x, y) => x[0] - y[0]);
+    chunk.valid =
+      ranges.length === 1 && ranges[0]![0] === 0 && ranges[0]![1] === this.chunkSize ? null : ranges;
+  }
+
+  /** Fills a partial chunk's unknown bytes from `server` (null: the server has no object, so zeros). */
+  #merge(chunk: Chunk, server: Uint8Array | null): void {
+    if (!chunk.valid) return;
+    if (server && chunk.data) {
+      const buffer = this.#mutable(chunk);
+      let position = 0;
+      for (const [a, b] of chunk.valid) {
+        buffer.set(server.subarray(position, a), position);
+        position = b;
+      }
+      buffer.set(server.subarray(position), position);
+    }
+    chunk.valid = null;
+  }
+
+  /** Fetches what a partial chunk lacks (one GET shared by every caller); resolves at once for a whole chunk. */
+  #complete(chunk: Chunk): Promise<void> {
+    if (!chunk.valid) return Promise.resolve();
+    chunk.completing ??= (async () => {
+      try {
+        const data = await this.#requests.run(() => this.#volume.readChunk(chunk.index, this.chunkSize));
+        if (data === null && chunk.valid) this.#stored.delete(chunk.index);
+        this.#merge(chunk, data);
+      } finally {
+        chunk.completing = null;
+      }
+    })();
+    return chunk.completing;
   }
 
   /** The chunk's buffer, ready to modify: allocated if it was zeros, copied if an upload holds it. */
@@ -597,6 +681,7 @@ export class S3Backend implements Backend {
         if (cached) {
           if (cached.data) this.#cachedBytes -= cached.data.byteLength;
           cached.data = null;
+          cached.valid = null;
           cached.frozen = false;
           this.#markDirty(cached, false);
         } else if (this.#stored.has(i) || this.#loads.has(i)) {
@@ -605,9 +690,10 @@ export class S3Backend implements Backend {
         return;
       }
       if (!this.#stored.has(i) && !this.#loads.has(i) && !this.#chunks.has(i)) return;
-      const chunk = await this.#acquireForWrite(i, false);
-      if (chunk.data === null) return;
+      const chunk = await this.#acquireForWrite(i, false, true);
+      if (chunk.data === null && !chunk.valid) return;
       this.#mutable(chunk).fill(0, from - i * cs, to - i * cs);
+      this.#addValid(chunk, from - i * cs, to - i * cs);
       this.#markDirty(chunk, false);
     });
   }
@@ -682,22 +768,37 @@ export class S3Backend implements Backend {
   }
 
   #upload(chunk: Chunk): void {
-    const version = chunk.version;
-    const data = chunk.data;
-    chunk.frozen = data !== null;
     chunk.urgent = false;
     this.#uploadsInFlight++;
+    let data: Uint8Array | null | undefined;
     chunk.uploading = (async () => {
+      // Never finish synchronously: `finally` must clear `uploading` after the assignment above, not before.
+      await Promise.resolve();
       try {
+        if (chunk.valid) {
+          // Written before it was fetched: fetch the rest first (a read failure fails this upload).
+          await this.#complete(chunk).catch((error: unknown) => {
+            throw new BackendError(
+              BackendErrorCode.Write,
+              `chunk ${chunk.index}: could not fetch the unwritten part to store the chunk: ${(error as Error).message}`,
+              { cause: error },
+            );
+          });
+        }
+        const version = chunk.version;
+        const snapshot = chunk.data;
+        data = snapshot;
+        chunk.frozen = snapshot !== null;
         const zero =
-          data === null || this.#zeros.equals(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+          snapshot === null ||
+          this.#zeros.equals(Buffer.from(snapshot.buffer, snapshot.byteOffset, snapshot.byteLength));
         if (zero) {
           if (this.#stored.has(chunk.index)) {
             await this.#requests.run(() => this.#volume.deleteChunk(chunk.index));
             this.#stored.delete(chunk.index);
           }
         } else {
-          await this.#requests.run(() => this.#volume.writeChunk(chunk.index, data));
+          await this.#requests.run(() => this.#volume.writeChunk(chunk.index, snapshot));
           this.#stored.add(chunk.index);
         }
         chunk.uploadedVersion = version;
@@ -718,7 +819,7 @@ export class S3Backend implements Backend {
         this.#writeBackError = failure;
         chunk.dirtySince = Date.now() + 1000;
       } finally {
-        if (chunk.data === data) chunk.frozen = false;
+        if (data !== undefined && chunk.data === data) chunk.frozen = false;
         chunk.uploading = null;
         this.#uploadsInFlight--;
         this.#notifyProgress();
@@ -728,7 +829,6 @@ export class S3Backend implements Backend {
     })();
   }
 
-  /** Resolves when every chunk dirty at the call is stored (at that version or later). */
   /** Notices a forced take-over of the lease (checked at most once a second, at flush). */
   async #checkLease(): Promise<void> {
     if (!this.#lease || this.#fenced || Date.now() - this.#leaseCheckedAt < 1000) return;
@@ -744,6 +844,7 @@ export class S3Backend implements Backend {
     );
   }
 
+  /** Resolves when every chunk dirty at the call is stored (at that version or later). */
   async #flushAll(): Promise<void> {
     await this.#checkLease();
     if (this.#fenced) throw this.#fenced;
