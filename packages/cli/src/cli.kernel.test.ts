@@ -228,15 +228,18 @@ describeKernel('tcmu (the CLI) in the real kernel', () => {
       for (const server of servers.reverse()) expect(await server.stop('SIGTERM'), server.name).toBe(0);
       expect(await configfsSnapshot()).toEqual(before);
 
-      // The images outlive their processes: serve them again (their size from the files), read the files.
+      // The images outlive their processes: serve them again, read-only at their own size, read the files.
       const files = disks.flatMap((disk, index) =>
         disk.backend === 'file' ? [{ disk, sums: written[index]! }] : [],
       );
       const again: Server[] = [];
-      for (const { disk } of files) again.push(await serve([disk.location, ...disk.common]));
+      for (const { disk } of files) again.push(await serve([disk.location, ...disk.common, '--read-only']));
       await settleAll(
         files.map(async ({ disk, sums }, index) => {
           const mountPoint = await mkdtemp(join(tmpdir(), 'tcmu-cli-mnt-'));
+          // --read-only: the kernel sees a write-protected disk.
+          const sysfsName = again[index]!.device.slice('/dev/'.length);
+          expect((await readFile(`/sys/block/${sysfsName}/ro`, 'utf8')).trim(), disk.label).toBe('1');
           await must('mount', ['-o', 'ro', again[index]!.device, mountPoint]);
           expect(await readSums(mountPoint, sums.keys()), disk.label).toEqual(sums);
           await must('umount', [mountPoint]);

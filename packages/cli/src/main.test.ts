@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { tcmuLoaded } from './environment.js';
 import { run } from './main.js';
 import { captureIo } from './test-support.js';
 
@@ -64,4 +65,21 @@ describe('run', () => {
     expect(stderr().trimEnd().split('\n')).toHaveLength(1);
     expect(stdout()).toBe('');
   });
+});
+
+describe('serve on a host without TCMU', async () => {
+  const loaded = await tcmuLoaded();
+  it.skipIf(loaded)(
+    'fails with one line: not root, or no TCMU with the way to the lab [skipped where TCMU is loaded]',
+    async () => {
+      const { io, stderr, stdout } = captureIo();
+      expect(await run(['serve', 'memory:', '--size', '16M', '--log-level', 'silent'], io)).toBe(1);
+      const line = stderr().trimEnd();
+      expect(line.split('\n')).toHaveLength(1);
+      if (process.getuid?.() === 0)
+        expect(line).toMatch(/^tcmu serve: this kernel has no TCMU: .*kernel lab.*\[TCMU_ERR_CLI_NO_TCMU\]$/);
+      else expect(line).toMatch(/\[TCMU_ERR_CLI_NOT_ROOT\]$/);
+      expect(stdout()).toBe('');
+    },
+  );
 });
