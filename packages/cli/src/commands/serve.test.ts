@@ -11,6 +11,7 @@ const coded = (code: string, message: string) => Object.assign(new Error(message
 function fakeDependencies(overrides: Partial<ServeDependencies> = {}) {
   const events: string[] = [];
   let signalHandler: ((signal: NodeJS.Signals) => void) | undefined;
+  let fatalHandler: ((error: unknown) => void) | undefined;
   let backend: Backend | undefined;
   const requests: DeviceOpenRequest[] = [];
   const dependencies: ServeDependencies = {
@@ -44,6 +45,10 @@ function fakeDependencies(overrides: Partial<ServeDependencies> = {}) {
         },
       };
     },
+    onFatalError: (handler) => {
+      fatalHandler = handler;
+      return () => {};
+    },
     onStopSignal: (handler) => {
       signalHandler = handler;
       events.push('signals on');
@@ -59,6 +64,7 @@ function fakeDependencies(overrides: Partial<ServeDependencies> = {}) {
     events,
     requests,
     signal: (name: NodeJS.Signals) => signalHandler!(name),
+    fatal: (error: unknown) => fatalHandler!(error),
     backend: () => backend,
   };
 }
@@ -230,6 +236,22 @@ describe('tcmu serve', () => {
       code: 'TCMU_ERR_CLI_BLOCK_SIZE',
       message: expect.stringMatching(/4608 bytes/),
     });
+  });
+
+  it('an uncaught error while serving tears the device down, then fails with it', async () => {
+    const fake = fakeDependencies();
+    const { io, stdout } = captureIo();
+    const done = serveCommand(
+      ['memory:', '--size', '1M', '-n', 'f', '--log-level', 'silent'],
+      io,
+      fake.dependencies,
+    );
+    await vi.waitFor(() => expect(stdout()).toBe('ready f /dev/sdq\n'));
+    const bug = new TypeError('x is not a function');
+    fake.fatal(bug);
+    await expect(done).rejects.toBe(bug);
+    expect(fake.events.slice(-3)).toEqual(['close device', 'close backend', 'signals off']);
+    expect(stdout()).toBe('ready f /dev/sdq\n');
   });
 
   it('prints help', async () => {

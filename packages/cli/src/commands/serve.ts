@@ -45,6 +45,11 @@ export interface ServeDependencies {
   openDevice(request: DeviceOpenRequest): Promise<ServedDevice>;
   /** Calls `handler` on SIGINT/SIGTERM (every time); returns a function that removes the handlers. */
   onStopSignal(handler: (signal: NodeJS.Signals) => void): () => void;
+  /**
+   * Calls `handler` with an error nothing else caught (uncaught exception, unhandled rejection) while
+   * serving; returns a function that removes the handler. serve then tears down and fails with it.
+   */
+  onFatalError(handler: (error: unknown) => void): () => void;
   /** Where the kernel lab runner is (for the "no TCMU" advice), if any. */
   labRunner(): Promise<string | undefined>;
 }
@@ -79,6 +84,14 @@ export const processServeDependencies: ServeDependencies = {
     for (const signal of signals) process.on(signal, handler);
     return () => {
       for (const signal of signals) process.off(signal, handler);
+    };
+  },
+  onFatalError(handler) {
+    process.on('uncaughtException', handler);
+    process.on('unhandledRejection', handler);
+    return () => {
+      process.off('uncaughtException', handler);
+      process.off('unhandledRejection', handler);
     };
   },
   labRunner: () => findLabRunner(),
@@ -116,6 +129,13 @@ export async function serveCommand(
     logger.info({ signal }, 'stopping');
     wake?.();
   });
+  // A bug anywhere (an uncaught exception) must not leave the device behind: stop the same way, then fail.
+  let fatal: { error: unknown } | undefined;
+  const removeFatalHandler = dependencies.onFatalError((error) => {
+    logger.error({ err: error }, 'unexpected error: tearing down');
+    fatal ??= { error };
+    wake?.();
+  });
 
   let opened: OpenedBackend | undefined;
   let device: ServedDevice | undefined;
@@ -146,7 +166,7 @@ export async function serveCommand(
       logger,
     });
     logger.info({ devicePath: device.devicePath, size: formatSize(size) }, 'ready');
-    if (stopSignal === undefined)
+    if (stopSignal === undefined && fatal === undefined)
       emit(
         {
           event: 'ready',
@@ -161,13 +181,14 @@ export async function serveCommand(
         },
         `ready ${options.name} ${device.devicePath}`,
       );
-    if (stopSignal === undefined) await stopped;
+    if (stopSignal === undefined && fatal === undefined) await stopped;
     const stats = device.stats;
     await device.close();
     device = undefined;
     await opened.close();
     opened = undefined;
     logger.info({ signal: stopSignal, stats: stats === undefined ? undefined : { ...stats } }, 'stopped');
+    if (fatal) throw fatal.error;
     emit({ event: 'stopped', name: options.name, signal: stopSignal }, `stopped ${options.name}`);
     return 0;
   } catch (error) {
@@ -189,5 +210,6 @@ export async function serveCommand(
     });
   } finally {
     removeHandlers();
+    removeFatalHandler();
   }
 }
