@@ -1,5 +1,6 @@
 import type { DeviceRecord, SystemRoots } from '@tcmu/configfs';
 import { parseCommandLine, parseInteger } from '../arguments.js';
+import { requireRoot } from '../environment.js';
 import { CliError } from '../errors.js';
 import { RM_HELP } from '../help.js';
 import type { CommandIo } from '../io.js';
@@ -85,6 +86,7 @@ export async function removeCommand(
   }
   const timeoutSeconds =
     values.timeout === undefined ? 30 : parseInteger('--timeout', values.timeout, 1, 3600);
+  if (roots.configfsRoot === undefined) requireRoot('tcmu rm'); // the real configfs is root-only
   const configfs = await import('@tcmu/configfs');
 
   if (values.stale) {
