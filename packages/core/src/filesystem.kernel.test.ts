@@ -9,7 +9,7 @@ import { openFileBackend } from '@tcmu/backend-file';
 import { openMemoryBackend } from '@tcmu/backend-memory';
 import { describeKernel } from '@tcmu/lab';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { run, runOk, testName } from './kernel-support';
+import { run, runOk, testHba, testName } from './kernel-support';
 import { openDevice } from './open-device';
 
 const size = 96 * 1024 * 1024;
@@ -49,7 +49,7 @@ describeKernel('ext4 on openDevice disks', () => {
       const backend = await open();
       // The file backend is closed and reopened between the two mounts (data must survive a
       // restart of the device); the memory backend stays open across them.
-      let device = await openDevice({ name, backend, hba: 8, closeBackend: kind === 'file' });
+      let device = await openDevice({ name, backend, hba: testHba(1), closeBackend: kind === 'file' });
       let closed = false;
       try {
         const sysfsBlock = await readFile(
@@ -73,7 +73,7 @@ describeKernel('ext4 on openDevice disks', () => {
 
         if (kind === 'file') {
           await device.close();
-          device = await openDevice({ name, backend: await open(), hba: 8 });
+          device = await openDevice({ name, backend: await open(), hba: testHba(1) });
         }
         await runOk('mount', [device.devicePath, mountPoint]);
         for (const [path, sum] of files) {
@@ -97,7 +97,7 @@ describeKernel('ext4 on openDevice disks', () => {
       }
       // Nothing left behind in configfs.
       const listing = await run('ls', ['/sys/kernel/config/target/core']);
-      expect(listing.stdout).not.toMatch(/user_8\b/);
+      expect(listing.stdout).not.toMatch(new RegExp(`user_${testHba(1)}\\b`));
       // A generous limit for a software-emulated guest; it only stops a hung run.
     }, 600_000);
   }

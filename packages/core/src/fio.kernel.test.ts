@@ -3,7 +3,7 @@
 import { openMemoryBackend } from '@tcmu/backend-memory';
 import { describeKernel } from '@tcmu/lab';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { runOk, testName } from './kernel-support';
+import { runOk, testHba, testName } from './kernel-support';
 import { openDevice, type TcmuDevice } from './open-device';
 
 describeKernel('fio --verify=crc32c on an openDevice disk', () => {
@@ -11,7 +11,7 @@ describeKernel('fio --verify=crc32c on an openDevice disk', () => {
 
   beforeAll(async () => {
     const backend = await openMemoryBackend({ size: 128 * 1024 * 1024, blockSize: 512 });
-    device = await openDevice({ name: testName('fio'), backend, hba: 9 });
+    device = await openDevice({ name: testName('fio'), backend, hba: testHba(2) });
   });
 
   afterAll(async () => {

@@ -39,3 +39,11 @@ export async function runOk(file: string, args: readonly string[], options: { ti
 export function testName(prefix: string): string {
   return `${prefix}-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
 }
+
+/**
+ * An HBA number for this test process (6000-8999, away from the ranges other packages' kernel tests
+ * use), `offset` 0..9 apart per test so each can check that its own HBA is removed afterwards.
+ */
+export function testHba(offset: number): number {
+  return 6000 + (process.pid % 300) * 10 + offset;
+}

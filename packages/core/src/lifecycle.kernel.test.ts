@@ -7,7 +7,7 @@ import { describeKernel } from '@tcmu/lab';
 import { expect, it } from 'vitest';
 import { createEmulation } from './emulation/handler';
 import { isCoreError } from './errors';
-import { run, runOk, testName } from './kernel-support';
+import { run, runOk, testHba, testName } from './kernel-support';
 import { openDevice } from './open-device';
 import { handlerFunction } from './types';
 import { withLogging } from './wrappers';
@@ -27,7 +27,7 @@ describeKernel('openDevice lifecycle in the kernel', () => {
       },
     };
     const handler = withLogging(createEmulation(), logger);
-    const device = await openDevice({ name: testName('resize'), handler, backend, hba: 12 });
+    const device = await openDevice({ name: testName('resize'), handler, backend, hba: testHba(3) });
     try {
       const sg = device.sgPath!;
       await run('sg_turs', ['-n', '2', sg]);
@@ -50,23 +50,23 @@ describeKernel('openDevice lifecycle in the kernel', () => {
   it('a failed open (bad LUN) is rolled back: nothing left in configfs, the error says why', async () => {
     const backend = await openMemoryBackend({ size: 8 * 1024 * 1024 });
     const name = testName('rollback');
-    const error = await openDevice({ name, backend, hba: 13, lun: 4000 }).catch((e: unknown) => e);
+    const error = await openDevice({ name, backend, hba: testHba(4), lun: 4000 }).catch((e: unknown) => e);
     expect(isCoreError(error)).toBe(true);
     expect((error as Error).message).toMatch(/lun|LUN/);
-    expect(existsSync(`${core}/user_13/${name}`)).toBe(false);
+    expect(existsSync(`${core}/user_${testHba(4)}/${name}`)).toBe(false);
     // The backend still belongs to the caller and works.
     await backend.write(0, [new Uint8Array(512).fill(1)]);
   }, 300_000);
 
   it('close() is idempotent and removes the LUN, the device and the HBA it created', async () => {
     const backend = await openMemoryBackend({ size: 8 * 1024 * 1024 });
-    const device = await openDevice({ name: testName('close'), backend, hba: 14 });
+    const device = await openDevice({ name: testName('close'), backend, hba: testHba(5) });
     expect(existsSync(device.devicePath)).toBe(true);
     const first = device.close();
     expect(device.close()).toBe(first);
     await Promise.all([first, device.close()]);
-    expect(existsSync(`${core}/user_14/${device.name}`)).toBe(false);
-    expect(existsSync(`${core}/user_14`)).toBe(false);
+    expect(existsSync(`${core}/user_${testHba(5)}/${device.name}`)).toBe(false);
+    expect(existsSync(`${core}/user_${testHba(5)}`)).toBe(false);
     const loopback = await run('ls', ['/sys/kernel/config/target/loopback']);
     expect(loopback.stdout).not.toContain(device.wwn);
     await expect(device.resize(16 * 1024 * 1024)).rejects.toMatchObject({ code: 'TCMU_ERR_CORE_CLOSED' });
@@ -92,7 +92,7 @@ describeKernel('openDevice lifecycle in the kernel', () => {
       }
       return emulation.handle(command);
     });
-    const device = await openDevice({ name: testName('tmr'), handler, backend, hba: 15 });
+    const device = await openDevice({ name: testName('tmr'), handler, backend, hba: testHba(6) });
     try {
       const sg = device.sgPath!;
       const reading = run('sg_dd', [

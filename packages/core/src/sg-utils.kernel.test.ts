@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { openMemoryBackend } from '@tcmu/backend-memory';
 import { describeKernel } from '@tcmu/lab';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { run, runOk, testName } from './kernel-support';
+import { run, runOk, testHba, testName } from './kernel-support';
 import { openDevice, type TcmuDevice } from './open-device';
 
 describeKernel('sg3_utils against an openDevice disk (memory backend, 512-byte blocks)', () => {
@@ -18,7 +18,7 @@ describeKernel('sg3_utils against an openDevice disk (memory backend, 512-byte b
   beforeAll(async () => {
     folder = await mkdtemp(join(tmpdir(), 'tcmu-sg-'));
     const backend = await openMemoryBackend({ size, blockSize: 512 });
-    device = await openDevice({ name: testName('sg'), backend, hba: 7 });
+    device = await openDevice({ name: testName('sg'), backend, hba: testHba(0) });
     expect(device.sgPath).toMatch(/^\/dev\/sg\d+$/);
     sg = device.sgPath!;
     // Let the kernel's own probe (and its unit attentions) settle.
