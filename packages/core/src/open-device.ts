@@ -10,8 +10,7 @@ import {
   type UserDevice,
 } from '@tcmu/configfs';
 import { openRing } from '@tcmu/ring';
-import type { DeviceContext, DeviceStats } from './device';
-import { generateSerial } from './device';
+import { DeviceContext, type DeviceStats, generateSerial } from './device';
 import { CoreError, CoreErrorCode } from './errors';
 import { type ServedDevice, type ServeOptions, serveRing } from './serve';
 import type { Logger, ScsiHandler } from './types';
@@ -124,6 +123,27 @@ export async function openDevice(options: OpenDeviceOptions): Promise<TcmuDevice
     throw new CoreError(CoreErrorCode.InvalidOption, 'size is required with a handler and no backend');
   const serial = options.serial ?? generateSerial(options.name);
   const hba = options.hba ?? 0;
+  // Validate everything that can be checked without the kernel before creating anything: the same
+  // checks serveRing makes (name, block size, size, serial, identity strings, limits, queue depth).
+  new DeviceContext({
+    ...options,
+    blockSize,
+    size,
+    serial,
+    ...(backend ? { backend } : {}),
+    powerOnUnitAttention: false,
+  });
+  if (backend && size > backend.size)
+    throw new CoreError(
+      CoreErrorCode.InvalidOption,
+      `size (${size}) is larger than the backend (${backend.size} bytes)`,
+    );
+  const queueDepth = options.queueDepth ?? 128;
+  if (!Number.isInteger(queueDepth) || queueDepth < 1 || queueDepth > 65535)
+    throw new CoreError(
+      CoreErrorCode.InvalidOption,
+      `queueDepth must be an integer 1..65535, got ${queueDepth}`,
+    );
   const logger: Logger | undefined = options.logger;
   const system = roots(options);
 
