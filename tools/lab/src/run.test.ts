@@ -23,24 +23,31 @@ const reason = skipReason();
 describe.skipIf(reason !== undefined)(
   `tools/lab/run boots and runs a command${reason ? ` [skipped: ${reason}]` : ''}`,
   () => {
-    it('returns the exit code, keeps stdout and stderr apart, runs in the cwd, writes through to .results', () => {
+    it('returns the exit code, keeps stdout and stderr apart, passes arguments verbatim, runs in the cwd, writes through to .results', () => {
       const marker = join(repo, '.results', `lab-run-test-${process.pid}`);
       rmSync(marker, { force: true });
       const script = [
         'echo "out $TCMU_LAB $(pwd) $GREETING $TCMU_LAB_PASS"',
         'echo err >&2',
         'id -u',
+        'printf "%s|" "$@"; echo',
         `echo written > ${marker}`,
         'exit 7',
       ].join('; ');
-      const result = spawnSync(run, ['--', 'env', 'GREETING=hello', 'sh', '-c', script], {
-        cwd: join(repo, 'tools', 'lab'),
-        encoding: 'utf8',
-        env: { ...process.env, TCMU_LAB_PASS: 'through', TCMU_LAB_TIMEOUT: '600' },
-      });
+      const result = spawnSync(
+        run,
+        ['--', 'env', 'GREETING=hello', 'sh', '-c', script, 'sh', "it's", '$HOME', 'a  b'],
+        {
+          cwd: join(repo, 'tools', 'lab'),
+          encoding: 'utf8',
+          env: { ...process.env, TCMU_LAB_PASS: 'through', TCMU_LAB_TIMEOUT: '600' },
+        },
+      );
       try {
         expect(result.stderr).toContain('err');
-        expect(result.stdout).toBe(`out 1 ${join(repo, 'tools', 'lab')} hello through\n0\n`);
+        expect(result.stdout).toBe(
+          `out 1 ${join(repo, 'tools', 'lab')} hello through\n0\nit's|$HOME|a  b|\n`,
+        );
         expect(result.status).toBe(7);
         expect(readFileSync(marker, 'utf8')).toBe('written\n');
       } finally {
