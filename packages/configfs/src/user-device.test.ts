@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   type ConfigfsErrorCode,
@@ -400,6 +401,28 @@ describe('attachLoopback', () => {
     expect((await kernel.snapshot()).filter((p) => !p.includes('user_3/disk0'))).toEqual(
       before.filter((p) => !p.includes('user_3/disk0')),
     );
+  });
+
+  it('uses a loopback fabric folder another process created between our check and our mkdir', async () => {
+    await kernel.dispose();
+    let raced = false;
+    await withKernel({
+      fail: (op) => {
+        if (raced || op.operation !== 'mkdir' || !op.path.endsWith('config/target/loopback'))
+          return undefined;
+        raced = true;
+        // The other process wins: the folder exists when our mkdir runs.
+        mkdirSync(`${kernel.configfsRoot}/target/loopback`);
+        return 'EEXIST';
+      },
+    });
+    device = await createUserDevice({ ...kernel.roots, ...base });
+    const lun = await device.attachLoopback({ lun: 0 });
+    expect(raced).toBe(true);
+    expect(lun.devicePath).toBe(`${kernel.devRoot}/sdb`);
+    await device.detachLoopback();
+    // Not ours: the fabric folder stays for the process that made it.
+    expect((await kernel.snapshot()).some((p) => p.endsWith('target/loopback'))).toBe(true);
   });
 
   it('never adds a LUN to a target this process did not create', async () => {

@@ -399,11 +399,16 @@ export class UserDeviceImpl implements UserDevice {
           }
           const fresh: OwnedTarget = { luns: new Set(), createdFabric: false };
           if (!(await exists(context, fabric))) {
-            await mkdir(context, fabric); // loads tcm_loop on demand
-            fresh.createdFabric = true;
-            rollback.push(async () => {
-              await removeDirectoryIfUnused(context, fabric);
-            });
+            try {
+              await mkdir(context, fabric); // loads tcm_loop on demand
+              fresh.createdFabric = true;
+              rollback.push(async () => {
+                await removeDirectoryIfUnused(context, fabric);
+              });
+            } catch (error) {
+              // Another process made it between our check and our mkdir: it is theirs, and usable.
+              if (!(await exists(context, fabric))) throw error;
+            }
           }
           await mkdir(context, targetPath);
           rollback.push(() => removeDirectory(context, targetPath));
