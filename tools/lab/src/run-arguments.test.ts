@@ -12,6 +12,7 @@ describe('tools/lab/run arguments', () => {
     expect(result.status).toBe(0);
     expect(result.stdout).toContain('tools/lab/run [--timeout SECONDS] [--memory MB]');
     expect(result.stdout).toContain('124');
+    expect(result.stdout).toContain('--fresh-reads');
     expect(result.stdout).not.toMatch(/^set -|pipefail/m);
   });
 
