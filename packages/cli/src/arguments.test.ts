@@ -21,6 +21,7 @@ describe('parseServeArguments', () => {
       lun: 0,
       hba: undefined,
       readOnly: false,
+      forceLease: false,
       queueDepth: undefined,
       json: false,
       logLevel: 'info',
@@ -56,6 +57,7 @@ describe('parseServeArguments', () => {
       lun: 3,
       hba: 7,
       readOnly: true,
+      forceLease: false,
       queueDepth: 32,
       json: true,
       logLevel: 'debug',
@@ -70,6 +72,14 @@ describe('parseServeArguments', () => {
   it('lets an existing file image or S3 volume omit --size', () => {
     expect(options('file:/images/a.img').size).toBeUndefined();
     expect(options('s3://bucket/vol').size).toBeUndefined();
+  });
+
+  it('reads --force-lease for an s3:// volume', () => {
+    expect(options('s3://disks/vol?endpoint=http://h:7480', '--force-lease')).toMatchObject({
+      backend: { kind: 's3', bucket: 'disks', prefix: 'vol' },
+      forceLease: true,
+      readOnly: false,
+    });
   });
 
   it('returns help for --help and -h even with other arguments', () => {
@@ -100,6 +110,13 @@ describe('parseServeArguments', () => {
     [['memory:', '--size', '1M', '--log-level', 'loud'], 'TCMU_ERR_CLI_USAGE', /--log-level "loud"/],
     [['memory:', '--size', '1M', '--name', 'a/b'], 'TCMU_ERR_CLI_USAGE', /invalid name "a\/b"/],
     [['memory:', '--size', '1M', '--read-only=yes'], 'TCMU_ERR_CLI_USAGE', /read-only/],
+    [['memory:', '--size', '1M', '--force-lease'], 'TCMU_ERR_CLI_USAGE', /--force-lease applies only to s3/],
+    [['file:/x.img', '--force-lease'], 'TCMU_ERR_CLI_USAGE', /--force-lease applies only to s3/],
+    [
+      ['s3://disks/vol?endpoint=http://h:7480', '--force-lease', '--read-only'],
+      'TCMU_ERR_CLI_USAGE',
+      /--force-lease makes no sense with --read-only/,
+    ],
   ])('rejects %j with %s', (argv, code, message) => {
     expectCliError(() => serve(...argv), code, message);
   });

@@ -27,6 +27,11 @@ export interface ServeOptions {
   /** The `user_<hba>` number in configfs; undefined lets the library choose. */
   readonly hba: number | undefined;
   readonly readOnly: boolean;
+  /**
+   * `--force-lease` (s3: only): take over the volume's writer lease even though another writer holds
+   * it. Only for a lease left by a writer known to be dead (the lease has no expiry).
+   */
+  readonly forceLease: boolean;
   /** Commands in flight at most; undefined lets the library choose. */
   readonly queueDepth: number | undefined;
   /** Print events as JSON lines on stdout. */
@@ -145,6 +150,7 @@ export function parseServeArguments(argv: readonly string[], context: ParseConte
     lun: { type: 'string' },
     hba: { type: 'string' },
     'read-only': { type: 'boolean' },
+    'force-lease': { type: 'boolean' },
     'queue-depth': { type: 'string' },
     json: { type: 'boolean' },
     'log-level': { type: 'string' },
@@ -188,6 +194,25 @@ export function parseServeArguments(argv: readonly string[], context: ParseConte
       },
     );
   }
+  const forceLease = values['force-lease'] ?? false;
+  if (forceLease && backend.kind !== 's3') {
+    throw new CliError(
+      'TCMU_ERR_CLI_USAGE',
+      `--force-lease applies only to s3:// volumes (not ${backend.kind}:)`,
+      {
+        hint: 'see tcmu serve --help',
+      },
+    );
+  }
+  if (forceLease && (values['read-only'] ?? false)) {
+    throw new CliError(
+      'TCMU_ERR_CLI_USAGE',
+      '--force-lease makes no sense with --read-only (a reader takes no lease)',
+      {
+        hint: 'see tcmu serve --help',
+      },
+    );
+  }
   const name = values.name === undefined ? defaultName(backend, context.pid) : validateName(values.name);
   return {
     help: false,
@@ -200,6 +225,7 @@ export function parseServeArguments(argv: readonly string[], context: ParseConte
       lun: values.lun === undefined ? 0 : parseInteger('--lun', values.lun, 0, 255),
       hba: values.hba === undefined ? undefined : parseInteger('--hba', values.hba, 0, 1_000_000),
       readOnly: values['read-only'] ?? false,
+      forceLease,
       queueDepth:
         values['queue-depth'] === undefined
           ? undefined

@@ -25,6 +25,10 @@ export type CliErrorCode =
   | 'TCMU_ERR_CLI_NO_SUCH_DEVICE'
   /** `tcmu rm NAME`: the device's server did not stop within the timeout. */
   | 'TCMU_ERR_CLI_DEVICE_BUSY'
+  /** `tcmu volume delete`: a writer holds the volume's lease (add `--force` only when it is dead). */
+  | 'TCMU_ERR_CLI_VOLUME_IN_USE'
+  /** `tcmu volume delete` without `--yes`: nothing was deleted. */
+  | 'TCMU_ERR_CLI_NOT_CONFIRMED'
   /** The demo found a mismatch or a failing step. */
   | 'TCMU_ERR_CLI_DEMO_FAILED';
 

@@ -9,6 +9,8 @@ Commands:
   ls                         list the devices this toolkit created, with their state
   rm <name> | --stale        remove a device (stops its server), or every device whose server is gone
   demo                       serve a memory disk, mkfs.ext4 it, mount it, write and verify files
+  volume create|inspect|delete <s3://bucket/prefix?endpoint=…>
+                             administer S3 volumes (no root or kernel needed)
 
 Options:
   -h, --help                 show help (also after every command: tcmu serve --help)
@@ -40,6 +42,8 @@ Options:
       --lun N                tcm_loop LUN, 0-255 (default 0)
       --hba N                configfs HBA number, core/user_<N> (default: chosen by the library)
       --read-only            refuse writes (the disk reports write protection)
+      --force-lease          s3:// only: take over the volume's writer lease, left behind by a
+                             server that died (kill -9, crash); never while that server still runs
       --queue-depth N        commands in flight at most, 1-1024 (default: chosen by the library)
       --json                 print events as JSON lines on stdout
       --log-level LEVEL      trace, debug, info, warn, error, fatal or silent (default info)
@@ -91,5 +95,66 @@ Options:
       --files N              how many files to write (default 8)
       --file-size N          size of each file (default 1M)
       --log-level LEVEL      library logs on stderr (default warn)
+  -h, --help                 show this help
+`;
+
+const VOLUME_URL = `Volumes are s3://bucket/prefix?endpoint=http://host:port[&region=R] URLs. Credentials come
+only from the AWS chain: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE or an instance role
+(never from the URL or the command line).`;
+
+export const VOLUME_HELP = `Usage: tcmu volume create <url> --size N [--chunk-size N] [--block-size 512|4096] [--json]
+       tcmu volume inspect <url> [--json]
+       tcmu volume delete <url> --yes [--force] [--json]
+
+Creates, describes and deletes the S3 volumes that tcmu serve s3://… serves (through @tcmu/backend-s3).
+Needs no root and no TCMU. Each action takes --help.
+
+${VOLUME_URL}
+`;
+
+export const VOLUME_CREATE_HELP = `Usage: tcmu volume create <url> --size N [options]
+
+Creates an empty volume: writes only its description; no chunk is stored until written. Fails when a
+volume already exists at that prefix. Prints: created <volume>: <size>, chunk size …, block size …
+
+${VOLUME_URL}
+
+Options:
+  -s, --size N               volume size in bytes, with K, M, G or T (powers of 1024): 10G
+                             (or size=10G in the URL)
+      --chunk-size N         bytes per object, a power of two from 4K to 64M (default 1M, or chunk= in
+                             the URL); fixed for the volume's life
+  -b, --block-size 512|4096  block size the volume is served with (default 512; serve it with the same)
+      --json                 print the volume's description as one JSON object
+  -h, --help                 show this help
+`;
+
+export const VOLUME_INSPECT_HELP = `Usage: tcmu volume inspect <url> [--json]
+
+Prints a volume's size, chunk size, block size, chunks and bytes stored (sparse: never-written and
+zeroed chunks store nothing), and its current writer (the lease: host, pid, since) or none.
+
+${VOLUME_URL}
+
+Options:
+      --json                 print one JSON object: size, chunkSize, blockSize, chunksStored,
+                             bytesStored, lease ({ id, host, pid, since } or null), created, …
+  -h, --help                 show this help
+`;
+
+export const VOLUME_DELETE_HELP = `Usage: tcmu volume delete <url> --yes [--force]
+
+Deletes a volume: every object under its prefix (chunks, description, lease). Prints what it is
+about to delete on stderr, then: deleted <volume>: N objects. Without --yes it only says what it
+would delete. While a writer holds the volume's lease it refuses; the lease has no expiry, so after a
+writer died (kill -9, crash) add --force.
+
+${VOLUME_URL}
+
+Options:
+  -y, --yes                  really delete
+      --force                delete even while a writer lease is held, or when the prefix holds no
+                             volume description (deletes whatever is under the prefix)
+      --json                 print {"event":"deleted","volume":…,"objectsDeleted":N}
   -h, --help                 show this help
 `;

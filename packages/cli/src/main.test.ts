@@ -36,7 +36,7 @@ describe('run', () => {
     const { io, stderr, stdout } = captureIo();
     expect(await run(['srve'], io)).toBe(2);
     expect(stderr()).toBe(
-      'tcmu: unknown command "srve" (commands: serve, ls, rm, demo; see tcmu --help) [TCMU_ERR_CLI_USAGE]\n',
+      'tcmu: unknown command "srve" (commands: serve, ls, rm, demo, volume; see tcmu --help) [TCMU_ERR_CLI_USAGE]\n',
     );
     expect(stdout()).toBe('');
   });
@@ -58,6 +58,17 @@ describe('run', () => {
     [['rm'], 2, /^tcmu rm: missing device name/],
     [['rm', 'x', '--stale'], 2, /^tcmu rm: give device names or --stale/],
     [['demo', '--size', '1M'], 1, /too small for the demo/],
+    [['volume'], 2, /^tcmu volume: missing action \(create, inspect or delete\)/],
+    [
+      ['volume', 'create', 'memory:', '--size', '1M'],
+      1,
+      /volumes are s3:\/\/ URLs.*\[TCMU_ERR_CLI_BACKEND_URL\]\n$/,
+    ],
+    [
+      ['volume', 'inspect', 's3://disks'],
+      1,
+      /a volume needs its own prefix.*\[TCMU_ERR_CLI_BACKEND_URL\]\n$/,
+    ],
   ])('reports bad input %j as one line, exit %d', async (argv, code, message) => {
     const { io, stderr, stdout } = captureIo();
     expect(await run(argv, io)).toBe(code);

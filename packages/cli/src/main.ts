@@ -1,12 +1,18 @@
 import { exitCodeOf, formatError } from './errors.js';
-import { DEMO_HELP, LS_HELP, MAIN_HELP, RM_HELP, SERVE_HELP } from './help.js';
+import { DEMO_HELP, LS_HELP, MAIN_HELP, RM_HELP, SERVE_HELP, VOLUME_HELP } from './help.js';
 import { type CommandIo, processIo } from './io.js';
 import { cliVersion } from './version.js';
 
 /** A subcommand: gets the arguments after its name, returns the exit status. */
 export type Command = (argv: readonly string[], io: CommandIo) => Promise<number>;
 
-const HELPS: Record<string, string> = { serve: SERVE_HELP, ls: LS_HELP, rm: RM_HELP, demo: DEMO_HELP };
+const HELPS: Record<string, string> = {
+  serve: SERVE_HELP,
+  ls: LS_HELP,
+  rm: RM_HELP,
+  demo: DEMO_HELP,
+  volume: VOLUME_HELP,
+};
 
 /** Subcommands load lazily, so `tcmu ls` never loads the ring (koffi) and `tcmu --help` loads nothing. */
 const COMMANDS: Record<string, () => Promise<Command>> = {
@@ -14,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   ls: async () => (await import('./commands/ls.js')).listCommand,
   rm: async () => (await import('./commands/rm.js')).removeCommand,
   demo: async () => (await import('./commands/demo.js')).demoCommand,
+  volume: async () => (await import('./commands/volume.js')).volumeCommand,
 };
 
 /**
@@ -43,7 +50,7 @@ export async function run(argv: readonly string[], io: CommandIo = processIo): P
     const load = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
     if (!load) {
       io.stderr(
-        `tcmu: unknown command "${command}" (commands: serve, ls, rm, demo; see tcmu --help) [TCMU_ERR_CLI_USAGE]\n`,
+        `tcmu: unknown command "${command}" (commands: serve, ls, rm, demo, volume; see tcmu --help) [TCMU_ERR_CLI_USAGE]\n`,
       );
       return 2;
     }

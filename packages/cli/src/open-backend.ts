@@ -24,6 +24,8 @@ export interface BackendRequest {
   readonly size: number | undefined;
   readonly blockSize: number;
   readonly readOnly: boolean;
+  /** s3: only: break a stale writer lease (`force` of openS3Backend). Default false. */
+  readonly forceLease?: boolean;
 }
 
 /**
@@ -112,7 +114,13 @@ export async function openBackend(request: BackendRequest, logger: Logger): Prom
         ...(size === undefined ? {} : { size }),
         blockSize: request.blockSize,
         readOnly: request.readOnly,
+        ...(request.forceLease ? { force: true } : {}),
       });
+      if (request.forceLease)
+        logger.warn(
+          { volume: `s3://${location.bucket}/${location.prefix}` },
+          'took over the writer lease (--force-lease)',
+        );
       description = `S3 volume s3://${location.bucket}/${location.prefix} (${formatSize(backend.size)})`;
       break;
     }
