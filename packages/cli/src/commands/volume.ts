@@ -305,7 +305,7 @@ export async function volumeCommand(
       const { objectsDeleted } = await dependencies.delete(url, options.force);
       if (options.json)
         io.stdout(`${JSON.stringify({ event: 'deleted', volume: display, objectsDeleted })}\n`);
-      else io.stdout(`deleted ${display}: ${objectsDeleted} objects\n`);
+      else io.stdout(`deleted ${display}: ${objectsDeleted} object${objectsDeleted === 1 ? '' : 's'}\n`);
       return 0;
     }
   }
