@@ -99,7 +99,7 @@ export async function rgw(command: string): Promise<string> {
 export async function localRgwRunning(): Promise<boolean> {
   try {
     await rgw('status');
-    return endpoint === 'http://127.0.0.1:7480';
+    return endpoint === `http://127.0.0.1:${process.env.TCMU_RGW_PORT ?? '7480'}`;
   } catch {
     return false;
   }
