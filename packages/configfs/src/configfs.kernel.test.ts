@@ -217,10 +217,14 @@ describeKernel('@tcmu/configfs against the real kernel', () => {
       }),
     ]);
 
-    // Nobody listens to TCM-USER netlink here: the kernel refuses the new dev_size (ESRCH) and keeps its own.
-    expect(await device.resize(96 * 1024 * 1024)).toEqual({ size: 96 * 1024 * 1024, kernelUpdated: false });
-    expect(readFileSync(`${base}/attrib/dev_size`, 'utf8').trim()).toBe(String(size));
+    // No daemon listens to TCM-USER netlink here: resize() joins TCM-USER/config itself while it
+    // writes, so the kernel's RECONFIG multicast finds a listener and it takes the new dev_size.
+    expect(await device.resize(96 * 1024 * 1024)).toEqual({ size: 96 * 1024 * 1024, kernelUpdated: true });
+    expect(readFileSync(`${base}/attrib/dev_size`, 'utf8').trim()).toBe(String(96 * 1024 * 1024));
+    expect(readFileSync(`${base}/info`, 'utf8')).toContain(`Size: ${96 * 1024 * 1024}`);
     expect(device.size).toBe(96 * 1024 * 1024);
+    // Without the membership (closed after the write) the kernel refuses again: ESRCH.
+    expect(() => writeFileSync(`${base}/attrib/dev_size`, String(size))).toThrow(/ESRCH/);
 
     await device.detachLoopback();
     expect(existsSync(lun.devicePath)).toBe(false);

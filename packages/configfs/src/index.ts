@@ -3,7 +3,13 @@ export { ConfigfsError, type ConfigfsErrorCode, type ConfigfsErrorDetails, isCon
 export { listDevices, reattachUserDevice, removeDevice, removeStale } from './inventory';
 export { type DeviceOwner, formatDevConfig, OWNER_PREFIX, parseDevConfig } from './ownership';
 export { mountConfigfs, preflight } from './preflight';
-export { type CommandResult, nodeSystem, type PathKind, type SystemAccess } from './system';
+export {
+  type CommandResult,
+  type NetlinkMembership,
+  nodeSystem,
+  type PathKind,
+  type SystemAccess,
+} from './system';
 export type {
   AttachLoopbackOptions,
   CreateUserDeviceOptions,

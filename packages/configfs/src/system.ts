@@ -1,6 +1,9 @@
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import * as fs from 'node:fs/promises';
+import { joinNetlinkGroup, type NetlinkMembership } from './netlink';
+
+export type { NetlinkMembership } from './netlink';
 
 /** What `kind()` reports for a path (from lstat: a symlink is reported as a symlink, not followed). */
 export type PathKind = 'file' | 'directory' | 'symlink' | 'other';
@@ -47,6 +50,12 @@ export interface SystemAccess {
   makeDeviceNode(path: string, type: 'block' | 'character', major: number, minor: number): Promise<void>;
   /** Runs a program (no shell) and reports its outcome; never rejects. */
   run(command: string, args: readonly string[]): Promise<CommandResult>;
+  /**
+   * Optional: joins generic netlink `family`'s multicast group `group` (e.g. TCM-USER/config) and
+   * holds the membership until `close()`. Resolves undefined when it cannot (family not registered,
+   * no permission, no native support); never rejects. The real one uses koffi, loaded on first call.
+   */
+  joinNetlinkGroup?(family: string, group: string): Promise<NetlinkMembership | undefined>;
 }
 
 function runProgram(command: string, args: readonly string[]): Promise<CommandResult> {
@@ -132,4 +141,7 @@ export const nodeSystem: SystemAccess = {
     }
   },
   run: runProgram,
+  async joinNetlinkGroup(family, group) {
+    return joinNetlinkGroup(family, group);
+  },
 };

@@ -163,7 +163,9 @@ export interface UserDevice {
   /**
    * Live resize (bytes, whole blocks): records the new size and writes `attrib/dev_size`. On a live
    * device the kernel accepts that write only when some process listens to the TCM-USER netlink group
-   * (tcmu-runner does); otherwise it refuses with ESRCH and keeps its old figure, which only `info`
+   * (tcmu-runner does), so resize joins TCM-USER/config itself for the write (`system.joinNetlinkGroup`)
+   * and leaves it after. If it cannot join and nobody else listens, the kernel refuses with ESRCH and
+   * keeps its old figure, which only `info`
    * and `listDevices()` show: the capacity an initiator sees comes from the READ CAPACITY answer of
    * the device's handler. `kernelUpdated` says which happened. The initiator must rescan either way.
    */

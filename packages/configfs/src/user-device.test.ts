@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   type ConfigfsErrorCode,
@@ -170,7 +171,22 @@ describe('createUserDevice', () => {
     await device.remove();
   });
 
-  it('resize without a netlink listener keeps the new size but says the kernel kept its own (ESRCH)', async () => {
+  it('resize listens to TCM-USER/config during the write, so the kernel takes the new size', async () => {
+    const device = await createUserDevice({ ...kernel.roots, ...base });
+    expect(await device.resize(96 * 1024 * 1024)).toEqual({ size: 96 * 1024 * 1024, kernelUpdated: true });
+    expect((await readFile(`${device.configfsPath}/attrib/dev_size`, 'utf8')).trim()).toBe(
+      String(96 * 1024 * 1024),
+    );
+    // The membership was closed afterwards: a plain write is refused again.
+    await expect(
+      kernel.system.writeFile(`${device.configfsPath}/attrib/dev_size`, String(64 * 1024 * 1024)),
+    ).rejects.toMatchObject({ code: 'ESRCH' });
+    await device.remove();
+  });
+
+  it('resize when it cannot join the netlink group keeps the new size but says the kernel kept its own (ESRCH)', async () => {
+    await kernel.dispose();
+    await withKernel({ netlinkJoinable: false });
     const device = await createUserDevice({ ...kernel.roots, ...base });
     expect(await device.resize(96 * 1024 * 1024)).toEqual({ size: 96 * 1024 * 1024, kernelUpdated: false });
     expect(device.size).toBe(96 * 1024 * 1024);

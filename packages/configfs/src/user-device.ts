@@ -566,13 +566,23 @@ export class UserDeviceImpl implements UserDevice {
     return withLock(this.#context, async () => {
       this.#checkLive();
       let kernelUpdated = true;
+      const system = this.#context.system;
+      // Listen to TCM-USER/config while writing: the kernel multicasts RECONFIG_DEVICE and, with no
+      // listener, refuses the write (ESRCH). nl_reply_supported=-1 means it does not wait for a reply.
+      const membership = await system.joinNetlinkGroup?.('TCM-USER', 'config').catch(() => undefined);
       try {
-        await this.#context.system.writeFile(`${this.configfsPath}/attrib/dev_size`, String(bytes));
+        await system.writeFile(`${this.configfsPath}/attrib/dev_size`, String(bytes));
       } catch (error) {
         // ESRCH: the kernel could not announce the change (no netlink listener) and kept its figure.
         if (errnoCode(error) !== 'ESRCH')
           throw ioError(`write "${bytes}" to`, `${this.configfsPath}/attrib/dev_size`, error);
         kernelUpdated = false;
+      } finally {
+        try {
+          membership?.close();
+        } catch {
+          // closing a socket cannot usefully fail here
+        }
       }
       this.#state.size = bytes;
       return { size: bytes, kernelUpdated };

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CommandResult, PathKind, SystemAccess } from '../system';
+import type { CommandResult, NetlinkMembership, PathKind, SystemAccess } from '../system';
 
 /** One mutating operation the fake kernel saw, with its path relative to the fake root. */
 export interface FakeOperation {
@@ -44,6 +44,12 @@ export interface FakeKernelOptions {
    * and so does the fake. Default false.
    */
   netlinkListener?: boolean;
+  /**
+   * `system.joinNetlinkGroup('TCM-USER', 'config')` succeeds (the family is registered, as when
+   * target_core_user is loaded) and counts as a listener until closed. Default true; false makes it
+   * resolve undefined, like a kernel or process that cannot join.
+   */
+  netlinkJoinable?: boolean;
   /** Return an errno code (e.g. `EIO`) to make that operation fail before it happens. */
   fail?: (operation: FakeOperation) => string | undefined;
 }
@@ -156,6 +162,7 @@ export async function createFakeKernel(options: FakeKernelOptions = {}): Promise
   const disks = new Map<string, DiskModel>(); // by LUN link path
   const hosts = new Map<string, number>(); // target folder → SCSI host
   let nextUio = 0;
+  let joinedListeners = 0; // open joinNetlinkGroup memberships
   let nextHost = 2;
   let nextDisk = 1;
   let nextGeneric = 1;
@@ -372,7 +379,7 @@ export async function createFakeKernel(options: FakeKernelOptions = {}): Promise
     }
     if (device && folder.endsWith('/attrib')) {
       if (name !== 'dev_config' && !/^-?\d+$/.test(text.trim())) throw systemError('EINVAL', 'write', path);
-      const listener = options.netlinkListener ?? options.netlinkDaemon ?? false;
+      const listener = (options.netlinkListener ?? options.netlinkDaemon ?? false) || joinedListeners > 0;
       if ((name === 'dev_size' || name === 'dev_config') && device.enabled && !listener) {
         throw systemError('ESRCH', 'write', path);
       }
@@ -451,7 +458,22 @@ export async function createFakeKernel(options: FakeKernelOptions = {}): Promise
     }
   }
 
+  async function joinNetlinkGroup(family: string, group: string): Promise<NetlinkMembership | undefined> {
+    if (!(options.netlinkJoinable ?? true) || !loaded.has('target_core_user')) return undefined;
+    if (family !== 'TCM-USER' || group !== 'config') return undefined;
+    joinedListeners += 1;
+    let open = true;
+    return {
+      close() {
+        if (!open) return;
+        open = false;
+        joinedListeners -= 1;
+      },
+    };
+  }
+
   const system: SystemAccess = {
+    joinNetlinkGroup,
     async mkdir(path) {
       record({ operation: 'mkdir', path: relative(path) });
       if (inConfigfs(path)) await onMkdir(path);
