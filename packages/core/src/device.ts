@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { Backend } from '@tcmu/backend';
+import { type Backend, backendCapabilities } from '@tcmu/backend';
 import {
   capacityChanged,
   deriveNaaIdentifier,
@@ -229,13 +229,14 @@ export class DeviceContext {
     const backend = options.backend;
     this.backend = backend;
     this.readOnly = options.readOnly === true || backend?.readOnly === true;
+    const derived = backend ? backendCapabilities(backend) : undefined;
     this.capabilities = {
-      flush: typeof backend?.flush === 'function',
-      unmap: typeof backend?.unmap === 'function',
-      writeZeroes: typeof backend?.writeZeroes === 'function',
-      compareAndWrite: typeof backend?.compareAndWrite === 'function',
-      getAllocation: typeof backend?.getAllocation === 'function',
-      resize: typeof backend?.resize === 'function',
+      flush: derived?.flush ?? false,
+      unmap: derived?.unmap ?? false,
+      writeZeroes: derived?.writeZeroes ?? false,
+      compareAndWrite: derived?.compareAndWrite ?? false,
+      getAllocation: derived?.getAllocation ?? false,
+      resize: derived?.resize ?? false,
     };
     this.writeCacheEnabled = this.capabilities.flush && options.writeCache !== false;
     const serial = options.serial ?? generateSerial(name);
