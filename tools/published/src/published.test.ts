@@ -36,6 +36,11 @@ describe('the packages as published (pnpm pack → npm install in a scratch proj
     expect(await runExample('simulated-kernel')).toBe('2 6 41\n0 [\n  0, 0, 7, 255,\n  0, 0, 2,   0\n]\n');
   });
 
+  it('runs the custom handler example: two vendor commands and the standard emulation', async () => {
+    // PING twice → PING COUNT reports 2; READ(10) is served by the standard emulation.
+    expect(await runExample('custom-handler')).toBe('0 2 0\n');
+  });
+
   it('the tcmu binary of the published @tcmu/cli answers --help', async () => {
     const { execFile } = await import('node:child_process');
     const { promisify } = await import('node:util');

@@ -11,6 +11,8 @@ const readmes = [
   'packages/core/README.md',
   'packages/backends/backend/README.md',
   'packages/backends/memory/README.md',
+  'docs/tutorials/write-a-backend.md',
+  'docs/tutorials/write-a-scsi-handler.md',
 ];
 const marker = /<!-- example: (examples\/[\w.-]+\.ts) -->\n```ts\n([\s\S]*?)```/g;
 
@@ -37,12 +39,14 @@ describe('README examples are the files under examples/', () => {
     });
   }
 
-  it('the quick start, the simulated kernel, the memory and the array backend are all shown', () => {
+  it('every example under examples/ is shown in a README or a tutorial', () => {
     for (const file of [
       'examples/quick-start.ts',
       'examples/simulated-kernel.ts',
       'examples/memory-backend.ts',
       'examples/array-backend.ts',
+      'examples/array-backend.conformance.ts',
+      'examples/custom-handler.ts',
     ]) {
       expect(seen.has(file), file).toBe(true);
     }
