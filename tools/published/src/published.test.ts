@@ -1,7 +1,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildScratchProject, runExample, scratchDirectory } from './published';
+import {
+  buildPortableProject,
+  buildScratchProject,
+  portableDirectory,
+  runExample,
+  scratchDirectory,
+} from './published';
 
 // The kernel lab runs with no network: this host test makes the scratch project it uses.
 describe('the packages as published (pnpm pack → npm install in a scratch project)', () => {
@@ -48,5 +54,16 @@ describe('the packages as published (pnpm pack → npm install in a scratch proj
       '--help',
     ]);
     expect(stdout).toContain('serve');
+  });
+
+  it('decoding and the emulation install and run without koffi (optional) and without a kernel', async () => {
+    await buildPortableProject();
+    expect(existsSync(join(portableDirectory, 'node_modules', 'koffi'))).toBe(false);
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const { stdout } = await promisify(execFile)(process.execPath, ['emulate.mjs'], {
+      cwd: portableDirectory,
+    });
+    expect(stdout).toBe('0 0 7 7\n'); // WRITE(10) GOOD, READ(10) GOOD, the block read back
   });
 });

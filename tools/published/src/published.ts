@@ -95,6 +95,67 @@ export async function buildScratchProject(): Promise<void> {
   });
 }
 
+/** Where the portable scratch project lives: the pure packages only, installed without optional dependencies. */
+export const portableDirectory = join(repositoryRoot, '.results', 'published-portable');
+
+/** The packages that must install and run with no koffi and no Linux: decoding and emulation. */
+const portablePackages = [
+  '@tcmu/scsi',
+  '@tcmu/ring',
+  '@tcmu/configfs',
+  '@tcmu/core',
+  '@tcmu/backend',
+  '@tcmu/backend-memory',
+];
+
+/**
+ * Installs the pure packages from the tarballs of {@link buildScratchProject} with
+ * `--omit=optional` (koffi is optional: what a platform without a koffi build, or a user who skips
+ * it, gets) and writes a script that serves SCSI commands through the emulation with no ring.
+ */
+export async function buildPortableProject(): Promise<void> {
+  rmSync(portableDirectory, { recursive: true, force: true });
+  mkdirSync(portableDirectory, { recursive: true });
+  const scratch = JSON.parse(readFileSync(join(scratchDirectory, 'package.json'), 'utf8')) as {
+    dependencies: Record<string, string>;
+  };
+  const files = Object.fromEntries(
+    portablePackages.map((name) => [
+      name,
+      scratch.dependencies[name]!.replace('file:', `file:${scratchDirectory}/`),
+    ]),
+  );
+  writeFileSync(
+    join(portableDirectory, 'package.json'),
+    `${JSON.stringify({ name: 'tcmu-portable', private: true, type: 'module', dependencies: files, overrides: files }, null, 2)}\n`,
+  );
+  await run('npm', ['install', '--omit=optional', '--no-audit', '--no-fund', '--loglevel=error'], {
+    cwd: portableDirectory,
+    maxBuffer: 16 << 20,
+  });
+  writeFileSync(
+    join(portableDirectory, 'emulate.mjs'),
+    `import { openMemoryBackend } from '@tcmu/backend-memory';
+import { createEmulation, DeviceContext } from '@tcmu/core';
+import { buildCdb, decodeCdb } from '@tcmu/scsi';
+
+const backend = await openMemoryBackend({ size: 1 << 20 });
+const device = new DeviceContext({ name: 'portable', size: backend.size, blockSize: 512, backend, powerOnUnitAttention: false });
+const emulation = createEmulation();
+async function send(fields, data) {
+  const cdb = buildCdb(fields);
+  const command = { id: 1, cdb, decoded: decodeCdb(cdb), data: [data], dataLength: data.byteLength, device, signal: new AbortController().signal };
+  return (await emulation.handle(command)).status;
+}
+const out = new Uint8Array(512).fill(7);
+const written = await send({ name: 'WRITE(10)', lba: 3n, transferLength: 1 }, out);
+const into = new Uint8Array(512);
+const read = await send({ name: 'READ(10)', lba: 3n, transferLength: 1 }, into);
+console.log(written, read, into[0], into[511]);
+`,
+  );
+}
+
 /** Runs a compiled example of the scratch project; resolves with what it printed. */
 export async function runExample(name: string): Promise<string> {
   const { stdout } = await run(process.execPath, [join(scratchDirectory, 'dist', `${name}.js`)], {
