@@ -396,6 +396,53 @@ describeKernel('tcmu (the CLI) in the real kernel', () => {
     SLOW,
   );
 
+  // Issue 12: N servers started at the same instant share the HBA (core/user_0) and the loopback
+  // fabric folder; whoever removes the last device removes them, in any order.
+  const together = (prefix: string, count: number) =>
+    settleAll(
+      Array.from({ length: count }, (_, i) =>
+        serve(['memory:', '--size', '16M', '--name', `${prefix}${i}`, '--log-level', 'warn']),
+      ),
+    );
+
+  it(
+    'eight tcmu serve started at the same instant all come up, and SIGTERM in random order leaves configfs as before',
+    async () => {
+      const servers = await together('k-par', 8);
+      expect(new Set(servers.map((server) => server.device)).size).toBe(8);
+      const order = servers
+        .map((server) => ({ server, key: Math.random() }))
+        .sort((a, b) => a.key - b.key)
+        .map(({ server }) => server);
+      // Stopped one after the other in a random order, the last ones all at once.
+      for (const server of order.slice(0, 5)) expect(await server.stop('SIGTERM'), server.stderr()).toBe(0);
+      const codes = await Promise.all(order.slice(5).map((server) => server.stop('SIGTERM')));
+      expect(codes).toEqual([0, 0, 0]);
+      expect(await configfsSnapshot()).toEqual(before);
+    },
+    SLOW,
+  );
+
+  it(
+    'eight tcmu serve started at once and removed with tcmu rm in creation order, then eight in reverse order, leave configfs as before',
+    async () => {
+      for (const reverse of [false, true]) {
+        const prefix = reverse ? 'k-rev' : 'k-fwd';
+        const servers = await together(prefix, 8);
+        const exited = servers.map(
+          (server) => new Promise((resolve) => server.child.once('exit', (code) => resolve(code))),
+        );
+        const names = servers.map((server) => server.name);
+        const removed = await tcmu(['rm', ...(reverse ? [...names].reverse() : names)]);
+        expect(removed.exitCode, removed.stderr).toBe(0);
+        expect(removed.stdout.trim().split('\n')).toHaveLength(8);
+        expect(await Promise.all(exited)).toEqual(Array(8).fill(0));
+        expect(await configfsSnapshot(), reverse ? 'reverse order' : 'creation order').toEqual(before);
+      }
+    },
+    SLOW,
+  );
+
   it(
     'tcmu demo --here passes',
     async () => {

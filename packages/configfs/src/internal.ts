@@ -132,6 +132,35 @@ export async function readdirOptional(context: Context, path: string): Promise<s
   }
 }
 
+/** How often {@link mkdirInShared} tries again when a concurrent last user removes the shared parent. */
+const SHARED_PARENT_ATTEMPTS = 20;
+
+/**
+ * mkdir of `path` inside `parent`, a folder other processes create and remove at the same time (an HBA
+ * `core/user_N`, the `loopback` fabric folder). Lock-free: makes `parent` when missing (EEXIST means
+ * another process made it first, which is as good), then `path`; when a concurrent last user removes
+ * `parent` in between (ENOENT), starts again. Any other
+ * failure, EEXIST of `path` included, is thrown as a ConfigfsError (its `cause` keeps the errno).
+ * The counterpart is {@link removeDirectoryIfUnused}: every user tries to remove the shared parent
+ * after removing its own child, and the last one succeeds.
+ */
+export async function mkdirInShared(context: Context, parent: string, path: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await context.system.mkdir(parent);
+    } catch (error) {
+      if (errnoCode(error) !== 'EEXIST') throw ioError('mkdir', parent, error);
+    }
+    try {
+      await context.system.mkdir(path);
+      return;
+    } catch (error) {
+      if (errnoCode(error) !== 'ENOENT' || attempt >= SHARED_PARENT_ATTEMPTS)
+        throw ioError('mkdir', path, error);
+    }
+  }
+}
+
 /** rmdir that treats "already gone" as success. */
 export async function removeDirectory(context: Context, path: string): Promise<void> {
   try {
@@ -142,7 +171,11 @@ export async function removeDirectory(context: Context, path: string): Promise<v
   }
 }
 
-/** rmdir that also ignores "not empty"/"busy": for shared parents that someone else may still use. */
+/**
+ * rmdir of a shared folder (HBA, `loopback`, a target or tpgt) that ignores "not empty"/"busy"
+ * (someone else still uses it) and "already gone" (another last user was faster). Returns whether
+ * this call removed it.
+ */
 export async function removeDirectoryIfUnused(context: Context, path: string): Promise<boolean> {
   try {
     await context.system.rmdir(path);

@@ -245,11 +245,12 @@ async function locate(context: Context, name: string, hba: number | undefined) {
   return record;
 }
 
-/** Removes the `loopback` fabric folder once no target is left in it (it comes back on the next mkdir). */
+/**
+ * Removes the `loopback` fabric folder once no target is left in it (it comes back on the next mkdir).
+ * No check first: rmdir itself fails with ENOTEMPTY while a target exists, even one made a moment ago.
+ */
 async function releaseFabricIfEmpty(context: Context): Promise<void> {
-  const fabric = `${context.targetRoot}/loopback`;
-  const targets = (await readdirOptional(context, fabric)).filter((entry) => entry.startsWith('naa.'));
-  if (targets.length === 0 && (await exists(context, fabric))) await removeDirectoryIfUnused(context, fabric);
+  await removeDirectoryIfUnused(context, `${context.targetRoot}/loopback`);
 }
 
 /** Removes a device left by another process: its LUNs (and their target if emptied), device, HBA if empty. */
@@ -280,9 +281,8 @@ async function removeFound(context: Context, record: DeviceRecord & { found: Fou
         if (errnoCode(error) !== 'ENODEV') throw ioError('write "NULL" to', `${tpgtPath}/nexus`, error);
       }
     }
-    await removeDirectory(context, tpgtPath);
-    const left = (await readdirOptional(context, targetPath)).filter((entry) => /^tpgt_\d+$/.test(entry));
-    if (left.length === 0) await removeDirectoryIfUnused(context, targetPath);
+    // A LUN added since the check keeps the tpgt (EBUSY/ENOTEMPTY), and a tpgt keeps the target.
+    if (await removeDirectoryIfUnused(context, tpgtPath)) await removeDirectoryIfUnused(context, targetPath);
   }
   if (touchedTargets.size > 0) await releaseFabricIfEmpty(context);
   await removeDirectory(context, record.configfsPath);

@@ -119,13 +119,22 @@ describe('preflight', () => {
     expect(error.feature).toBe('tcm_loop address');
   });
 
-  it('keeps an HBA and fabric folder that existed before the probe', async () => {
+  it('keeps an HBA and fabric folder someone else uses, and removes them when it leaves them empty', async () => {
     kernel = await createFakeKernel();
     await kernel.system.mkdir(`${kernel.configfsRoot}/target/core/user_0`);
+    await kernel.system.mkdir(`${kernel.configfsRoot}/target/core/user_0/runner`);
     await kernel.system.mkdir(`${kernel.configfsRoot}/target/loopback`);
+    await kernel.system.mkdir(`${kernel.configfsRoot}/target/loopback/naa.5001405000000001`);
     const before = await kernel.snapshot();
     await preflight(kernel.roots);
     expect(await kernel.snapshot()).toEqual(before);
+
+    await kernel.system.rmdir(`${kernel.configfsRoot}/target/core/user_0/runner`);
+    await kernel.system.rmdir(`${kernel.configfsRoot}/target/loopback/naa.5001405000000001`);
+    await preflight(kernel.roots);
+    const after = await kernel.snapshot();
+    expect(after.some((p) => p.endsWith('target/core/user_0'))).toBe(false);
+    expect(after.some((p) => p.endsWith('target/loopback'))).toBe(false);
   });
 
   it('skips the probe when asked', async () => {

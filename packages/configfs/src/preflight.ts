@@ -4,6 +4,7 @@ import {
   type Context,
   exists,
   mkdir,
+  mkdirInShared,
   readOptional,
   removeDirectory,
   removeDirectoryIfUnused,
@@ -50,7 +51,8 @@ export async function mountConfigfs(options: SystemRoots = {}): Promise<void> {
 async function probeFeatures(context: Context, hba: number): Promise<KernelFeatures> {
   return withLock(context, async () => {
     const hbaDirectory = `${context.targetRoot}/core/user_${hba}`;
-    const createdHba = !(await exists(context, hbaDirectory));
+    // Other processes may make or remove the HBA and `loopback` at the same moment: made with
+    // mkdirInShared, and removed by whoever leaves them empty, like a device's (see adoptHba).
     const probe = `${hbaDirectory}/tcmu-ts-probe-${process.pid}`;
     const features: KernelFeatures = {
       netlinkReplyOptOut: false,
@@ -61,8 +63,7 @@ async function probeFeatures(context: Context, hba: number): Promise<KernelFeatu
       loopbackAddress: undefined,
     };
     try {
-      if (createdHba) await mkdir(context, hbaDirectory);
-      await mkdir(context, probe);
+      await mkdirInShared(context, hbaDirectory, probe);
       // Marked as ours, so a crash during the probe leaves something removeStale() cleans up.
       const owner = await currentOwner(context.system, context.procRoot);
       await write(
@@ -77,16 +78,14 @@ async function probeFeatures(context: Context, hba: number): Promise<KernelFeatu
       features.devConfigAttribute = await exists(context, `${probe}/attrib/dev_config`);
     } finally {
       await removeDirectory(context, probe);
-      if (createdHba) await removeDirectoryIfUnused(context, hbaDirectory);
+      await removeDirectoryIfUnused(context, hbaDirectory);
     }
     const fabric = `${context.targetRoot}/loopback`;
-    const createdFabric = !(await exists(context, fabric));
     const target = `${fabric}/naa.5001405${randomBytes(5).toString('hex').slice(0, 9)}`;
     let madeTarget = false;
     let madeTpgt = false;
     try {
-      if (createdFabric) await mkdir(context, fabric);
-      await mkdir(context, target);
+      await mkdirInShared(context, fabric, target);
       madeTarget = true;
       await mkdir(context, `${target}/tpgt_1`);
       madeTpgt = true;
@@ -94,7 +93,7 @@ async function probeFeatures(context: Context, hba: number): Promise<KernelFeatu
     } finally {
       if (madeTpgt) await removeDirectory(context, `${target}/tpgt_1`);
       if (madeTarget) await removeDirectory(context, target);
-      if (createdFabric) await removeDirectoryIfUnused(context, fabric);
+      await removeDirectoryIfUnused(context, fabric);
     }
     return features;
   });

@@ -437,8 +437,8 @@ describe('attachLoopback', () => {
     expect(raced).toBe(true);
     expect(lun.devicePath).toBe(`${kernel.devRoot}/sdb`);
     await device.detachLoopback();
-    // Not ours: the fabric folder stays for the process that made it.
-    expect((await kernel.snapshot()).some((p) => p.endsWith('target/loopback'))).toBe(true);
+    // Empty now: the last user removes a shared folder, whichever process made it.
+    expect((await kernel.snapshot()).some((p) => p.endsWith('target/loopback'))).toBe(false);
   });
 
   it('never adds a LUN to a target this process did not create', async () => {

@@ -15,6 +15,7 @@ import {
   ensureDeviceNode,
   exists,
   mkdir,
+  mkdirInShared,
   Rollback,
   readdirOptional,
   readOptional,
@@ -51,22 +52,20 @@ import {
   validateWwn,
 } from './validate';
 
-/** HBAs this process created, with how many of its devices live in each. */
-const ownedHbas = new Map<string, number>();
-
 /**
- * Reattach adopts the HBA of a device left by a dead owner of this toolkit: `remove()` then removes it
- * when it is empty (an HBA holding anyone else's device is never removed: rmdir fails, and is ignored).
+ * Shared folders (an HBA `core/user_N`, the `loopback` fabric folder) are not owned by the process that
+ * made them: any number of processes create devices in them at once. Creating treats "already exists"
+ * as success ({@link mkdirInShared}); whoever removes a device or target tries to remove its shared
+ * folder and the last user succeeds ({@link removeDirectoryIfUnused}: ENOTEMPTY/EBUSY/ENOENT mean
+ * "still used" or "already gone"). So an empty HBA or `loopback` folder (which holds no configuration)
+ * is removed with the last toolkit device in it, whoever made it; one holding anyone else's device is
+ * never removed. Reattach used to adopt the HBA; with this rule there is nothing to adopt.
  */
-export function adoptHba(context: Context, hba: number): void {
-  const path = hbaPath(context, hba);
-  ownedHbas.set(path, (ownedHbas.get(path) ?? 0) + 1);
-}
+export function adoptHba(_context: Context, _hba: number): void {}
 
-/** tcm_loop targets this process created: LUNs it put there, and whether it created `loopback/`. */
+/** tcm_loop targets this process created, with the LUNs it put there. */
 interface OwnedTarget {
   luns: Set<number>;
-  createdFabric: boolean;
 }
 const ownedTargets = new Map<string, OwnedTarget>();
 
@@ -146,22 +145,22 @@ export async function createUserDevice(options: CreateUserDeviceOptions): Promis
       }
       const hbaDirectory = hbaPath(context, hba);
       const devicePath = `${hbaDirectory}/${name}`;
-      if (await exists(context, devicePath)) {
-        throw new ConfigfsError('TCMU_ERR_ALREADY_EXISTS', `device user_${hba}/${name} already exists`, {
+      const alreadyExists = () =>
+        new ConfigfsError('TCMU_ERR_ALREADY_EXISTS', `device user_${hba}/${name} already exists`, {
           path: devicePath,
         });
-      }
-      if (!(await exists(context, hbaDirectory))) {
-        await mkdir(context, hbaDirectory);
-        ownedHbas.set(hbaDirectory, 0);
+      if (await exists(context, devicePath)) throw alreadyExists();
+      // Other processes may create (EEXIST) or remove (last user) the HBA at the same moment.
+      try {
+        await mkdirInShared(context, hbaDirectory, devicePath);
+      } catch (error) {
+        if (errnoCode((error as { cause?: unknown }).cause) === 'EEXIST') throw alreadyExists();
+        throw error;
+      } finally {
         rollback.push(async () => {
-          if (ownedHbas.get(hbaDirectory) === 0) {
-            ownedHbas.delete(hbaDirectory);
-            await removeDirectoryIfUnused(context, hbaDirectory);
-          }
+          await removeDirectoryIfUnused(context, hbaDirectory);
         });
       }
-      await mkdir(context, devicePath);
       rollback.push(() => removeDirectory(context, devicePath));
 
       await requireAttribute(context, devicePath, 'nl_reply_supported', 'netlink reply opt-out');
@@ -212,7 +211,6 @@ export async function createUserDevice(options: CreateUserDeviceOptions): Promis
       const node = await ensureUioNode(context, uio);
       if (node.created) rollback.push(() => unlinkOptional(context, node.path));
 
-      if (ownedHbas.has(hbaDirectory)) ownedHbas.set(hbaDirectory, (ownedHbas.get(hbaDirectory) ?? 0) + 1);
       const device = new UserDeviceImpl(context, {
         hba,
         name,
@@ -281,7 +279,10 @@ class Attachment implements LoopbackAttachment {
   }
 }
 
-/** Tears down the tcm_loop target of `targetPath` if this process created it and no LUN remains. */
+/**
+ * Tears down the tcm_loop target of `targetPath` if this process created it and no LUN remains, then
+ * the `loopback` folder if that was its last target (whoever made it: see {@link adoptHba}).
+ */
 async function releaseTarget(context: Context, targetPath: string, lun: number): Promise<void> {
   const owned = ownedTargets.get(targetPath);
   if (!owned) return;
@@ -306,10 +307,10 @@ async function releaseTarget(context: Context, targetPath: string, lun: number):
       }
     }
   }
-  await removeDirectory(context, tpgt);
-  await removeDirectory(context, targetPath);
+  // A LUN someone added meanwhile keeps the target (EBUSY/ENOTEMPTY): it is theirs to remove.
+  if (await removeDirectoryIfUnused(context, tpgt)) await removeDirectoryIfUnused(context, targetPath);
   ownedTargets.delete(targetPath);
-  if (owned.createdFabric) await removeDirectoryIfUnused(context, `${context.targetRoot}/loopback`);
+  await removeDirectoryIfUnused(context, `${context.targetRoot}/loopback`);
 }
 
 export class UserDeviceImpl implements UserDevice {
@@ -364,7 +365,7 @@ export class UserDeviceImpl implements UserDevice {
   adoptAttachment(fields: Omit<Attachment, 'detach' | 'owner'>): void {
     this.#attachments.push(new Attachment({ ...fields, owner: this }));
     // Adopted from a dead owner: its target (and an emptied fabric folder) become ours to remove.
-    const owned = ownedTargets.get(fields.targetPath) ?? { luns: new Set<number>(), createdFabric: true };
+    const owned = ownedTargets.get(fields.targetPath) ?? { luns: new Set<number>() };
     owned.luns.add(fields.lun);
     ownedTargets.set(fields.targetPath, owned);
   }
@@ -397,20 +398,22 @@ export class UserDeviceImpl implements UserDevice {
               { path: targetPath },
             );
           }
-          const fresh: OwnedTarget = { luns: new Set(), createdFabric: false };
-          if (!(await exists(context, fabric))) {
-            try {
-              await mkdir(context, fabric); // loads tcm_loop on demand
-              fresh.createdFabric = true;
-              rollback.push(async () => {
-                await removeDirectoryIfUnused(context, fabric);
-              });
-            } catch (error) {
-              // Another process made it between our check and our mkdir: it is theirs, and usable.
-              if (!(await exists(context, fabric))) throw error;
-            }
+          const fresh: OwnedTarget = { luns: new Set() };
+          // mkdir of `loopback` loads tcm_loop on demand; other processes make and remove it too.
+          try {
+            await mkdirInShared(context, fabric, targetPath);
+          } catch (error) {
+            if (errnoCode((error as { cause?: unknown }).cause) !== 'EEXIST') throw error;
+            throw new ConfigfsError(
+              'TCMU_ERR_NOT_OWNER',
+              `tcm_loop target ${wwn} exists and was not created by this process; choose another WWN`,
+              { path: targetPath },
+            );
+          } finally {
+            rollback.push(async () => {
+              await removeDirectoryIfUnused(context, fabric);
+            });
           }
-          await mkdir(context, targetPath);
           rollback.push(() => removeDirectory(context, targetPath));
           await mkdir(context, tpgt);
           rollback.push(() => removeDirectory(context, tpgt));
@@ -608,16 +611,8 @@ export class UserDeviceImpl implements UserDevice {
       await removeDirectory(context, this.configfsPath);
       this.#removed = true;
       liveDevices.delete(this.configfsPath);
-      const hbaDirectory = hbaPath(context, this.hba);
-      const count = ownedHbas.get(hbaDirectory);
-      if (count !== undefined) {
-        if (count <= 1) {
-          ownedHbas.delete(hbaDirectory);
-          await removeDirectoryIfUnused(context, hbaDirectory);
-        } else {
-          ownedHbas.set(hbaDirectory, count - 1);
-        }
-      }
+      // The last device out removes the HBA, whichever process made it (see adoptHba).
+      await removeDirectoryIfUnused(context, hbaPath(context, this.hba));
     });
   }
 }

@@ -47,7 +47,13 @@ export { CoreError, CoreErrorCode, isCoreError } from './errors';
 export { type OpenDeviceOptions, openDevice, type TcmuDevice } from './open-device';
 export { type BlockRange, RangeLock } from './range-lock';
 export { checkCondition, good, responseForError, statusOnly } from './response';
-export { type ServableRing, type ServedDevice, type ServeOptions, serveRing } from './serve';
+export {
+  type ServableRing,
+  type ServedCloseOptions,
+  type ServedDevice,
+  type ServeOptions,
+  serveRing,
+} from './serve';
 export {
   handlerFunction,
   isScsiHandler,
@@ -58,6 +64,12 @@ export {
   type ScsiResponse,
   type ServeTarget,
 } from './types';
+export {
+  type BackendFailureAdvice,
+  createWarnOnce,
+  describeBackendFailure,
+  type WarnOnce,
+} from './warn-once';
 export {
   type FaultInjectingHandler,
   type FaultRule,

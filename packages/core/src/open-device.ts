@@ -12,7 +12,7 @@ import {
 import { openRing } from '@tcmu/ring';
 import { DeviceContext, type DeviceStats, generateSerial } from './device';
 import { CoreError, CoreErrorCode } from './errors';
-import { type ServedDevice, type ServeOptions, serveRing } from './serve';
+import { defaultDrainTimeoutMs, type ServedDevice, type ServeOptions, serveRing } from './serve';
 import type { Logger, ScsiHandler } from './types';
 
 /** Options of {@link openDevice}. */
@@ -79,6 +79,10 @@ export interface TcmuDevice {
    * flight drain, the ring is closed, the configfs device removed, then the backend flushed and
    * closed (unless `closeBackend: false`). Idempotent (every call returns the same promise) and never
    * rejects, so it is safe from signal handlers; problems are logged and the remaining steps still run.
+   * Bounded even with a backend whose calls never settle: commands still in flight `drainTimeoutMs`
+   * (default 10 s) after the call are abandoned (answered 04/44 00, see ServeOptions.drainTimeoutMs),
+   * and the backend gets another `drainTimeoutMs` to flush and close; so it resolves within about
+   * 2 × drainTimeoutMs plus the kernel's own removal time (a few seconds).
    */
   close(): Promise<void>;
 }
@@ -227,7 +231,25 @@ export async function openDevice(options: OpenDeviceOptions): Promise<TcmuDevice
     backend,
     options.closeBackend !== false,
     logger,
+    options.drainTimeoutMs ?? defaultDrainTimeoutMs,
   );
+}
+
+/** Runs `work`; true when it settled within `ms` (it is not cancelled otherwise, just not awaited). */
+async function settlesWithin(ms: number, work: () => Promise<void>): Promise<boolean> {
+  if (!Number.isFinite(ms)) {
+    await work();
+    return true;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([work().then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function undo(userDevice: UserDevice | undefined, served: ServedDevice | undefined, logger?: Logger) {
@@ -257,6 +279,7 @@ class OpenedDevice implements TcmuDevice {
   #closeBackend: boolean;
   #logger: Logger | undefined;
   #closing: Promise<void> | undefined;
+  #drainTimeoutMs: number;
 
   constructor(
     userDevice: UserDevice,
@@ -266,6 +289,7 @@ class OpenedDevice implements TcmuDevice {
     backend: Backend | undefined,
     closeBackend: boolean,
     logger: Logger | undefined,
+    drainTimeoutMs: number,
   ) {
     this.name = userDevice.name;
     this.devicePath = attachment.devicePath;
@@ -279,6 +303,7 @@ class OpenedDevice implements TcmuDevice {
     this.#backend = backend;
     this.#closeBackend = closeBackend;
     this.#logger = logger;
+    this.#drainTimeoutMs = drainTimeoutMs;
   }
 
   get device(): DeviceContext {
@@ -334,13 +359,24 @@ class OpenedDevice implements TcmuDevice {
         this.#logger?.error?.({ err: error, device: this.name }, `closing: ${what} failed`);
       }
     };
-    await step('detaching the LUN', () => this.#userDevice.detachLoopback());
-    await step('draining and closing the ring', () => this.#served.close());
+    // The ring is served while the kernel removes the disk (it may send SYNCHRONIZE CACHE); the drain
+    // timeout counts from here, so a hung backend cannot hold the removal up for longer.
+    const detached = step('detaching the LUN', () => this.#userDevice.detachLoopback());
+    await step('draining and closing the ring', () => this.#served.close({ servingUntil: detached }));
+    await detached;
     await step('removing the configfs device', () => this.#userDevice.remove());
     const backend = this.#backend;
     if (this.#closeBackend && backend) {
-      if (backend.flush) await step('flushing the backend', () => backend.flush!());
-      if (backend.close) await step('closing the backend', () => backend.close!());
+      // Bounded too: a backend whose calls never settle is left behind with a warning.
+      const finished = await settlesWithin(this.#drainTimeoutMs, async () => {
+        if (backend.flush) await step('flushing the backend', () => backend.flush!());
+        if (backend.close) await step('closing the backend', () => backend.close!());
+      });
+      if (!finished)
+        this.#logger?.warn?.(
+          { device: this.name, drainTimeoutMs: this.#drainTimeoutMs },
+          `the backend did not flush and close within ${this.#drainTimeoutMs} ms: left behind`,
+        );
     }
   }
 }

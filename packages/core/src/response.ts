@@ -42,6 +42,10 @@ export type BackendOperationKind = 'read' | 'write' | 'other';
  */
 export function responseForError(error: unknown, lba?: bigint): ScsiResponse {
   if (!isBackendError(error)) return checkCondition(hardwareError());
+  return { ...backendErrorResponse(error, lba), error };
+}
+
+function backendErrorResponse(error: { code: string; offset?: number }, lba?: bigint): ScsiResponse {
   switch (error.code) {
     case 'TCMU_ERR_BACKEND_READ':
       return checkCondition(unrecoveredReadError(lba));

@@ -14,6 +14,7 @@ import { createEmulation } from './emulation/handler';
 import { CoreError, CoreErrorCode } from './errors';
 import { responseForError } from './response';
 import { isScsiHandler, type Logger, type ScsiCommand, type ScsiResponse, type ServeTarget } from './types';
+import { createWarnOnce, describeBackendFailure, type WarnOnce } from './warn-once';
 
 /** What serveRing needs from a ring (a `Ring` from @tcmu/ring, or the simulated kernel's). */
 export interface ServableRing {
@@ -45,6 +46,24 @@ export interface ServeOptions extends Omit<DeviceContextOptions, 'backend' | 'si
   readonly logger?: Logger;
   /** Close the ring when the served device is closed (default true). */
   readonly closeRing?: boolean;
+  /**
+   * How long close() lets commands in flight finish, in ms from the close() call (default 10000;
+   * `Infinity` waits for ever). Then it abandons them: each is answered (04/44 00, or TASK ABORTED when
+   * a task management function had aborted it) without waiting for the backend, its `signal` is
+   * aborted, its late result is dropped, and commands that arrive afterwards get 04/44 00 at once.
+   * So a backend whose calls never settle cannot keep a device from being torn down.
+   */
+  readonly drainTimeoutMs?: number;
+}
+
+/** Options of {@link ServedDevice.close}. */
+export interface ServedCloseOptions {
+  /**
+   * Keep handling commands normally until this settles (e.g. while the kernel removes the disk and
+   * sends SYNCHRONIZE CACHE), then answer new ones BUSY and drain. The drain timeout counts from the
+   * close() call all the same.
+   */
+  readonly servingUntil?: Promise<unknown>;
 }
 
 /** A ring being served. */
@@ -63,11 +82,12 @@ export interface ServedDevice {
    */
   resize(bytes: number): Promise<void>;
   /**
-   * Stops serving: commands that arrive from now on are answered BUSY, the commands in flight
-   * finish (drain), then the ring is closed. Idempotent: every call returns the same promise; never
-   * rejects (problems go to the logger), so it is safe from signal handlers.
+   * Stops serving: commands that arrive from now on (or once `servingUntil` settles) are answered
+   * BUSY, the commands in flight finish (drain) for at most `drainTimeoutMs` and are then abandoned
+   * (see {@link ServeOptions.drainTimeoutMs}), then the ring is closed. Idempotent: every call returns
+   * the same promise; never rejects (problems go to the logger), so it is safe from signal handlers.
    */
-  close(): Promise<void>;
+  close(options?: ServedCloseOptions): Promise<void>;
 }
 
 interface Slot {
@@ -77,17 +97,20 @@ interface Slot {
   abortReason: Error | undefined;
   started: boolean;
   aborted: boolean;
+  /** Answered by close() after the drain timeout; the handler's late result is dropped. */
+  abandoned: boolean;
 }
 
 function signalOf(slot: Slot): AbortSignal {
   if (!slot.controller) {
     slot.controller = new AbortController();
-    if (slot.aborted) slot.controller.abort(slot.abortReason);
+    if (slot.aborted || slot.abandoned) slot.controller.abort(slot.abortReason);
   }
   return slot.controller.signal;
 }
 
 const defaultQueueDepth = 128;
+export const defaultDrainTimeoutMs = 10_000;
 
 /**
  * Serves a ring: every command from the ring is decoded, handed to the handler (or to the full SBC
@@ -114,6 +137,9 @@ class RingServer implements ServedDevice {
   #closePromise: Promise<void> | undefined;
   #closing = false;
   #closeRing: boolean;
+  #drainTimeoutMs: number;
+  #abandoning = false;
+  #warnOnce: WarnOnce;
 
   constructor(ring: ServableRing, target: ServeTarget, options: ServeOptions) {
     const handlerTarget = isScsiHandler(target);
@@ -148,6 +174,14 @@ class RingServer implements ServedDevice {
     this.#logger = options.logger;
     this.#queueDepth = queueDepth;
     this.#closeRing = options.closeRing !== false;
+    const drainTimeoutMs = options.drainTimeoutMs ?? defaultDrainTimeoutMs;
+    if (!(drainTimeoutMs >= 0))
+      throw new CoreError(
+        CoreErrorCode.InvalidOption,
+        `drainTimeoutMs must be a number of ms >= 0 (or Infinity), got ${drainTimeoutMs}`,
+      );
+    this.#drainTimeoutMs = drainTimeoutMs;
+    this.#warnOnce = createWarnOnce(options.logger);
     ring.start({
       onCommand: (command) => this.#onCommand(command),
       onTaskManagement: (request) => this.#onTaskManagement(request),
@@ -160,15 +194,20 @@ class RingServer implements ServedDevice {
   }
 
   get closed(): boolean {
-    return this.#closing;
+    return this.#closePromise !== undefined;
   }
 
   #onCommand(command: RingCommand): void {
     const stats = this.device.stats;
     stats.received++;
     if (this.#closing) {
-      this.#complete(command.id, { status: ScsiStatus.Busy });
-      stats.busy++;
+      if (this.#abandoning) {
+        this.#complete(command.id, this.#completion(command, { status: ScsiStatus.CheckCondition }));
+        stats.checkCondition++;
+      } else {
+        this.#complete(command.id, { status: ScsiStatus.Busy });
+        stats.busy++;
+      }
       stats.completed++;
       return;
     }
@@ -178,6 +217,7 @@ class RingServer implements ServedDevice {
       abortReason: undefined,
       started: false,
       aborted: false,
+      abandoned: false,
     };
     this.#slots.set(command.id, slot);
     if (this.#paused === 0 && stats.inFlight < this.#queueDepth && this.#waiting.length === 0)
@@ -216,9 +256,10 @@ class RingServer implements ServedDevice {
       response = await this.#handler.handle(command);
       if (!response || typeof response.status !== 'number' || response.status < 0 || response.status > 255)
         throw new TypeError('handler returned no valid response (an object with a status byte)');
+      if (response.error !== undefined) this.#backendFailed(response.error);
     } catch (error) {
       response = responseForError(error);
-      if (isBackendError(error)) this.device.stats.backendErrors++;
+      if (isBackendError(error)) this.#backendFailed(error);
       else {
         this.device.stats.handlerFailures++;
         this.#logger?.error?.(
@@ -230,7 +271,19 @@ class RingServer implements ServedDevice {
     this.#finish(slot, response);
   }
 
+  /** Counts a backend failure and warns once per kind (ENOSPC, EIO, EROFS…) for this device, with advice. */
+  #backendFailed(error: unknown): void {
+    this.device.stats.backendErrors++;
+    const { kind, advice } = describeBackendFailure(error);
+    this.#warnOnce(
+      kind,
+      { err: error, device: this.device.name, kind },
+      `backend error (${kind}): ${advice}; further errors of this kind are only counted (stats.backendErrors)`,
+    );
+  }
+
   #finish(slot: Slot, response: ScsiResponse): void {
+    if (slot.abandoned) return;
     const stats = this.device.stats;
     const { ring } = slot;
     this.#slots.delete(ring.id);
@@ -351,21 +404,57 @@ class RingServer implements ServedDevice {
     }
   }
 
-  close(): Promise<void> {
+  close(options: ServedCloseOptions = {}): Promise<void> {
     if (!this.#closePromise) {
-      this.#closing = true;
-      this.#closePromise = this.#close();
+      if (options.servingUntil === undefined) this.#closing = true;
+      this.#closePromise = this.#close(options.servingUntil);
     }
     return this.#closePromise;
   }
 
-  async #close(): Promise<void> {
+  async #close(servingUntil: Promise<unknown> | undefined): Promise<void> {
+    const ms = this.#drainTimeoutMs;
+    const deadline = Number.isFinite(ms) ? setTimeout(() => this.#abandon(), ms) : undefined;
     try {
+      if (servingUntil)
+        await servingUntil.then(
+          () => undefined,
+          () => undefined,
+        );
+      this.#closing = true;
       // Commands already waiting for a slot run as usual; new ones are answered BUSY.
       await this.#idle(true);
-      if (this.#closeRing) await this.#ring.close();
+      // Abandoned commands may still be written to by their handlers: keep their memory addressable.
+      if (this.#closeRing) await this.#ring.close(this.#abandoning ? { abandonInFlight: true } : undefined);
     } catch (error) {
       this.#logger?.error?.({ err: error, device: this.device.name }, 'closing the ring failed');
+    } finally {
+      clearTimeout(deadline);
     }
+  }
+
+  /** The drain timeout passed: answer every command still in flight or waiting, without the backend. */
+  #abandon(): void {
+    if (this.#abandoning) return;
+    this.#abandoning = true;
+    this.#closing = true;
+    const stuck = [...this.#slots.values()];
+    if (stuck.length > 0)
+      this.#logger?.warn?.(
+        { device: this.device.name, commands: stuck.length, drainTimeoutMs: this.#drainTimeoutMs },
+        `${stuck.length} command(s) did not finish within ${this.#drainTimeoutMs} ms of close: answered without waiting for the backend (04/44 00)`,
+      );
+    this.#waiting = [];
+    for (const slot of stuck) {
+      const reason = new CoreError(CoreErrorCode.Closed, `command ${slot.ring.id} abandoned at close`);
+      if (!slot.aborted) {
+        slot.abortReason = reason;
+        slot.controller?.abort(reason);
+      }
+      // Finish it now (TASK ABORTED if a TMR aborted it, else 04/44 00), then drop the late result.
+      this.#finish(slot, { status: ScsiStatus.CheckCondition });
+      slot.abandoned = true;
+    }
+    this.#pump();
   }
 }

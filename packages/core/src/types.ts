@@ -49,6 +49,12 @@ export interface ScsiResponse {
    * Leave undefined for commands without data-in.
    */
   readonly dataInLength?: number;
+  /**
+   * The failure this response reports, when it reports one (`responseForError` sets it to the
+   * BackendError): the core counts it in `stats.backendErrors` and logs the first of each kind per
+   * device with advice (ENOSPC, EIO, EROFS…). Not sent to the kernel.
+   */
+  readonly error?: unknown;
 }
 
 /**

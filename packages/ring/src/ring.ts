@@ -596,7 +596,8 @@ export class Ring {
         this.#drained = resolve;
       });
     this.flush();
-    const keepAddressable = this.#inFlightCount > 0;
+    // Abandoning: views of commands already completed may still be held by stray handlers too.
+    const keepAddressable = abandon || this.#inFlightCount > 0;
     this.#inFlight.fill(undefined);
     this.#inFlightCount = 0;
     this.#transport.mapping.release(keepAddressable);

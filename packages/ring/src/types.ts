@@ -119,7 +119,7 @@ export interface RingLocation {
 
 export interface RingCloseOptions {
   /**
-   * Close without waiting for commands in flight. Their iovec views stay addressable (the device
+   * Close without waiting for commands in flight. Every iovec view stays addressable (the device
    * mapping is replaced by anonymous memory, so stray writes cannot crash the process), but their
    * completions are dropped: the kernel fails them by timeout or ring reset. Default false:
    * `close()` waits until every command handed out has been completed.

@@ -1,0 +1,124 @@
+// Backend errors from the real kernel, served (inside the kernel lab): ENOSPC from a full tmpfs and
+// EIO from a device-mapper `error` target reach the initiator as the right sense (seen by sg_raw),
+// and each is logged once per device with advice.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openFileBackend } from '@tcmu/backend-file';
+import { describeKernel } from '@tcmu/lab';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { run, testHba, testName } from './kernel-support';
+import { openDevice } from './open-device';
+import type { Logger } from './types';
+
+const sh = (command: string, ...args: string[]) => execFileSync(command, args, { encoding: 'utf8' }).trim();
+const MiB = 1024 * 1024;
+
+function capture() {
+  const warnings: Array<{ kind: unknown; message: string }> = [];
+  const logger: Logger = {
+    warn: (context, message) => warnings.push({ kind: (context as { kind?: unknown }).kind, message }),
+  };
+  return { logger, warnings };
+}
+
+/** WRITE(10) of `blocks` 512-byte blocks of zeros at `lba` through SG_IO; returns sg_raw's output. */
+async function writeWithSgRaw(sg: string, lba: number, blocks: number): Promise<string> {
+  const cdb = [
+    0x2a,
+    0,
+    lba >>> 24,
+    (lba >>> 16) & 255,
+    (lba >>> 8) & 255,
+    lba & 255,
+    0,
+    blocks >>> 8,
+    blocks & 255,
+    0,
+  ];
+  const result = await run('sg_raw', [
+    '-s',
+    String(blocks * 512),
+    '-i',
+    '/dev/zero',
+    sg,
+    ...cdb.map((byte) => byte.toString(16).padStart(2, '0')),
+  ]);
+  return `${result.stdout}\n${result.stderr}`;
+}
+
+describeKernel('backend errors reach the initiator as sense, logged once', () => {
+  const dmName = `tcmu-served-eio-${process.pid}`;
+  let folder = '';
+  let mounted = '';
+  let loop = '';
+  let mapped = false;
+
+  beforeAll(() => {
+    folder = mkdtempSync(join(tmpdir(), 'tcmu-kernel-errors-'));
+  });
+
+  afterAll(() => {
+    if (mapped) sh('dmsetup', 'remove', '--noudevsync', dmName);
+    if (loop) sh('losetup', '--detach', loop);
+    if (mounted) sh('umount', mounted);
+    rmSync(folder, { recursive: true, force: true });
+  });
+
+  it('ENOSPC from a full tmpfs: 07/27 07 at the initiator, one warning with advice', async () => {
+    mounted = join(folder, 'small');
+    sh('mkdir', mounted);
+    sh('mount', '-t', 'tmpfs', '-o', 'size=1m', 'tcmu-served-small', mounted);
+    const backend = await openFileBackend({ path: join(mounted, 'disk.img'), size: 4 * MiB });
+    const { logger, warnings } = capture();
+    const device = await openDevice({ name: testName('enospc'), backend, hba: testHba(8), logger });
+    try {
+      const first = await writeWithSgRaw(device.sgPath!, 0, 4096);
+      const second = await writeWithSgRaw(device.sgPath!, 4096, 2048);
+      console.log(`sg_raw on a full tmpfs:\n${first.trim()}`);
+      for (const output of [first, second]) {
+        expect(output).toMatch(/Data protect/i);
+        expect(output).toMatch(/Space allocation failed/i);
+      }
+      expect(warnings.filter((w) => w.kind === 'no-space')).toHaveLength(1);
+      expect(warnings.find((w) => w.kind === 'no-space')?.message).toMatch(/full.*free space or grow it/);
+      expect(device.stats.backendErrors).toBeGreaterThanOrEqual(2);
+    } finally {
+      await device.close();
+    }
+  }, 300_000);
+
+  it('EIO from a device-mapper error target: 03/0C 00 at the initiator, one warning with advice', async () => {
+    sh('modprobe', 'loop');
+    sh('modprobe', 'dm_mod');
+    const backing = join(folder, 'backing.img');
+    sh('truncate', '-s', String(8 * MiB), backing);
+    loop = sh('losetup', '--find', '--show', backing);
+    // Sectors [4096, 6144) (bytes 2 MiB to 3 MiB) fail; the rest maps to the loop device.
+    const table = `0 4096 linear ${loop} 0\n4096 2048 error\n6144 10240 linear ${loop} 6144\n`;
+    execFileSync('dmsetup', ['create', '--noudevsync', dmName], { input: table });
+    mapped = true;
+    sh('dmsetup', 'mknodes', dmName);
+    const backend = await openFileBackend({ path: `/dev/mapper/${dmName}`, direct: true });
+    const { logger, warnings } = capture();
+    const device = await openDevice({ name: testName('eio'), backend, hba: testHba(9), logger });
+    try {
+      const good = await writeWithSgRaw(device.sgPath!, 0, 8);
+      expect(good).not.toMatch(/Sense Information/i);
+      const outputs = [
+        await writeWithSgRaw(device.sgPath!, 4096, 8),
+        await writeWithSgRaw(device.sgPath!, 4200, 8),
+      ];
+      console.log(`sg_raw on a dm-error range:\n${outputs[0]!.trim()}`);
+      for (const output of outputs) {
+        expect(output).toMatch(/Medium Error/i);
+        expect(output).toMatch(/Write error/i);
+      }
+      expect(warnings.filter((w) => w.kind === 'io-error')).toHaveLength(1);
+      expect(warnings.find((w) => w.kind === 'io-error')?.message).toMatch(/I\/O errors.*dmesg/);
+    } finally {
+      await device.close();
+    }
+  }, 300_000);
+});
