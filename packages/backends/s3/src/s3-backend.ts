@@ -56,7 +56,7 @@ export interface S3BackendOptions extends S3Location {
   readonly retry?: Partial<RetryPolicy>;
   /** An S3 client to use (its credentials, region and endpoint then win). */
   readonly client?: S3Client;
-  /** @internal Test seam: the object store to use instead of S3 (fault injection). */
+  /** The object store to use instead of S3: e.g. `MemoryObjectStore` from `@tcmu/backend-s3/testing`, or a wrapper that injects faults. */
   readonly store?: ObjectStore;
 }
 

@@ -19,7 +19,7 @@ export interface S3VolumeAdminOptions extends S3Location {
   readonly client?: S3Client;
   /** Retry policy (defaults as for the backend). */
   readonly retry?: Partial<RetryPolicy>;
-  /** @internal Test seam. */
+  /** The object store to use instead of S3 (see `S3BackendOptions.store`). */
   readonly store?: ObjectStore;
 }
 
