@@ -40,7 +40,10 @@ export function parseBackendLocation(text: string, cwd: string = process.cwd()):
   if (scheme === undefined) {
     if (text === 'memory') return { kind: 'memory' };
     const hint = text.startsWith('/') || text.startsWith('.') ? ` (did you mean file:${text}?)` : '';
-    throw new CliError('TCMU_ERR_CLI_BACKEND_URL', `invalid backend "${redactUrl(text)}": ${EXPECTED}${hint}`);
+    throw new CliError(
+      'TCMU_ERR_CLI_BACKEND_URL',
+      `invalid backend "${redactUrl(text)}": ${EXPECTED}${hint}`,
+    );
   }
   const rest = text.slice(scheme.length + 1);
   switch (scheme) {
@@ -81,7 +84,10 @@ function parseFilePath(text: string, rest: string, cwd: string): string {
     );
   }
   if (path.includes('\0')) {
-    throw new CliError('TCMU_ERR_CLI_BACKEND_URL', `invalid backend "${redactUrl(text)}": the path contains a NUL byte`);
+    throw new CliError(
+      'TCMU_ERR_CLI_BACKEND_URL',
+      `invalid backend "${redactUrl(text)}": the path contains a NUL byte`,
+    );
   }
   if (path.endsWith('/')) {
     throw new CliError(
@@ -124,7 +130,10 @@ function parseS3(text: string): BackendLocation {
     );
   }
   if (url.hash) {
-    throw new CliError('TCMU_ERR_CLI_BACKEND_URL', `invalid backend "${shown}": s3:// URLs take no #fragment`);
+    throw new CliError(
+      'TCMU_ERR_CLI_BACKEND_URL',
+      `invalid backend "${shown}": s3:// URLs take no #fragment`,
+    );
   }
   // The path as written (new URL() would resolve "." and ".." segments and report another prefix).
   const rawPath = /^s3:\/\/[^/?#]*\/?([^?#]*)/i.exec(text)?.[1] ?? '';
@@ -175,6 +184,6 @@ export function formatBackendLocation(location: BackendLocation): string {
     case 'file':
       return `file:${location.path}`;
     case 's3':
-      return `s3://${location.bucket}/${joinUrlPath(location.prefix.split("/"))}`;
+      return `s3://${location.bucket}/${joinUrlPath(location.prefix.split('/'))}`;
   }
 }

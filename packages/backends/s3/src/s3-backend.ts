@@ -121,6 +121,8 @@ export class S3Backend implements Backend {
   readonly unmapGranularity: number;
   readonly concurrencyLimit: number;
   readonly location: S3Location;
+  /** True when this open created the volume (so a caller that fails to start can delete it again). */
+  readonly created: boolean;
 
   #size: number;
   readonly #volume: VolumeStore;
@@ -171,8 +173,10 @@ export class S3Backend implements Backend {
     writeBackDelay: number;
     readAhead: number;
     maxRequests: number;
+    created: boolean;
   }) {
     this.#volume = init.volume;
+    this.created = init.created;
     this.location = init.volume.location;
     this.#metadata = init.metadata;
     this.#size = init.metadata.size;
@@ -938,6 +942,7 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
   const volume = new VolumeStore(store, location, policy);
   const readOnly = options.readOnly === true;
   let lease: LeaseInfo | undefined;
+  let created = false;
   try {
     if (!readOnly) lease = await volume.acquireLease(options.force === true);
     let metadata = await volume.readMetadata();
@@ -956,7 +961,9 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
         blockSize,
         created: new Date().toISOString(),
       };
+      await volume.checkNotNested();
       await volume.writeMetadata(metadata, true);
+      created = true;
     } else {
       if (options.size !== undefined && options.size !== metadata.size) {
         throw new BackendError(
@@ -997,8 +1004,11 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
       writeBackDelay: options.writeBackDelay ?? 200,
       readAhead: options.readAhead ?? 8 * 1024 * 1024,
       maxRequests,
+      created,
     });
   } catch (error) {
+    // A volume this call created is removed again: a failed open leaves nothing behind.
+    if (created) await volume.deleteVolumeObjects().catch(() => {});
     if (lease) await volume.releaseLease(lease).catch(() => {});
     volume.close();
     throw toBackendError(error, BackendErrorCode.Open, volume.where);

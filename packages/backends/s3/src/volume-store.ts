@@ -4,7 +4,9 @@ import { BackendError, BackendErrorCode } from '@tcmu/backend';
 import {
   chunkKey,
   chunkListPrefixes,
+  enclosingPrefixes,
   encodeMetadata,
+  isVolumeObjectKey,
   leaseName,
   md5,
   md5MetadataKey,
@@ -298,14 +300,55 @@ export class VolumeStore {
     );
   }
 
-  /** Deletes every object under the prefix. Returns how many were deleted. */
-  async deleteEverything(): Promise<number> {
-    const objects = await this.listAll(this.location.prefix);
+  /**
+   * Deletes the volume's own objects (see `isVolumeObjectKey`): never another volume's, even one an
+   * older version let be created under this prefix. Returns how many were deleted.
+   */
+  async deleteVolumeObjects(): Promise<number> {
+    const objects = (await this.listAll(this.location.prefix)).filter((o) =>
+      isVolumeObjectKey(this.location.prefix, o.key),
+    );
     // Chunks first, the description and the lease last: an interrupted delete still looks like a volume.
     const last = new Set([`${this.location.prefix}${metadataName}`, `${this.location.prefix}${leaseName}`]);
     await this.deleteKeys(objects.filter((o) => !last.has(o.key)).map((o) => o.key));
     await this.deleteKeys(objects.filter((o) => last.has(o.key)).map((o) => o.key));
     return objects.length;
+  }
+
+  /**
+   * Refuses (`TCMU_ERR_BACKEND_OPEN`) to create a volume inside another (an enclosing prefix holds a
+   * volume description) or around one (a description somewhere below this prefix): volumes never
+   * nest, so deleting one never touches another. Two creates racing at nested prefixes are not
+   * caught; the check is for mistakes, not for adversaries.
+   */
+  async checkNotNested(): Promise<void> {
+    const prefix = this.location.prefix;
+    const outer = await Promise.all(
+      enclosingPrefixes(prefix).map(async (p) => {
+        const key = `${p}${metadataName}`;
+        const found = await this.#retry(BackendErrorCode.Open, 'looking for an enclosing volume', (signal) =>
+          this.#store.head(key, signal),
+        );
+        return found ? p : undefined;
+      }),
+    );
+    const enclosing = outer.find((p) => p !== undefined);
+    if (enclosing !== undefined) {
+      throw new BackendError(
+        BackendErrorCode.Open,
+        `${this.#where}: this is inside the volume ${formatS3Url({ bucket: this.location.bucket, prefix: enclosing })}; volumes cannot nest (choose a prefix outside it)`,
+      );
+    }
+    const inner = (await this.listAll(prefix)).find(
+      (o) => o.key.endsWith(`/${metadataName}`) && o.key !== `${prefix}${metadataName}`,
+    );
+    if (inner) {
+      const innerPrefix = inner.key.slice(0, -metadataName.length);
+      throw new BackendError(
+        BackendErrorCode.Open,
+        `${this.#where}: the volume ${formatS3Url({ bucket: this.location.bucket, prefix: innerPrefix })} lies inside this prefix; volumes cannot nest (choose another prefix)`,
+      );
+    }
   }
 
   close(): void {

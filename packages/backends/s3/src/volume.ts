@@ -119,6 +119,7 @@ export function createS3Volume(
       blockSize,
       created: new Date().toISOString(),
     };
+    await volume.checkNotNested();
     await volume.writeMetadata(metadata, true);
     return describe(volume, metadata);
   });
@@ -134,7 +135,8 @@ export function inspectS3Volume(options: S3VolumeAdminOptions): Promise<S3Volume
 }
 
 /**
- * Deletes a volume: every object under its prefix. Refuses (`TCMU_ERR_BACKEND_LOCKED`) while a
+ * Deletes a volume: its own objects (description, lease, chunks), nothing else under its prefix (in
+ * particular never another volume below it). Refuses (`TCMU_ERR_BACKEND_LOCKED`) while a
  * writer holds the lease, and (`TCMU_ERR_BACKEND_NOT_FOUND`) when the prefix holds no volume
  * description, unless `force`. Returns the number of objects deleted.
  */
@@ -147,7 +149,7 @@ export function deleteS3Volume(
       if (!metadata) {
         throw new BackendError(
           BackendErrorCode.NotFound,
-          `${volume.where}: no volume there (nothing deleted; force deletes whatever is under the prefix)`,
+          `${volume.where}: no volume there (nothing deleted; force deletes a half-deleted volume's remaining objects)`,
         );
       }
       if (lease) {
@@ -157,6 +159,6 @@ export function deleteS3Volume(
         );
       }
     }
-    return { objectsDeleted: await volume.deleteEverything() };
+    return { objectsDeleted: await volume.deleteVolumeObjects() };
   });
 }
