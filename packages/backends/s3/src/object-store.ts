@@ -68,14 +68,14 @@ export interface ObjectStore {
   close(): void;
 }
 
+/** Network errors that waiting will not heal while opening (the endpoint is wrong or the server is down). */
+const unreachableCodes = new Set(['ECONNREFUSED', 'ENOTFOUND']);
 const transientCodes = new Set([
   'ECONNRESET',
-  'ECONNREFUSED',
   'ECONNABORTED',
   'EPIPE',
   'ETIMEDOUT',
   'EAI_AGAIN',
-  'ENOTFOUND',
   'EHOSTUNREACH',
   'ENETUNREACH',
   'ERR_STREAM_PREMATURE_CLOSE',
@@ -120,7 +120,21 @@ export function classifyError(operation: string, key: string, error: unknown): S
       { cause: error },
     );
   }
-  if (name === 'NoSuchBucket') return new StoreError(message, false, 'no-bucket', { cause: error });
+  const code = e?.code ?? (e as { cause?: { code?: string } })?.cause?.code;
+  if (code !== undefined && unreachableCodes.has(code) && status === undefined) {
+    const advice =
+      code === 'ENOTFOUND'
+        ? 'the endpoint host name does not resolve: check ?endpoint= (local RGW: tools/s3/rgw env)'
+        : 'nothing listens at the endpoint: is the S3 server running? (local RGW: tools/s3/rgw start)';
+    return new StoreError(`S3 ${where} failed: ${code}: ${advice}`, true, 'unreachable', { cause: error });
+  }
+  if (name === 'NoSuchBucket')
+    return new StoreError(
+      `${message} (create the bucket first; the local RGW from tools/s3/rgw start has the bucket tcmu-test)`,
+      false,
+      'no-bucket',
+      { cause: error },
+    );
   if (status === 412 || name === 'PreconditionFailed' || name === 'ConditionalRequestConflict')
     return new StoreError(message, false, 'precondition', { cause: error });
   if (
@@ -129,7 +143,12 @@ export function classifyError(operation: string, key: string, error: unknown): S
     name === 'InvalidAccessKeyId' ||
     name === 'SignatureDoesNotMatch'
   )
-    return new StoreError(message, false, 'denied', { cause: error });
+    return new StoreError(
+      `${message} (check the credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE; for the local RGW: eval "$(tools/s3/rgw env)")`,
+      false,
+      'denied',
+      { cause: error },
+    );
   if (name === 'QuotaExceeded' || name === 'EntityTooLarge' || status === 507)
     return new StoreError(message, false, 'no-space', { cause: error });
   if (

@@ -69,7 +69,8 @@ for (const target of targets) {
       const outer = at('old/');
       const inner = at('old/b/c/');
       const direct =
-        target.at('').store ?? new S3ObjectStore({ bucket, prefix: '', endpoint: endpoint! }, { maxSockets: 4 });
+        target.at('').store ??
+        new S3ObjectStore({ bucket, prefix: '', endpoint: endpoint! }, { maxSockets: 4 });
       await createS3Volume({ ...inner, size: 1 << 20, chunkSize: 64 << 10 });
       const innerBackend = await openS3Backend({ ...inner });
       await innerBackend.write(0, [pattern(3, 100_000)]);

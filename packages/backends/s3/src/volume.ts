@@ -9,7 +9,7 @@ import {
   type VolumeMetadata,
 } from './layout.ts';
 import { type ObjectStore, S3ObjectStore } from './object-store.ts';
-import { defaultRetryPolicy, type RetryPolicy } from './retry.ts';
+import { defaultRetryPolicy, type RetryNotice, type RetryPolicy } from './retry.ts';
 import { normalizeLocation, type S3Location } from './url.ts';
 import { type LeaseInfo, toBackendError, VolumeStore } from './volume-store.ts';
 
@@ -21,6 +21,10 @@ export interface S3VolumeAdminOptions extends S3Location {
   readonly retry?: Partial<RetryPolicy>;
   /** The object store to use instead of S3 (see `S3BackendOptions.store`). */
   readonly store?: ObjectStore;
+  /** Cancels the operation (retries included): it rejects at once. */
+  readonly signal?: AbortSignal;
+  /** Called before each retried request (never with credentials). */
+  readonly onRetry?: (retry: RetryNotice) => void;
 }
 
 /** What {@link inspectS3Volume} reports. Sizes in bytes. */
@@ -51,7 +55,15 @@ function openVolumeStore(options: S3VolumeAdminOptions): VolumeStore {
   const store =
     options.store ??
     new S3ObjectStore(location, { maxSockets: 20, ...(options.client ? { client: options.client } : {}) });
-  return new VolumeStore(store, location, { ...defaultRetryPolicy, ...options.retry });
+  const volume = new VolumeStore(
+    store,
+    location,
+    { ...defaultRetryPolicy, ...options.retry },
+    options.onRetry ? { onRetry: options.onRetry } : {},
+  );
+  // Administration is all setup: an unreachable server fails at once, the signal cancels.
+  volume.setup = options.signal ? { signal: options.signal } : {};
+  return volume;
 }
 
 async function withVolume<T>(
