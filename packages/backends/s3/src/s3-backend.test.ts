@@ -206,7 +206,14 @@ if (!endpoint) {
     it('a live lease of another host blocks opens until taken with force (--force-lease)', async () => {
       const prefix = testPrefix('other-host');
       const now = new Date().toISOString();
-      const lease = { id: 'x', host: 's3safe-other.example', pid: 4242, since: now, renewed: now, duration: 600_000 };
+      const lease = {
+        id: 'x',
+        host: 's3safe-other.example',
+        pid: 4242,
+        since: now,
+        renewed: now,
+        duration: 600_000,
+      };
       await putObject(`${prefix}${leaseName}`, Buffer.from(JSON.stringify(lease)));
       const failure = await openS3Backend(options(prefix, { size: 1 << 20 })).catch((e: Error) => e);
       expect((failure as { code?: string }).code).toBe('TCMU_ERR_BACKEND_LOCKED');
