@@ -60,7 +60,11 @@ export async function importBackendPackage<T>(
  * image keeps its size (a different `--size` is refused, never silently truncated or grown).
  * With `readOnly`, writes are refused by a filter whatever the backend can do.
  */
-export async function openBackend(request: BackendRequest, logger: Logger): Promise<OpenedBackend> {
+export async function openBackend(
+  request: BackendRequest,
+  logger: Logger,
+  signal?: AbortSignal,
+): Promise<OpenedBackend> {
   const location = request.backend;
   let backend: Backend;
   let description: string;
@@ -109,16 +113,25 @@ export async function openBackend(request: BackendRequest, logger: Logger): Prom
         );
       }
       const size = request.size ?? parsed.size;
-      backend = await s3.openS3Backend({
+      const volume = formatBackendLocation(location);
+      const s3Backend = await s3.openS3Backend({
         ...parsed,
         ...(size === undefined ? {} : { size }),
         blockSize: request.blockSize,
         readOnly: request.readOnly,
         ...(request.forceLease ? { force: true } : {}),
+        ...(signal ? { signal } : {}),
+        onRetry: (retry) => logger.warn({ volume, ...retry }, 'S3 request failed; retrying'),
+        onLeaseEvent: (event) =>
+          (event.kind === 'lost' || event.kind === 'lapsed' ? logger.error : logger.warn).call(
+            logger,
+            { volume, lease: event.kind },
+            event.message,
+          ),
       });
-      const volume = formatBackendLocation(location);
+      backend = s3Backend;
       if (request.forceLease) logger.warn({ volume }, 'took over the writer lease (--force-lease)');
-      if (backend.created) {
+      if (s3Backend.created) {
         description = `S3 volume ${volume} (created, ${formatSize(backend.size)})`;
         // Serving failed after the volume was created: delete it again (only if nobody opened it since).
         const { bucket, prefix, endpoint, region } = parsed;

@@ -8,7 +8,8 @@ describe('redactUrl', () => {
   });
 
   it('hides the value of every parameter that is not known to be harmless', () => {
-    const text = 's3://b/v?endpoint=http://127.0.0.1:7480&secret_access_key=SECRET&X-Amz-Signature=abc&size=1G';
+    const text =
+      's3://b/v?endpoint=http://127.0.0.1:7480&secret_access_key=SECRET&X-Amz-Signature=abc&size=1G';
     const redacted = redactUrl(text);
     expect(redacted).toBe(
       's3://b/v?endpoint=http://127.0.0.1:7480&secret_access_key=***&X-Amz-Signature=***&size=1G',
@@ -25,7 +26,9 @@ describe('redactUrl', () => {
     for (const text of ['s3://b/v', 'file:/x', 'memory:', '%%%', 's3://b/v?=&&x', 's3://b/v?a=%zz']) {
       expect(() => redactUrl(text)).not.toThrow();
     }
-    expect(redactUrl('s3://b/v?endpoint=http://127.0.0.1:7480')).toBe('s3://b/v?endpoint=http://127.0.0.1:7480');
+    expect(redactUrl('s3://b/v?endpoint=http://127.0.0.1:7480')).toBe(
+      's3://b/v?endpoint=http://127.0.0.1:7480',
+    );
     expect(redactUrl('s3://b/v#SECRET')).toBe('s3://b/v#***');
   });
 });

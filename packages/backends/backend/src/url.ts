@@ -4,7 +4,7 @@
  */
 
 /** Query parameters whose values are never secret and stay visible in redacted URLs. */
-const visibleParameters: ReadonlySet<string> = new Set(['endpoint', 'region', 'chunk', 'size']);
+const visibleParameters: ReadonlySet<string> = new Set(['endpoint', 'region', 'chunk', 'size', 'lease']);
 
 /** `//user:password@` (also percent-encoded inside a parameter value) becomes `//***@`. */
 function redactUserinfo(text: string): string {
@@ -14,7 +14,7 @@ function redactUserinfo(text: string): string {
 /**
  * A URL with every credential it may carry replaced by `***`: the user-info part (`s3://KEY:SECRET@b`,
  * also inside an `endpoint=` value) and the value of every query parameter except the harmless ones
- * (`endpoint`, `region`, `chunk`, `size`), e.g. `secret_access_key=…`, `X-Amz-Signature=…`. Works on
+ * (`endpoint`, `region`, `chunk`, `size`, `lease`), e.g. `secret_access_key=…`, `X-Amz-Signature=…`. Works on
  * any text, well-formed or not: it never throws, and text without credentials comes back unchanged.
  */
 export function redactUrl(text: string): string {

@@ -13,7 +13,9 @@ export type InjectedFailure =
   /** The connection is reset before an answer (retryable). */
   | 'reset'
   /** HTTP 403 AccessDenied (final). */
-  | 'denied';
+  | 'denied'
+  /** The connection is refused (nothing listens): retried while serving, fatal while opening. */
+  | 'refused';
 
 /** One request as the failure hook sees it. `number` counts every request of the store from 1. */
 export interface StoreRequest {
@@ -105,6 +107,8 @@ export class MemoryObjectStore implements ObjectStore {
         throw new StoreError(`${where}: HTTP 503 SlowDown (injected)`, true, 'transient');
       case 'reset':
         throw new StoreError(`${where}: ECONNRESET (injected)`, true, 'transient');
+      case 'refused':
+        throw new StoreError(`${where}: ECONNREFUSED (injected)`, true, 'unreachable');
       case 'denied':
         throw new StoreError(`${where}: HTTP 403 AccessDenied (injected)`, false, 'denied');
       case 'timeout':

@@ -24,6 +24,12 @@ describe('parseS3Url', () => {
     });
     expect(parseS3Url('s3://vols/a/b/')).toEqual({ bucket: 'vols', prefix: 'a/b/' });
     expect(parseS3Url('s3://vols/my%20vol')).toEqual({ bucket: 'vols', prefix: 'my vol/' });
+    expect(parseS3Url('s3://vols/v?lease=45s')).toEqual({
+      bucket: 'vols',
+      prefix: 'v/',
+      leaseDuration: 45_000,
+    });
+    expect(() => parseS3Url('s3://vols/v?lease=0')).toThrow(/lease "0"/);
   });
 
   it('refuses URLs that are not s3 volumes, with a message saying why', () => {

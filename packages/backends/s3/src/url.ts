@@ -25,6 +25,8 @@ export interface ParsedS3Url extends S3Location {
   readonly chunkSize?: number;
   /** From `?size=` (bytes), e.g. `size=10G`. */
   readonly size?: number;
+  /** From `?lease=` (seconds, e.g. `lease=30` or `lease=30s`), in milliseconds: the writer lease's duration. */
+  readonly leaseDuration?: number;
 }
 
 const units: Record<string, number> = {
@@ -118,7 +120,7 @@ export function normalizeLocation<T extends S3Location>(location: T): T {
 }
 
 /**
- * Parses `s3://bucket/prefix?endpoint=http://127.0.0.1:7480&region=us-east-1&chunk=1M&size=10G`.
+ * Parses `s3://bucket/prefix?endpoint=http://127.0.0.1:7480&region=us-east-1&chunk=1M&size=10G&lease=30`.
  * Only those query parameters are accepted, each once; anything else is refused with
  * `TCMU_ERR_BACKEND_INVALID_ARGUMENT` and a message that says what is wrong: credentials in the URL,
  * and a prefix that would not come back the same from {@link formatS3Url} (`.` or `..` segments, empty
@@ -161,6 +163,7 @@ export function parseS3Url(text: string): ParsedS3Url {
     region?: string;
     chunkSize?: number;
     size?: number;
+    leaseDuration?: number;
   } = { bucket: authority, prefix: `${segments.join('/')}/` };
   const seen = new Set<string>();
   for (const [key, value] of new URLSearchParams(match[3] ?? '')) {
@@ -184,10 +187,21 @@ export function parseS3Url(text: string): ParsedS3Url {
       case 'size':
         result.size = parseByteSize(value, 'size');
         break;
+      case 'lease': {
+        const match = /^(\d+)s?$/.exec(value);
+        if (!match || Number(match[1]) < 1 || Number(match[1]) > 86_400) {
+          throw new BackendError(
+            BackendErrorCode.InvalidArgument,
+            `lease "${value}" must be a number of seconds from 1 to 86400 (example: lease=30)`,
+          );
+        }
+        result.leaseDuration = Number(match[1]) * 1000;
+        break;
+      }
       default:
         throw new BackendError(
           BackendErrorCode.InvalidArgument,
-          `unknown parameter "${key}" in "${shown}" (known: endpoint, region, chunk, size)`,
+          `unknown parameter "${key}" in "${shown}" (known: endpoint, region, chunk, size, lease)`,
         );
     }
   }
