@@ -52,8 +52,31 @@ describe('parseBackendLocation', () => {
     ['s3://bucket/x?region=a&region=b', /"region" appears twice/],
     ['s3://bucket/x#frag', /no #fragment/],
     ['s3://bucket/%E0%A4%A', /bad %-escape/],
+    ['s3://bucket/../etc', /"\.\." segment/],
+    ['s3://bucket/a/./b', /"\." segment/],
+    ['s3://bucket/a//b', /empty segment/],
+    ['s3://bucket/a%2Fb', /encoded "\/"/],
   ])('rejects %j with TCMU_ERR_CLI_BACKEND_URL', (text, message) => {
     expectCliError(() => parseBackendLocation(text), 'TCMU_ERR_CLI_BACKEND_URL', message);
+  });
+});
+
+describe('secrets in refused URLs', () => {
+  it.each([
+    's3://KEY:hunter2pw@bucket/x',
+    's3://bucket/../x?secret_access_key=hunter2pw',
+    's3://bucket/x?endpoint=ftp://u:hunter2pw@h',
+    's3://KEY:hunter2pw@bucket',
+    'nbd://KEY:hunter2pw@host/x',
+  ])('%s: the message does not contain the secret', (text) => {
+    let message = '';
+    try {
+      parseBackendLocation(text);
+    } catch (error) {
+      message = `${(error as Error).message} ${(error as { hint?: string }).hint ?? ''}`;
+    }
+    expect(message).toMatch(/invalid backend|unknown backend/);
+    expect(message).not.toContain('hunter2pw');
   });
 });
 

@@ -1,4 +1,5 @@
 import { isAbsolute, resolve } from 'node:path';
+import { joinUrlPath, redactUrl, splitUrlPath } from '@tcmu/backend';
 import { CliError } from './errors.js';
 
 /** Where a served disk keeps its blocks, as named on the command line. */
@@ -39,7 +40,10 @@ export function parseBackendLocation(text: string, cwd: string = process.cwd()):
   if (scheme === undefined) {
     if (text === 'memory') return { kind: 'memory' };
     const hint = text.startsWith('/') || text.startsWith('.') ? ` (did you mean file:${text}?)` : '';
-    throw new CliError('TCMU_ERR_CLI_BACKEND_URL', `invalid backend "${text}": ${EXPECTED}${hint}`);
+    throw new CliError(
+      'TCMU_ERR_CLI_BACKEND_URL',
+      `invalid backend "${redactUrl(text)}": ${EXPECTED}${hint}`,
+    );
   }
   const rest = text.slice(scheme.length + 1);
   switch (scheme) {
@@ -47,7 +51,7 @@ export function parseBackendLocation(text: string, cwd: string = process.cwd()):
       if (rest !== '' && rest !== '//') {
         throw new CliError(
           'TCMU_ERR_CLI_BACKEND_URL',
-          `invalid backend "${text}": memory: takes no path or options`,
+          `invalid backend "${redactUrl(text)}": memory: takes no path or options`,
         );
       }
       return { kind: 'memory' };
@@ -68,7 +72,7 @@ function parseFilePath(text: string, rest: string, cwd: string): string {
     if (host !== '' && host !== 'localhost') {
       throw new CliError(
         'TCMU_ERR_CLI_BACKEND_URL',
-        `invalid backend "${text}": file URLs name a local path (host "${host}" is not supported)`,
+        `invalid backend "${redactUrl(text)}": file URLs name a local path (host "${host}" is not supported)`,
       );
     }
     path = slash === -1 ? '' : rest.slice(slash);
@@ -76,16 +80,19 @@ function parseFilePath(text: string, rest: string, cwd: string): string {
   if (path === '') {
     throw new CliError(
       'TCMU_ERR_CLI_BACKEND_URL',
-      `invalid backend "${text}": file: needs a path (file:/path/to/image)`,
+      `invalid backend "${redactUrl(text)}": file: needs a path (file:/path/to/image)`,
     );
   }
   if (path.includes('\0')) {
-    throw new CliError('TCMU_ERR_CLI_BACKEND_URL', `invalid backend "${text}": the path contains a NUL byte`);
+    throw new CliError(
+      'TCMU_ERR_CLI_BACKEND_URL',
+      `invalid backend "${redactUrl(text)}": the path contains a NUL byte`,
+    );
   }
   if (path.endsWith('/')) {
     throw new CliError(
       'TCMU_ERR_CLI_BACKEND_URL',
-      `invalid backend "${text}": the path names a folder, not an image file`,
+      `invalid backend "${redactUrl(text)}": the path names a folder, not an image file`,
     );
   }
   return isAbsolute(path) ? resolve(path) : resolve(cwd, path);
@@ -95,55 +102,60 @@ function parseFilePath(text: string, rest: string, cwd: string): string {
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
 function parseS3(text: string): BackendLocation {
+  // Every message shows the URL redacted: a secret typed into it is never echoed.
+  const shown = redactUrl(text);
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new CliError('TCMU_ERR_CLI_BACKEND_URL', `invalid backend "${text}": not a valid s3:// URL`);
+    throw new CliError('TCMU_ERR_CLI_BACKEND_URL', `invalid backend "${shown}": not a valid s3:// URL`);
   }
   const bucket = url.hostname;
   if (bucket === '') {
     throw new CliError(
       'TCMU_ERR_CLI_BACKEND_URL',
-      `invalid backend "${text}": s3:// needs a bucket (s3://bucket/prefix)`,
+      `invalid backend "${shown}": s3:// needs a bucket (s3://bucket/prefix)`,
     );
   }
   if (url.username || url.password || url.port) {
     throw new CliError(
       'TCMU_ERR_CLI_BACKEND_URL',
-      `invalid backend "${text}": put credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and the server in ?endpoint=`,
+      `invalid backend "${shown}": put credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and the server in ?endpoint=`,
     );
   }
   if (!BUCKET.test(bucket) || bucket.includes('..') || /^\d+\.\d+\.\d+\.\d+$/.test(bucket)) {
     throw new CliError(
       'TCMU_ERR_CLI_BACKEND_URL',
-      `invalid backend "${text}": "${bucket}" is not a valid bucket name (3-63 lowercase letters, digits, dots, hyphens)`,
+      `invalid backend "${shown}": "${bucket}" is not a valid bucket name (3-63 lowercase letters, digits, dots, hyphens)`,
     );
   }
   if (url.hash) {
-    throw new CliError('TCMU_ERR_CLI_BACKEND_URL', `invalid backend "${text}": s3:// URLs take no #fragment`);
-  }
-  let prefix: string;
-  try {
-    prefix = decodeURIComponent(url.pathname.replace(/^\//, ''));
-  } catch {
     throw new CliError(
       'TCMU_ERR_CLI_BACKEND_URL',
-      `invalid backend "${text}": the prefix has a bad %-escape`,
+      `invalid backend "${shown}": s3:// URLs take no #fragment`,
     );
   }
-  if (prefix.replace(/\/+/g, '') === '') {
+  // The path as written (new URL() would resolve "." and ".." segments and report another prefix).
+  const rawPath = /^s3:\/\/[^/?#]*\/?([^?#]*)/i.exec(text)?.[1] ?? '';
+  if (rawPath.replace(/\/+/g, '') === '') {
     throw new CliError(
       'TCMU_ERR_CLI_BACKEND_URL',
-      `invalid backend "${text}": a volume needs its own prefix (s3://${bucket}/my-volume)`,
+      `invalid backend "${shown}": a volume needs its own prefix (s3://${bucket}/my-volume)`,
     );
   }
+  const segments = splitUrlPath(rawPath);
+  if (!Array.isArray(segments)) {
+    throw new CliError('TCMU_ERR_CLI_BACKEND_URL', `invalid backend "${shown}": ${segments.refused}`, {
+      hint: `name the volume's folder plainly, e.g. s3://${bucket}/disks/vol1`,
+    });
+  }
+  const prefix = segments.join('/');
   const parameters: Record<string, string> = {};
   for (const [key, value] of url.searchParams) {
     if (key in parameters) {
       throw new CliError(
         'TCMU_ERR_CLI_BACKEND_URL',
-        `invalid backend "${text}": parameter "${key}" appears twice`,
+        `invalid backend "${shown}": parameter "${key}" appears twice`,
       );
     }
     parameters[key] = value;
@@ -157,7 +169,7 @@ function parseS3(text: string): BackendLocation {
     if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
       throw new CliError(
         'TCMU_ERR_CLI_BACKEND_URL',
-        `invalid backend "${text}": endpoint "${endpoint}" is not an http:// or https:// URL`,
+        `invalid backend "${shown}": endpoint "${redactUrl(endpoint)}" is not an http:// or https:// URL`,
       );
     }
   }
@@ -172,6 +184,6 @@ export function formatBackendLocation(location: BackendLocation): string {
     case 'file':
       return `file:${location.path}`;
     case 's3':
-      return `s3://${location.bucket}/${location.prefix}`;
+      return `s3://${location.bucket}/${joinUrlPath(location.prefix.split('/'))}`;
   }
 }

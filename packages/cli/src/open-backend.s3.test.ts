@@ -1,10 +1,12 @@
 // The s3: backend through the CLI's opener, against a real S3 server (the local Ceph RGW that
 // tools/test.sh starts: `tools/s3/rgw start` and `eval "$(tools/s3/rgw env)"`).
-import { deleteS3Volume } from '@tcmu/backend-s3';
+import { deleteS3Volume, inspectS3Volume } from '@tcmu/backend-s3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseBackendLocation } from './backend-url.js';
 import { createLogger } from './logger.js';
 import { openBackend } from './open-backend.js';
+import { serveCommand, processServeDependencies } from './commands/serve.js';
+import { captureIo } from './test-support.js';
 
 const endpoint = process.env.TCMU_S3_ENDPOINT;
 const bucket = process.env.TCMU_S3_BUCKET;
@@ -26,7 +28,7 @@ describe.skipIf(skip !== undefined)(`tcmu serve's s3: backend${skip ? ` [skipped
       logger,
     );
     expect(created.backend.size).toBe(8 * 1024 * 1024);
-    expect(created.description).toBe(`S3 volume s3://${bucket}/${prefix} (8 MiB)`);
+    expect(created.description).toBe(`S3 volume s3://${bucket}/${prefix} (created, 8 MiB)`);
     const data = new Uint8Array(4096).map((_, index) => index & 0xff);
     await created.backend.write(1024 * 1024, [data]);
     await created.close();
@@ -58,5 +60,72 @@ describe.skipIf(skip !== undefined)(`tcmu serve's s3: backend${skip ? ` [skipped
       code: 'TCMU_ERR_CLI_SIZE',
       message: expect.stringMatching(/disagrees with size=4194304/),
     });
+  });
+
+  it('a serve that fails after creating the volume (the name is in use) removes that volume again', async () => {
+    const fresh = `${prefix}-serve-fails`;
+    const failing = {
+      ...processServeDependencies,
+      checkBackend: async () => {},
+      preflight: async () => {},
+      onStopSignal: () => () => {},
+      onFatalError: () => () => {},
+      labRunner: async () => undefined,
+      openDevice: async () => {
+        throw Object.assign(
+          new Error('open failed', {
+            cause: Object.assign(new Error('exists'), { code: 'TCMU_ERR_ALREADY_EXISTS' }),
+          }),
+          {
+            code: 'TCMU_ERR_CORE_OPEN',
+          },
+        );
+      },
+    };
+    const { io } = captureIo();
+    await expect(
+      serveCommand(
+        [
+          `s3://${bucket}/${fresh}?endpoint=${endpoint}`,
+          '--size',
+          '64M',
+          '-n',
+          'd1',
+          '--log-level',
+          'silent',
+        ],
+        io,
+        failing,
+      ),
+    ).rejects.toMatchObject({ code: 'TCMU_ERR_CLI_NAME_IN_USE' });
+    await expect(
+      inspectS3Volume({ bucket: bucket!, prefix: fresh, endpoint: endpoint! }),
+    ).rejects.toMatchObject({
+      code: 'TCMU_ERR_BACKEND_NOT_FOUND',
+    });
+
+    // A volume that existed before the failed start is kept.
+    const existing = await openBackend(
+      {
+        backend: parseBackendLocation(`s3://${bucket}/${fresh}?endpoint=${endpoint}`),
+        size: 1 << 20,
+        blockSize: 512,
+        readOnly: false,
+      },
+      logger,
+    );
+    await existing.close();
+    await expect(
+      serveCommand(
+        [`s3://${bucket}/${fresh}?endpoint=${endpoint}`, '-n', 'd1', '--log-level', 'silent'],
+        io,
+        failing,
+      ),
+    ).rejects.toMatchObject({ code: 'TCMU_ERR_CLI_NAME_IN_USE' });
+    expect(await inspectS3Volume({ bucket: bucket!, prefix: fresh, endpoint: endpoint! })).toMatchObject({
+      size: 1 << 20,
+      lease: null,
+    });
+    await deleteS3Volume({ bucket: bucket!, prefix: fresh, endpoint: endpoint! });
   });
 });

@@ -1,7 +1,7 @@
 import { stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { type Backend, readOnly as readOnlyFilter } from '@tcmu/backend';
-import type { BackendLocation } from './backend-url.js';
+import { type BackendLocation, formatBackendLocation } from './backend-url.js';
 import { CliError, hasCode } from './errors.js';
 import type { Logger } from './logger.js';
 import { formatSize } from './size.js';
@@ -13,7 +13,7 @@ export interface OpenedBackend {
   readonly description: string;
   /** Closes the backend (flushing a persistent one). Idempotent. */
   close(): Promise<void>;
-  /** Removes what opening created (a new image file) after a failed start; does nothing otherwise. */
+  /** Removes what opening created (a new image file, a new S3 volume) after a failed start; does nothing otherwise. */
   discard(): Promise<void>;
 }
 
@@ -60,7 +60,11 @@ export async function importBackendPackage<T>(
  * image keeps its size (a different `--size` is refused, never silently truncated or grown).
  * With `readOnly`, writes are refused by a filter whatever the backend can do.
  */
-export async function openBackend(request: BackendRequest, logger: Logger): Promise<OpenedBackend> {
+export async function openBackend(
+  request: BackendRequest,
+  logger: Logger,
+  signal?: AbortSignal,
+): Promise<OpenedBackend> {
   const location = request.backend;
   let backend: Backend;
   let description: string;
@@ -109,19 +113,40 @@ export async function openBackend(request: BackendRequest, logger: Logger): Prom
         );
       }
       const size = request.size ?? parsed.size;
-      backend = await s3.openS3Backend({
+      const volume = formatBackendLocation(location);
+      const s3Backend = await s3.openS3Backend({
         ...parsed,
         ...(size === undefined ? {} : { size }),
         blockSize: request.blockSize,
         readOnly: request.readOnly,
         ...(request.forceLease ? { force: true } : {}),
+        ...(signal ? { signal } : {}),
+        onRetry: (retry) => logger.warn({ volume, ...retry }, 'S3 request failed; retrying'),
+        onLeaseEvent: (event) =>
+          (event.kind === 'lost' || event.kind === 'lapsed' ? logger.error : logger.warn).call(
+            logger,
+            { volume, lease: event.kind },
+            event.message,
+          ),
       });
-      if (request.forceLease)
-        logger.warn(
-          { volume: `s3://${location.bucket}/${location.prefix}` },
-          'took over the writer lease (--force-lease)',
-        );
-      description = `S3 volume s3://${location.bucket}/${location.prefix} (${formatSize(backend.size)})`;
+      backend = s3Backend;
+      if (request.forceLease) logger.warn({ volume }, 'took over the writer lease (--force-lease)');
+      if (s3Backend.created) {
+        description = `S3 volume ${volume} (created, ${formatSize(backend.size)})`;
+        // Serving failed after the volume was created: delete it again (only if nobody opened it since).
+        const { bucket, prefix, endpoint, region } = parsed;
+        discard = async () => {
+          await s3.deleteS3Volume({
+            bucket,
+            prefix,
+            ...(endpoint === undefined ? {} : { endpoint }),
+            ...(region === undefined ? {} : { region }),
+          });
+          logger.info({ volume }, 'removed the volume this failed start created');
+        };
+      } else {
+        description = `S3 volume ${volume} (${formatSize(backend.size)})`;
+      }
       break;
     }
   }

@@ -16,3 +16,4 @@ export {
   scatterSlice,
   scatterZero,
 } from './scatter';
+export { joinUrlPath, redactUrl, splitUrlPath } from './url';

@@ -5,7 +5,8 @@ export {
   minimumChunkSize,
   type VolumeMetadata,
 } from './layout.ts';
-export type { RetryPolicy } from './retry.ts';
+export { defaultLeaseDuration, minimumLeaseDuration } from './lease.ts';
+export type { RetryNotice, RetryPolicy } from './retry.ts';
 export { openS3Backend, S3Backend, type S3BackendOptions, type S3BackendStats } from './s3-backend.ts';
 export { formatS3Url, type ParsedS3Url, parseByteSize, parseS3Url, type S3Location } from './url.ts';
 export {

@@ -67,6 +67,28 @@ export function parseChunkKey(prefix: string, key: string): number | undefined {
   return chunkHash(index) === match[1] ? index : undefined;
 }
 
+/**
+ * Whether `key` is one of the volume's own objects: its description, its lease, a chunk (a well-formed
+ * chunk key), or another `tcmu-*` object directly under the prefix. Anything else under the prefix
+ * (a foreign object, another volume created inside it by an older version) is not the volume's and is
+ * never deleted with it.
+ */
+export function isVolumeObjectKey(prefix: string, key: string): boolean {
+  if (!key.startsWith(prefix)) return false;
+  const rest = key.slice(prefix.length);
+  if (parseChunkKey(prefix, key) !== undefined) return true;
+  return rest.startsWith('tcmu-') && !rest.includes('/');
+}
+
+/** The prefixes that enclose `prefix` at a `/` boundary, outermost first (`a/b/c/` → ``, `a/`, `a/b/`). */
+export function enclosingPrefixes(prefix: string): string[] {
+  const out = [''];
+  for (let i = prefix.indexOf('/'); i !== -1 && i < prefix.length - 1; i = prefix.indexOf('/', i + 1)) {
+    out.push(prefix.slice(0, i + 1));
+  }
+  return out;
+}
+
 /** The 16 listing prefixes that together cover every chunk key (listed in parallel). */
 export function chunkListPrefixes(prefix: string): string[] {
   return Array.from({ length: 16 }, (_, i) => `${prefix}${dataFolder}${i.toString(16)}`);

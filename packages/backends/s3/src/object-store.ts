@@ -23,6 +23,8 @@ export interface ListedObject {
 export interface StoredObject {
   readonly body: Uint8Array;
   readonly metadata: Readonly<Record<string, string>>;
+  /** The object's ETag as the server sent it (quoted; for a single-part PUT the hex MD5 of the body). */
+  readonly etag?: string;
 }
 
 export interface PutOptions {
@@ -32,6 +34,8 @@ export interface PutOptions {
   readonly metadata?: Record<string, string>;
   /** Create only: fail with kind `precondition` when the key exists (If-None-Match: *). */
   readonly createOnly?: boolean;
+  /** Replace only: fail with kind `precondition` unless the key exists with this ETag (If-Match). */
+  readonly ifMatch?: string;
   readonly contentType?: string;
 }
 
@@ -44,8 +48,12 @@ export interface ObjectStore {
   /** Reads a whole object; `null` when it does not exist. */
   get(key: string, signal: AbortSignal): Promise<StoredObject | null>;
   /** Metadata only; `null` when it does not exist. */
-  head(key: string, signal: AbortSignal): Promise<{ size: number; metadata: Record<string, string> } | null>;
-  put(key: string, body: Uint8Array, options: PutOptions, signal: AbortSignal): Promise<void>;
+  head(
+    key: string,
+    signal: AbortSignal,
+  ): Promise<{ size: number; metadata: Record<string, string>; etag?: string } | null>;
+  /** Stores an object; resolves with its new ETag when the server sends one. */
+  put(key: string, body: Uint8Array, options: PutOptions, signal: AbortSignal): Promise<{ etag?: string }>;
   /** Deletes a key; deleting a missing key succeeds. */
   delete(key: string, signal: AbortSignal): Promise<void>;
   /** Deletes up to 1000 keys in one request. */
@@ -60,14 +68,14 @@ export interface ObjectStore {
   close(): void;
 }
 
+/** Network errors that waiting will not heal while opening (the endpoint is wrong or the server is down). */
+const unreachableCodes = new Set(['ECONNREFUSED', 'ENOTFOUND']);
 const transientCodes = new Set([
   'ECONNRESET',
-  'ECONNREFUSED',
   'ECONNABORTED',
   'EPIPE',
   'ETIMEDOUT',
   'EAI_AGAIN',
-  'ENOTFOUND',
   'EHOSTUNREACH',
   'ENETUNREACH',
   'ERR_STREAM_PREMATURE_CLOSE',
@@ -112,7 +120,21 @@ export function classifyError(operation: string, key: string, error: unknown): S
       { cause: error },
     );
   }
-  if (name === 'NoSuchBucket') return new StoreError(message, false, 'no-bucket', { cause: error });
+  const code = e?.code ?? (e as { cause?: { code?: string } })?.cause?.code;
+  if (code !== undefined && unreachableCodes.has(code) && status === undefined) {
+    const advice =
+      code === 'ENOTFOUND'
+        ? 'the endpoint host name does not resolve: check ?endpoint= (local RGW: tools/s3/rgw env)'
+        : 'nothing listens at the endpoint: is the S3 server running? (local RGW: tools/s3/rgw start)';
+    return new StoreError(`S3 ${where} failed: ${code}: ${advice}`, true, 'unreachable', { cause: error });
+  }
+  if (name === 'NoSuchBucket')
+    return new StoreError(
+      `${message} (create the bucket first; the local RGW from tools/s3/rgw start has the bucket tcmu-test)`,
+      false,
+      'no-bucket',
+      { cause: error },
+    );
   if (status === 412 || name === 'PreconditionFailed' || name === 'ConditionalRequestConflict')
     return new StoreError(message, false, 'precondition', { cause: error });
   if (
@@ -121,7 +143,12 @@ export function classifyError(operation: string, key: string, error: unknown): S
     name === 'InvalidAccessKeyId' ||
     name === 'SignatureDoesNotMatch'
   )
-    return new StoreError(message, false, 'denied', { cause: error });
+    return new StoreError(
+      `${message} (check the credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE; for the local RGW: eval "$(tools/s3/rgw env)")`,
+      false,
+      'denied',
+      { cause: error },
+    );
   if (name === 'QuotaExceeded' || name === 'EntityTooLarge' || status === 507)
     return new StoreError(message, false, 'no-space', { cause: error });
   if (
@@ -232,7 +259,7 @@ export class S3ObjectStore implements ObjectStore {
         abortSignal: signal,
       });
       const body = await readBody(response.Body, response.ContentLength, signal);
-      return { body, metadata: response.Metadata ?? {} };
+      return { body, metadata: response.Metadata ?? {}, ...(response.ETag ? { etag: response.ETag } : {}) };
     } catch (error) {
       if (isNotFound(error)) return null;
       throw classifyError('GET', key, error);
@@ -244,16 +271,20 @@ export class S3ObjectStore implements ObjectStore {
       const response = await this.#client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: key }), {
         abortSignal: signal,
       });
-      return { size: response.ContentLength ?? 0, metadata: response.Metadata ?? {} };
+      return {
+        size: response.ContentLength ?? 0,
+        metadata: response.Metadata ?? {},
+        ...(response.ETag ? { etag: response.ETag } : {}),
+      };
     } catch (error) {
       if (isNotFound(error)) return null;
       throw classifyError('HEAD', key, error);
     }
   }
 
-  async put(key: string, body: Uint8Array, options: PutOptions, signal: AbortSignal): Promise<void> {
+  async put(key: string, body: Uint8Array, options: PutOptions, signal: AbortSignal) {
     try {
-      await this.#client.send(
+      const response = await this.#client.send(
         new PutObjectCommand({
           Bucket: this.#bucket,
           Key: key,
@@ -262,11 +293,19 @@ export class S3ObjectStore implements ObjectStore {
           ...(options.contentMd5 ? { ContentMD5: options.contentMd5 } : {}),
           ...(options.metadata ? { Metadata: options.metadata } : {}),
           ...(options.createOnly ? { IfNoneMatch: '*' } : {}),
+          // Unquoted: Ceph RGW compares If-Match with its stored ETag, which has no quotes.
+          ...(options.ifMatch ? { IfMatch: options.ifMatch.replace(/^"(.*)"$/, '$1') } : {}),
           ContentType: options.contentType ?? 'application/octet-stream',
         }),
         { abortSignal: signal },
       );
+      return response.ETag ? { etag: response.ETag } : {};
     } catch (error) {
+      // If-Match on a missing key: some servers answer 404 instead of 412; both mean "not that object".
+      if (options.ifMatch && isNotFound(error))
+        throw new StoreError(`S3 PUT ${key} failed: the object is gone (If-Match)`, false, 'precondition', {
+          cause: error,
+        });
       throw classifyError('PUT', key, error);
     }
   }

@@ -28,7 +28,15 @@ export class StoreError extends Error {
     /** Transient (throttling, 5xx, reset, timeout, corrupted transfer) or final (denied, missing bucket …). */
     readonly retryable: boolean,
     /** Kind used to pick the backend error code. */
-    readonly kind: 'transient' | 'denied' | 'no-bucket' | 'no-space' | 'precondition' | 'other',
+    readonly kind:
+      | 'transient'
+      | 'unreachable'
+      | 'denied'
+      | 'no-bucket'
+      | 'no-space'
+      | 'precondition'
+      | 'cancelled'
+      | 'other',
     options?: { cause?: unknown },
   ) {
     super(message, options);
@@ -47,6 +55,29 @@ export class RetriesExhaustedError extends Error {
       cause: last,
     });
   }
+}
+
+/** What the retry loop reports before each retry. Times in milliseconds; never credentials. */
+export interface RetryNotice {
+  /** What was being done (set by the caller that knows). */
+  readonly operation?: string;
+  /** The retry about to start (1 = the second attempt). */
+  readonly retry: number;
+  readonly delay: number;
+  readonly elapsed: number;
+  /** The failure of the last attempt. */
+  readonly error: string;
+}
+
+/** How the retry loop behaves beyond the policy. */
+export interface RetryOptions {
+  /**
+   * Fail at once on errors that waiting will not heal (kind `unreachable`: unknown host, refused
+   * connection). Set while opening: a typo in the endpoint fails in a moment, not after a minute.
+   * While serving it stays off, so a restarting server is waited for.
+   */
+  readonly failFastUnreachable?: boolean;
+  readonly onRetry?: (notice: RetryNotice) => void;
 }
 
 /** Counters the retry loop updates, for statistics. */
@@ -79,9 +110,11 @@ export async function withRetry<T>(
   policy: RetryPolicy,
   counters?: RetryCounters,
   signal?: AbortSignal,
+  options: RetryOptions = {},
 ): Promise<T> {
   const start = Date.now();
   for (let n = 0; ; n++) {
+    if (signal?.aborted) throw cancelled(signal);
     const timeout = AbortSignal.timeout(policy.attemptTimeout);
     const attemptSignal = signal ? AbortSignal.any([timeout, signal]) : timeout;
     try {
@@ -95,16 +128,25 @@ export async function withRetry<T>(
                 cause: error,
               })
             : undefined;
+      if (signal?.aborted) throw cancelled(signal);
       if (!storeError) throw error;
       const elapsed = Date.now() - start;
       if (!storeError.retryable) throw storeError;
-      if (signal?.aborted) throw new RetriesExhaustedError(storeError, n + 1, elapsed);
+      if (storeError.kind === 'unreachable' && options.failFastUnreachable) throw storeError;
       const delay = Math.random() * Math.min(policy.maxDelay, policy.baseDelay * 2 ** n);
       if (elapsed + delay >= policy.totalTimeout) throw new RetriesExhaustedError(storeError, n + 1, elapsed);
       if (counters) counters.retries++;
       if (trace)
         process.stderr.write(`tcmu s3: retry ${n + 1} in ${Math.round(delay)} ms: ${storeError.message}\n`);
+      options.onRetry?.({ retry: n + 1, delay: Math.round(delay), elapsed, error: storeError.message });
       await sleep(delay, signal);
+      if (signal?.aborted) throw cancelled(signal);
     }
   }
+}
+
+/** The error a cancelled operation fails with (kind `cancelled`, not retryable). */
+function cancelled(signal: AbortSignal): StoreError {
+  const reason = signal.reason instanceof Error ? `: ${signal.reason.message}` : '';
+  return new StoreError(`cancelled${reason}`, false, 'cancelled', { cause: signal.reason });
 }

@@ -193,17 +193,34 @@ if (!endpoint) {
       expect(next.result).toEqual({ opened: true });
     });
 
-    it('a stale lease (writer died without closing) blocks opens until broken with force; flushed data survives', async () => {
+    it('a lease left by a dead process of this host is taken without force; flushed data survives', async () => {
       const prefix = testPrefix('stale');
       const writes = [{ offset: 3 * chunk + 7, length: 2 * chunk, seed: 6 }];
       const crashed = await runChild({ action: 'crash-after-write', options: options(prefix), writes });
       expect(crashed.code).toBe(0);
       expect(await listKeys(prefix)).toContain(`${prefix}${leaseName}`);
-      const failure = await openS3Backend(options(prefix)).catch((e: Error) => e);
+      const reopened = await runChild({ action: 'verify', options: options(prefix), writes });
+      expect(reopened.result).toMatchObject({ opened: true, mismatches: [] });
+    });
+
+    it('a live lease of another host blocks opens until taken with force (--force-lease)', async () => {
+      const prefix = testPrefix('other-host');
+      const now = new Date().toISOString();
+      const lease = {
+        id: 'x',
+        host: 's3safe-other.example',
+        pid: 4242,
+        since: now,
+        renewed: now,
+        duration: 600_000,
+      };
+      await putObject(`${prefix}${leaseName}`, Buffer.from(JSON.stringify(lease)));
+      const failure = await openS3Backend(options(prefix, { size: 1 << 20 })).catch((e: Error) => e);
       expect((failure as { code?: string }).code).toBe('TCMU_ERR_BACKEND_LOCKED');
-      expect((failure as Error).message).toMatch(/force/);
-      const forced = await runChild({ action: 'verify', options: options(prefix, { force: true }), writes });
-      expect(forced.result).toMatchObject({ opened: true, mismatches: [] });
+      expect((failure as Error).message).toMatch(/process 4242 on s3safe-other\.example.*--force-lease/);
+      const forced = await openS3Backend(options(prefix, { size: 1 << 20, force: true }));
+      await forced.close();
+      expect(await listKeys(prefix)).not.toContain(`${prefix}${leaseName}`);
     });
   });
 

@@ -18,14 +18,15 @@ import {
   formatVersion,
   type VolumeMetadata,
 } from './layout.ts';
+import { defaultLeaseDuration, type LeaseEvents, WriterLease } from './lease.ts';
 import { type ObjectStore, S3ObjectStore } from './object-store.ts';
-import { defaultRetryPolicy, type RetryPolicy } from './retry.ts';
+import { defaultRetryPolicy, type RetryNotice, type RetryPolicy } from './retry.ts';
 import { Semaphore } from './semaphore.ts';
 import { normalizeLocation, type S3Location } from './url.ts';
-import { type LeaseInfo, type RequestCounters, toBackendError, VolumeStore } from './volume-store.ts';
+import { type RequestCounters, toBackendError, VolumeStore } from './volume-store.ts';
 
 /** Options of {@link openS3Backend}. Sizes in bytes, times in milliseconds. */
-export interface S3BackendOptions extends S3Location {
+export interface S3BackendOptions extends S3Location, LeaseEvents {
   /**
    * Capacity. When the prefix holds no volume yet, one of this size is created (unless `create` is
    * false); when it holds one, it must have this size (`TCMU_ERR_BACKEND_SIZE_MISMATCH` otherwise).
@@ -40,8 +41,18 @@ export interface S3BackendOptions extends S3Location {
   readonly create?: boolean;
   /** Open without the lease; every mutating call rejects with `TCMU_ERR_BACKEND_READ_ONLY`. */
   readonly readOnly?: boolean;
-  /** Take the lease even when another holder is recorded (break a stale lease of a dead process). */
+  /** Take the lease even when another holder is recorded and not expired (`--force-lease`: only when it is known to be gone). */
   readonly force?: boolean;
+  /**
+   * Lease duration in ms (default 30 000, at least 1000). The writer renews it every third of that; a
+   * writer that could not renew stops acknowledging writes and flushes a fifth of it before it ends;
+   * another process takes an expired lease after watching it unchanged for this long.
+   */
+  readonly leaseDuration?: number;
+  /** Cancels opening (retries, a wait for an expiring lease): the open rejects at once. */
+  readonly signal?: AbortSignal;
+  /** Called before each retried request (never with credentials). */
+  readonly onRetry?: (retry: RetryNotice) => void;
   /** Memory for cached chunks, clean and dirty. Default 64 MiB; at least 4 chunks. */
   readonly cacheSize?: number;
   /** Dirty bytes allowed before writes wait for uploads. Default half of `cacheSize`; at least 1 chunk. */
@@ -56,7 +67,7 @@ export interface S3BackendOptions extends S3Location {
   readonly retry?: Partial<RetryPolicy>;
   /** An S3 client to use (its credentials, region and endpoint then win). */
   readonly client?: S3Client;
-  /** @internal Test seam: the object store to use instead of S3 (fault injection). */
+  /** The object store to use instead of S3: e.g. `MemoryObjectStore` from `@tcmu/backend-s3/testing`, or a wrapper that injects faults. */
   readonly store?: ObjectStore;
 }
 
@@ -121,10 +132,12 @@ export class S3Backend implements Backend {
   readonly unmapGranularity: number;
   readonly concurrencyLimit: number;
   readonly location: S3Location;
+  /** True when this open created the volume (so a caller that fails to start can delete it again). */
+  readonly created: boolean;
 
   #size: number;
   readonly #volume: VolumeStore;
-  readonly #lease: LeaseInfo | undefined;
+  readonly #lease: WriterLease | undefined;
   #metadata: VolumeMetadata;
   readonly #cacheSize: number;
   readonly #dirtyLimit: number;
@@ -145,9 +158,6 @@ export class S3Backend implements Backend {
   #cachedBytes = 0;
   #uploadsInFlight = 0;
   #writeBackError: BackendError | undefined;
-  /** Set when another process took the lease over: this one must not write any more. */
-  #fenced: BackendError | undefined;
-  #leaseCheckedAt = Date.now();
   #progressWaiters: (() => void)[] = [];
   #timer: NodeJS.Timeout | undefined;
   #evictScheduled = false;
@@ -164,15 +174,17 @@ export class S3Backend implements Backend {
     volume: VolumeStore;
     metadata: VolumeMetadata;
     stored: Set<number>;
-    lease: LeaseInfo | undefined;
+    lease: WriterLease | undefined;
     readOnly: boolean;
     cacheSize: number;
     dirtyLimit: number;
     writeBackDelay: number;
     readAhead: number;
     maxRequests: number;
+    created: boolean;
   }) {
     this.#volume = init.volume;
+    this.created = init.created;
     this.location = init.volume.location;
     this.#metadata = init.metadata;
     this.#size = init.metadata.size;
@@ -217,7 +229,7 @@ export class S3Backend implements Backend {
     if (mutating && this.readOnly) {
       throw new BackendError(BackendErrorCode.ReadOnly, `${this.#volume.where} is open read-only`);
     }
-    if (mutating && this.#fenced) throw this.#fenced;
+    if (mutating) this.#lease?.check();
     this.#active++;
   }
 
@@ -479,7 +491,7 @@ export class S3Backend implements Backend {
   async #close(): Promise<void> {
     if (this.#active > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
     try {
-      if (this.#fenced) throw this.#fenced;
+      if (this.#lease?.lost) throw this.#lease.lost;
       if (!this.readOnly) {
         try {
           await this.#flushAll();
@@ -490,9 +502,11 @@ export class S3Backend implements Backend {
             `${this.#volume.where}: close could not store every write (the lease is kept)`,
           );
         }
-        if (this.#lease) await this.#volume.releaseLease(this.#lease);
+        if (this.#lease) await this.#lease.release();
       }
     } finally {
+      // Renewals stop whatever happened; a lease not released expires by itself.
+      this.#lease?.abandon();
       if (this.#timer) clearTimeout(this.#timer);
       this.#timer = undefined;
       this.#chunks.clear();
@@ -743,7 +757,7 @@ export class S3Backend implements Backend {
 
   /** Starts uploads of dirty chunks that are due, up to the upload bound; re-arms the timer. */
   #pump(): void {
-    if (this.#fenced) return;
+    if (this.#lease && !this.#mayWrite()) return;
     const now = Date.now();
     let earliest = Number.POSITIVE_INFINITY;
     for (const chunk of this.#dirty.values()) {
@@ -829,25 +843,19 @@ export class S3Backend implements Backend {
     })();
   }
 
-  /** Notices a forced take-over of the lease (checked at most once a second, at flush). */
-  async #checkLease(): Promise<void> {
-    if (!this.#lease || this.#fenced || Date.now() - this.#leaseCheckedAt < 1000) return;
-    this.#leaseCheckedAt = Date.now();
-    const current = await this.#volume.readLease();
-    if (current?.id === this.#lease.id) return;
-    const who = current
-      ? `process ${current.pid} on ${current.host} since ${current.since}`
-      : 'nobody (it was deleted)';
-    this.#fenced = new BackendError(
-      BackendErrorCode.Locked,
-      `${this.#volume.where}: the lease was taken over (now held by ${who}); this process no longer writes to the volume`,
-    );
+  /** Whether the lease allows starting uploads now. */
+  #mayWrite(): boolean {
+    try {
+      this.#lease?.check();
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Resolves when every chunk dirty at the call is stored (at that version or later). */
   async #flushAll(): Promise<void> {
-    await this.#checkLease();
-    if (this.#fenced) throw this.#fenced;
+    await this.#lease?.confirm();
     const targets = [...this.#dirty.values()].map((chunk) => ({ chunk, version: chunk.version }));
     for (const { chunk } of targets) chunk.urgent = true;
     this.#pump();
@@ -935,11 +943,27 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
       maxSockets: maxRequests + 4,
       ...(options.client ? { client: options.client } : {}),
     });
-  const volume = new VolumeStore(store, location, policy);
+  const volume = new VolumeStore(
+    store,
+    location,
+    policy,
+    options.onRetry ? { onRetry: options.onRetry } : {},
+  );
+  volume.setup = options.signal ? { signal: options.signal } : {};
   const readOnly = options.readOnly === true;
-  let lease: LeaseInfo | undefined;
+  let lease: WriterLease | undefined;
+  let created = false;
   try {
-    if (!readOnly) lease = await volume.acquireLease(options.force === true);
+    if (!readOnly) {
+      lease = await WriterLease.acquire(volume, {
+        duration: options.leaseDuration ?? defaultLeaseDuration,
+        force: options.force === true,
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.onLeaseEvent ? { onLeaseEvent: options.onLeaseEvent.bind(options) } : {}),
+      });
+      const held = lease;
+      volume.beforeWrite = () => held.check();
+    }
     let metadata = await volume.readMetadata();
     if (!metadata) {
       if (options.size === undefined || options.create === false || readOnly) {
@@ -956,7 +980,9 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
         blockSize,
         created: new Date().toISOString(),
       };
+      await volume.checkNotNested();
       await volume.writeMetadata(metadata, true);
+      created = true;
     } else {
       if (options.size !== undefined && options.size !== metadata.size) {
         throw new BackendError(
@@ -986,6 +1012,8 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
       cacheSize,
       Math.max(options.dirtyLimit ?? Math.floor(cacheSize / 2), metadata.chunkSize),
     );
+    // Serving from here on: an unreachable server is waited for (a restart), not a reason to fail.
+    volume.setup = undefined;
     return new S3Backend({
       volume,
       metadata,
@@ -997,9 +1025,12 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
       writeBackDelay: options.writeBackDelay ?? 200,
       readAhead: options.readAhead ?? 8 * 1024 * 1024,
       maxRequests,
+      created,
     });
   } catch (error) {
-    if (lease) await volume.releaseLease(lease).catch(() => {});
+    // A volume this call created is removed again: a failed open leaves nothing behind.
+    if (created) await volume.deleteVolumeObjects().catch(() => {});
+    if (lease) await lease.release().catch(() => {});
     volume.close();
     throw toBackendError(error, BackendErrorCode.Open, volume.where);
   }

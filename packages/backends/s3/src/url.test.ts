@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatS3Url, normalizePrefix, parseByteSize, parseS3Url } from './url.ts';
+import { formatS3Url, normalizeLocation, normalizePrefix, parseByteSize, parseS3Url } from './url.ts';
 
 const codeOf = (f: () => unknown) => {
   try {
@@ -22,7 +22,14 @@ describe('parseS3Url', () => {
       chunkSize: 4 * 1024 * 1024,
       size: 10 * 1024 ** 3,
     });
-    expect(parseS3Url('s3://vols//a/b/')).toEqual({ bucket: 'vols', prefix: 'a/b/' });
+    expect(parseS3Url('s3://vols/a/b/')).toEqual({ bucket: 'vols', prefix: 'a/b/' });
+    expect(parseS3Url('s3://vols/my%20vol')).toEqual({ bucket: 'vols', prefix: 'my vol/' });
+    expect(parseS3Url('s3://vols/v?lease=45s')).toEqual({
+      bucket: 'vols',
+      prefix: 'v/',
+      leaseDuration: 45_000,
+    });
+    expect(() => parseS3Url('s3://vols/v?lease=0')).toThrow(/lease "0"/);
   });
 
   it('refuses URLs that are not s3 volumes, with a message saying why', () => {
@@ -47,6 +54,53 @@ describe('parseS3Url', () => {
   it('refuses credentials anywhere in the URL', () => {
     expect(() => parseS3Url('s3://key:secret@vols/x')).toThrow(/credentials/);
     expect(() => parseS3Url('s3://vols/x?endpoint=http://key:secret@127.0.0.1:7480')).toThrow(/credentials/);
+  });
+
+  it('refuses prefixes that would not round-trip (., .., empty segments, encoded slashes)', () => {
+    for (const bad of [
+      's3://b1b/../etc',
+      's3://b1b/a/./b',
+      's3://b1b/a/%2e%2e/b',
+      's3://b1b//a',
+      's3://b1b/a//b',
+      's3://b1b/a%2Fb',
+      's3://b1b/a%zz',
+      's3://b1b/a%00b',
+    ]) {
+      expect(
+        codeOf(() => parseS3Url(bad)),
+        bad,
+      ).toBe('TCMU_ERR_BACKEND_INVALID_ARGUMENT');
+    }
+    expect(() => parseS3Url('s3://b1b/../etc')).toThrow(/"\.\." segment/);
+    expect(() => parseS3Url('s3://vols/x?size=1G&size=2G')).toThrow(/appears twice/);
+  });
+
+  it('never echoes a secret in its messages', () => {
+    for (const bad of [
+      's3://KEY:hunter2pw@vols/x',
+      's3://vols/x?secret_access_key=hunter2pw',
+      's3://vols/x?endpoint=http://u:hunter2pw@h',
+      's3://vols/../x?secret_access_key=hunter2pw',
+      's3://vols/x?endpoint=ftp://u:hunter2pw@h',
+      's3://KEY:hunter2pw@vols',
+    ]) {
+      let message = '';
+      try {
+        parseS3Url(bad);
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message, bad).not.toBe('');
+      expect(message, bad).not.toContain('hunter2pw');
+    }
+  });
+
+  it('round-trips: formatting a parsed URL and parsing it again gives the same location', () => {
+    for (const text of ['s3://vols/a?endpoint=http://h:1', 's3://vols/my%20vol/x/', 's3://vols/a@b/c+d']) {
+      const parsed = parseS3Url(text);
+      expect(parseS3Url(formatS3Url(parsed))).toEqual(parsed);
+    }
   });
 
   it('formats a location back', () => {
@@ -79,5 +133,11 @@ describe('normalizePrefix', () => {
     expect(normalizePrefix('/a//b')).toBe('a/b/');
     expect(normalizePrefix('a/')).toBe('a/');
     expect(normalizePrefix('')).toBe('');
+  });
+  it('refuses . and .. segments given through the API', () => {
+    expect(codeOf(() => normalizeLocation({ bucket: 'vols', prefix: '../etc' }))).toBe(
+      'TCMU_ERR_BACKEND_INVALID_ARGUMENT',
+    );
+    expect(normalizeLocation({ bucket: 'vols', prefix: 'a/b' }).prefix).toBe('a/b/');
   });
 });

@@ -1,4 +1,4 @@
-import { BackendError, BackendErrorCode } from '@tcmu/backend';
+import { BackendError, BackendErrorCode, joinUrlPath, redactUrl, splitUrlPath } from '@tcmu/backend';
 
 /**
  * Where a volume lives: a bucket, a key prefix inside it (the volume's folder), and how to reach the
@@ -25,6 +25,8 @@ export interface ParsedS3Url extends S3Location {
   readonly chunkSize?: number;
   /** From `?size=` (bytes), e.g. `size=10G`. */
   readonly size?: number;
+  /** From `?lease=` (seconds, e.g. `lease=30` or `lease=30s`), in milliseconds: the writer lease's duration. */
+  readonly leaseDuration?: number;
 }
 
 const units: Record<string, number> = {
@@ -75,11 +77,21 @@ export function normalizePrefix(prefix: string): string {
 
 /** Checks a location's fields and returns it with the prefix normalised. */
 export function normalizeLocation<T extends S3Location>(location: T): T {
-  if (!bucketPattern.test(location.bucket)) {
+  if (!bucketPattern.test(location.bucket) || location.bucket.includes('..')) {
     throw new BackendError(
       BackendErrorCode.InvalidArgument,
       `"${location.bucket}" is not a valid bucket name (3-63 characters: lower-case letters, digits, dots, hyphens)`,
     );
+  }
+  const prefix = normalizePrefix(location.prefix);
+  for (const segment of prefix.split('/').slice(0, -1)) {
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point.
+    if (segment === '.' || segment === '..' || /[\u0000-\u001f\u007f]/.test(segment)) {
+      throw new BackendError(
+        BackendErrorCode.InvalidArgument,
+        `the volume prefix must not contain "." or ".." segments or control characters (got ${JSON.stringify(location.prefix)})`,
+      );
+    }
   }
   if (location.endpoint !== undefined) {
     let url: URL;
@@ -88,13 +100,13 @@ export function normalizeLocation<T extends S3Location>(location: T): T {
     } catch {
       throw new BackendError(
         BackendErrorCode.InvalidArgument,
-        `endpoint "${location.endpoint}" is not a URL (example: http://127.0.0.1:7480)`,
+        `endpoint "${redactUrl(location.endpoint)}" is not a URL (example: http://127.0.0.1:7480)`,
       );
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new BackendError(
         BackendErrorCode.InvalidArgument,
-        `endpoint "${location.endpoint}" must be an http:// or https:// URL`,
+        `endpoint "${redactUrl(location.endpoint)}" must be an http:// or https:// URL`,
       );
     }
     if (url.username || url.password) {
@@ -104,20 +116,24 @@ export function normalizeLocation<T extends S3Location>(location: T): T {
       );
     }
   }
-  return { ...location, prefix: normalizePrefix(location.prefix) };
+  return { ...location, prefix };
 }
 
 /**
- * Parses `s3://bucket/prefix?endpoint=http://127.0.0.1:7480&region=us-east-1&chunk=1M&size=10G`.
- * Only those query parameters are accepted; anything else (and credentials in the URL) is refused
- * with `TCMU_ERR_BACKEND_INVALID_ARGUMENT` and a message that says what is wrong.
+ * Parses `s3://bucket/prefix?endpoint=http://127.0.0.1:7480&region=us-east-1&chunk=1M&size=10G&lease=30`.
+ * Only those query parameters are accepted, each once; anything else is refused with
+ * `TCMU_ERR_BACKEND_INVALID_ARGUMENT` and a message that says what is wrong: credentials in the URL,
+ * and a prefix that would not come back the same from {@link formatS3Url} (`.` or `..` segments, empty
+ * segments as in `a//b`, an encoded `/`, control characters). Messages show the URL through
+ * `redactUrl`, so a secret typed into it is never echoed.
  */
 export function parseS3Url(text: string): ParsedS3Url {
-  const match = /^s3:\/\/([^/?#]*)(\/[^?#]*)?(?:\?([^#]*))?$/.exec(text.trim());
+  const shown = redactUrl(text);
+  const match = /^s3:\/\/([^/?#]*)(?:\/([^?#]*))?(?:\?([^#]*))?$/.exec(text.trim());
   if (!match) {
     throw new BackendError(
       BackendErrorCode.InvalidArgument,
-      `"${text}" is not an S3 volume URL (expected s3://bucket/prefix?endpoint=…)`,
+      `"${shown}" is not an S3 volume URL (expected s3://bucket/prefix?endpoint=…)`,
     );
   }
   const authority = match[1]!;
@@ -127,11 +143,17 @@ export function parseS3Url(text: string): ParsedS3Url {
       'an s3:// URL must not carry credentials; use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile',
     );
   }
-  const prefix = decodeURIComponent(match[2] ?? '');
-  if (normalizePrefix(prefix) === '') {
+  if ((match[2] ?? '') === '') {
     throw new BackendError(
       BackendErrorCode.InvalidArgument,
-      `"${text}" names no prefix; a volume needs its own folder (s3://${authority}/my-volume)`,
+      `"${shown}" names no prefix; a volume needs its own folder (s3://${authority}/my-volume)`,
+    );
+  }
+  const segments = splitUrlPath(match[2]!);
+  if (!Array.isArray(segments)) {
+    throw new BackendError(
+      BackendErrorCode.InvalidArgument,
+      `"${shown}" is not a usable volume URL: ${segments.refused} (name the volume's folder plainly, e.g. s3://${authority}/disks/vol1)`,
     );
   }
   const result: {
@@ -141,8 +163,17 @@ export function parseS3Url(text: string): ParsedS3Url {
     region?: string;
     chunkSize?: number;
     size?: number;
-  } = { bucket: authority, prefix };
+    leaseDuration?: number;
+  } = { bucket: authority, prefix: `${segments.join('/')}/` };
+  const seen = new Set<string>();
   for (const [key, value] of new URLSearchParams(match[3] ?? '')) {
+    if (seen.has(key)) {
+      throw new BackendError(
+        BackendErrorCode.InvalidArgument,
+        `parameter "${key}" appears twice in "${shown}"`,
+      );
+    }
+    seen.add(key);
     switch (key) {
       case 'endpoint':
         result.endpoint = value;
@@ -156,18 +187,33 @@ export function parseS3Url(text: string): ParsedS3Url {
       case 'size':
         result.size = parseByteSize(value, 'size');
         break;
+      case 'lease': {
+        const match = /^(\d+)s?$/.exec(value);
+        if (!match || Number(match[1]) < 1 || Number(match[1]) > 86_400) {
+          throw new BackendError(
+            BackendErrorCode.InvalidArgument,
+            `lease "${value}" must be a number of seconds from 1 to 86400 (example: lease=30)`,
+          );
+        }
+        result.leaseDuration = Number(match[1]) * 1000;
+        break;
+      }
       default:
         throw new BackendError(
           BackendErrorCode.InvalidArgument,
-          `unknown parameter "${key}" in "${text}" (known: endpoint, region, chunk, size)`,
+          `unknown parameter "${key}" in "${shown}" (known: endpoint, region, chunk, size, lease)`,
         );
     }
   }
   return normalizeLocation(result);
 }
 
-/** The inverse of `parseS3Url` for a location (no geometry), for messages and logs. */
+/**
+ * The URL of a location (no geometry), for messages and logs: `parseS3Url(formatS3Url(l))` gives the
+ * same bucket, prefix and endpoint back (prefix segments are percent-encoded where needed).
+ */
 export function formatS3Url(location: S3Location): string {
-  const query = location.endpoint ? `?endpoint=${location.endpoint}` : '';
-  return `s3://${location.bucket}/${location.prefix}${query}`;
+  const query = location.endpoint ? `?endpoint=${redactUrl(location.endpoint)}` : '';
+  const path = location.prefix === '' ? '' : `${joinUrlPath(location.prefix.replace(/\/$/, '').split('/'))}/`;
+  return `s3://${location.bucket}/${path}${query}`;
 }

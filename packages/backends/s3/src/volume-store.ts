@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
 import { BackendError, BackendErrorCode } from '@tcmu/backend';
 import {
   chunkKey,
   chunkListPrefixes,
+  enclosingPrefixes,
   encodeMetadata,
+  isVolumeObjectKey,
   leaseName,
   md5,
   md5MetadataKey,
@@ -17,6 +17,7 @@ import type { ObjectStore } from './object-store.ts';
 import {
   RetriesExhaustedError,
   type RetryCounters,
+  type RetryNotice,
   type RetryPolicy,
   StoreError,
   withRetry,
@@ -31,6 +32,21 @@ export interface LeaseInfo {
   readonly pid: number;
   /** ISO time the lease was taken. */
   readonly since: string;
+  /** ISO time (the holder's clock) of the last renewal; absent in leases of older versions. */
+  readonly renewed?: string;
+  /** Milliseconds the lease lasts without renewal; absent in leases of older versions (which never renew). */
+  readonly duration?: number;
+  /** Renewals so far: every renewal changes the object (and its ETag). */
+  readonly serial?: number;
+  /** The holder's kernel boot id and its process start time (clock ticks since boot): tell a dead local holder. */
+  readonly bootId?: string;
+  readonly processStart?: number;
+}
+
+/** Hooks of a volume store: where retries are reported, a signal that cancels every request. */
+export interface VolumeStoreHooks {
+  /** Called before each retry (never with credentials). */
+  readonly onRetry?: (retry: RetryNotice) => void;
 }
 
 /** Request counters of one volume store. */
@@ -81,12 +97,26 @@ export class VolumeStore {
   readonly #store: ObjectStore;
   readonly #policy: RetryPolicy;
   readonly #where: string;
+  readonly #hooks: VolumeStoreHooks;
+  /**
+   * While set (opening, admin commands), errors that will not heal by waiting (unknown host, refused
+   * connection) fail at once instead of being retried, and this signal cancels every request.
+   */
+  setup: { signal?: AbortSignal } | undefined = {};
+  /** Called before every attempt to change a chunk: throws when this process may no longer write (lease). */
+  beforeWrite: (() => void) | undefined;
 
-  constructor(store: ObjectStore, location: S3Location, policy: RetryPolicy) {
+  constructor(store: ObjectStore, location: S3Location, policy: RetryPolicy, hooks: VolumeStoreHooks = {}) {
     this.#store = store;
     this.location = location;
     this.#policy = policy;
+    this.#hooks = hooks;
     this.#where = formatS3Url({ bucket: location.bucket, prefix: location.prefix });
+  }
+
+  /** The raw store (for the lease, which does its own conditional requests). */
+  get store(): ObjectStore {
+    return this.#store;
   }
 
   get where(): string {
@@ -95,7 +125,11 @@ export class VolumeStore {
 
   async #retry<T>(code: BackendErrorCode, context: string, attempt: (signal: AbortSignal) => Promise<T>) {
     try {
-      return await withRetry(attempt, this.#policy, this.counters);
+      const setup = this.setup;
+      return await withRetry(attempt, this.#policy, this.counters, setup?.signal, {
+        failFastUnreachable: setup !== undefined,
+        onRetry: (notice) => this.#hooks.onRetry?.({ ...notice, operation: `${this.#where}: ${context}` }),
+      });
     } catch (error) {
       throw toBackendError(error, code, `${this.#where}: ${context}`);
     }
@@ -136,6 +170,7 @@ export class VolumeStore {
       metadata: { [md5MetadataKey]: digest.toString('hex') },
     };
     return this.#retry(BackendErrorCode.Write, `writing chunk ${index}`, async (signal) => {
+      this.beforeWrite?.();
       this.counters.puts++;
       await this.#store.put(key, data, options, signal);
       this.counters.bytesUploaded += data.byteLength;
@@ -145,6 +180,7 @@ export class VolumeStore {
   deleteChunk(index: number): Promise<void> {
     const key = chunkKey(this.location.prefix, index);
     return this.#retry(BackendErrorCode.Write, `deleting chunk ${index}`, async (signal) => {
+      this.beforeWrite?.();
       this.counters.deletes++;
       await this.#store.delete(key, signal);
     });
@@ -231,76 +267,64 @@ export class VolumeStore {
     }
   }
 
-  /** The current lease holder, or null. */
-  async readLease(): Promise<LeaseInfo | null> {
+  /** The lease object: its record and ETag, or null when there is none. */
+  async readLeaseObject(): Promise<{ info: LeaseInfo; etag: string | undefined } | null> {
     const key = `${this.location.prefix}${leaseName}`;
     const object = await this.#retry(BackendErrorCode.Open, 'reading the lease', (signal) =>
       this.#store.get(key, signal),
     );
     if (!object) return null;
-    try {
-      const value = JSON.parse(Buffer.from(object.body).toString('utf8')) as Partial<LeaseInfo>;
-      return {
-        id: String(value.id ?? ''),
-        host: String(value.host ?? '?'),
-        pid: Number(value.pid ?? 0),
-        since: String(value.since ?? '?'),
-      };
-    } catch {
-      return { id: '', host: '?', pid: 0, since: '?' };
-    }
+    return { info: parseLease(object.body), etag: object.etag };
+  }
+
+  /** The current lease holder, or null. */
+  async readLease(): Promise<LeaseInfo | null> {
+    return (await this.readLeaseObject())?.info ?? null;
   }
 
   /**
-   * Takes the single-writer lease: a conditional create (If-None-Match: *). When another holder
-   * exists, fails with `TCMU_ERR_BACKEND_LOCKED` naming it, unless `force` (then the lease is
-   * taken over: use only when that holder is known to be gone).
+   * Writes the lease object conditionally: `createOnly` (none exists) or `ifMatch` (it is still the
+   * one with that ETag). With `signal`: one attempt (the renewal decides itself what to do next);
+   * without: retried per the policy. Resolves with the new ETag; a failed condition rejects with an
+   * error that {@link isPrecondition} recognises.
    */
-  async acquireLease(force: boolean): Promise<LeaseInfo> {
-    const lease: LeaseInfo = {
-      id: randomUUID(),
-      host: hostname(),
-      pid: process.pid,
-      since: new Date().toISOString(),
-    };
+  async writeLeaseObject(
+    info: LeaseInfo,
+    condition: { createOnly: true } | { ifMatch: string },
+    signal?: AbortSignal,
+  ): Promise<string | undefined> {
     const key = `${this.location.prefix}${leaseName}`;
-    const body = Buffer.from(`${JSON.stringify(lease)}\n`);
-    const put = (createOnly: boolean) =>
-      this.#retry(BackendErrorCode.Open, 'taking the lease', (signal) =>
-        this.#store.put(key, body, { createOnly, contentType: 'application/json' }, signal),
+    const body = Buffer.from(`${JSON.stringify(info)}\n`);
+    const put = async (attemptSignal: AbortSignal) => {
+      this.counters.puts++;
+      const result = await this.#store.put(
+        key,
+        body,
+        { ...condition, contentType: 'application/json' },
+        attemptSignal,
       );
-    try {
-      await put(true);
-    } catch (error) {
-      if (!isPrecondition(error)) throw error;
-      if (!force) {
-        const holder = await this.readLease();
-        const who = holder
-          ? `process ${holder.pid} on ${holder.host} since ${holder.since}`
-          : 'another process';
-        throw new BackendError(
-          BackendErrorCode.Locked,
-          `${this.#where} is open read-write by ${who}; a volume has one writer at a time. If that process is gone, break the stale lease with the force option (tcmu: --force)`,
-        );
-      }
-      await put(false);
-    }
-    return lease;
+      return result.etag;
+    };
+    if (signal) return put(signal);
+    return this.#retry(BackendErrorCode.Open, 'writing the lease', put);
   }
 
-  /** Releases the lease if it is still ours (a forced take-over by another process is left alone). */
-  async releaseLease(lease: LeaseInfo): Promise<void> {
-    const current = await this.readLease();
-    if (current?.id !== lease.id) return;
+  /** Deletes the lease object. */
+  async deleteLeaseObject(): Promise<void> {
     const key = `${this.location.prefix}${leaseName}`;
     await this.#retry(BackendErrorCode.Write, 'releasing the lease', (signal) =>
       this.#store.delete(key, signal),
     );
   }
 
-  /** Deletes every object under the prefix. Returns how many were deleted. */
-  async deleteEverything(): Promise<number> {
-    const objects = await this.listAll(this.location.prefix);
+  /**
+   * Deletes the volume's own objects (see `isVolumeObjectKey`): never another volume's, even one an
+   * older version let be created under this prefix. Returns how many were deleted.
+   */
+  async deleteVolumeObjects(): Promise<number> {
+    const objects = (await this.listAll(this.location.prefix)).filter((o) =>
+      isVolumeObjectKey(this.location.prefix, o.key),
+    );
     // Chunks first, the description and the lease last: an interrupted delete still looks like a volume.
     const last = new Set([`${this.location.prefix}${metadataName}`, `${this.location.prefix}${leaseName}`]);
     await this.deleteKeys(objects.filter((o) => !last.has(o.key)).map((o) => o.key));
@@ -308,12 +332,69 @@ export class VolumeStore {
     return objects.length;
   }
 
+  /**
+   * Refuses (`TCMU_ERR_BACKEND_OPEN`) to create a volume inside another (an enclosing prefix holds a
+   * volume description) or around one (a description somewhere below this prefix): volumes never
+   * nest, so deleting one never touches another. Two creates racing at nested prefixes are not
+   * caught; the check is for mistakes, not for adversaries.
+   */
+  async checkNotNested(): Promise<void> {
+    const prefix = this.location.prefix;
+    const outer = await Promise.all(
+      enclosingPrefixes(prefix).map(async (p) => {
+        const key = `${p}${metadataName}`;
+        const found = await this.#retry(BackendErrorCode.Open, 'looking for an enclosing volume', (signal) =>
+          this.#store.head(key, signal),
+        );
+        return found ? p : undefined;
+      }),
+    );
+    const enclosing = outer.find((p) => p !== undefined);
+    if (enclosing !== undefined) {
+      throw new BackendError(
+        BackendErrorCode.Open,
+        `${this.#where}: this is inside the volume ${formatS3Url({ bucket: this.location.bucket, prefix: enclosing })}; volumes cannot nest (choose a prefix outside it)`,
+      );
+    }
+    const inner = (await this.listAll(prefix)).find(
+      (o) => o.key.endsWith(`/${metadataName}`) && o.key !== `${prefix}${metadataName}`,
+    );
+    if (inner) {
+      const innerPrefix = inner.key.slice(0, -metadataName.length);
+      throw new BackendError(
+        BackendErrorCode.Open,
+        `${this.#where}: the volume ${formatS3Url({ bucket: this.location.bucket, prefix: innerPrefix })} lies inside this prefix; volumes cannot nest (choose another prefix)`,
+      );
+    }
+  }
+
   close(): void {
     this.#store.close();
   }
 }
 
-function isPrecondition(error: unknown): boolean {
+function parseLease(body: Uint8Array): LeaseInfo {
+  try {
+    const value = JSON.parse(Buffer.from(body).toString('utf8')) as Partial<LeaseInfo>;
+    return {
+      id: String(value.id ?? ''),
+      host: String(value.host ?? '?'),
+      pid: Number(value.pid ?? 0),
+      since: String(value.since ?? '?'),
+      ...(typeof value.renewed === 'string' ? { renewed: value.renewed } : {}),
+      ...(typeof value.duration === 'number' ? { duration: value.duration } : {}),
+      ...(typeof value.serial === 'number' ? { serial: value.serial } : {}),
+      ...(typeof value.bootId === 'string' ? { bootId: value.bootId } : {}),
+      ...(typeof value.processStart === 'number' ? { processStart: value.processStart } : {}),
+    };
+  } catch {
+    return { id: '', host: '?', pid: 0, since: '?' };
+  }
+}
+
+/** Whether a failure (raw, retried or wrapped) is a failed condition (HTTP 412). */
+export function isPrecondition(error: unknown): boolean {
+  if (error instanceof StoreError) return error.kind === 'precondition';
   const cause = (error as { cause?: unknown })?.cause;
   const store = cause instanceof RetriesExhaustedError ? cause.last : cause;
   return store instanceof StoreError && store.kind === 'precondition';

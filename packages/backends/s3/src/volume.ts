@@ -9,7 +9,7 @@ import {
   type VolumeMetadata,
 } from './layout.ts';
 import { type ObjectStore, S3ObjectStore } from './object-store.ts';
-import { defaultRetryPolicy, type RetryPolicy } from './retry.ts';
+import { defaultRetryPolicy, type RetryNotice, type RetryPolicy } from './retry.ts';
 import { normalizeLocation, type S3Location } from './url.ts';
 import { type LeaseInfo, toBackendError, VolumeStore } from './volume-store.ts';
 
@@ -19,8 +19,12 @@ export interface S3VolumeAdminOptions extends S3Location {
   readonly client?: S3Client;
   /** Retry policy (defaults as for the backend). */
   readonly retry?: Partial<RetryPolicy>;
-  /** @internal Test seam. */
+  /** The object store to use instead of S3 (see `S3BackendOptions.store`). */
   readonly store?: ObjectStore;
+  /** Cancels the operation (retries included): it rejects at once. */
+  readonly signal?: AbortSignal;
+  /** Called before each retried request (never with credentials). */
+  readonly onRetry?: (retry: RetryNotice) => void;
 }
 
 /** What {@link inspectS3Volume} reports. Sizes in bytes. */
@@ -51,7 +55,15 @@ function openVolumeStore(options: S3VolumeAdminOptions): VolumeStore {
   const store =
     options.store ??
     new S3ObjectStore(location, { maxSockets: 20, ...(options.client ? { client: options.client } : {}) });
-  return new VolumeStore(store, location, { ...defaultRetryPolicy, ...options.retry });
+  const volume = new VolumeStore(
+    store,
+    location,
+    { ...defaultRetryPolicy, ...options.retry },
+    options.onRetry ? { onRetry: options.onRetry } : {},
+  );
+  // Administration is all setup: an unreachable server fails at once, the signal cancels.
+  volume.setup = options.signal ? { signal: options.signal } : {};
+  return volume;
 }
 
 async function withVolume<T>(
@@ -119,6 +131,7 @@ export function createS3Volume(
       blockSize,
       created: new Date().toISOString(),
     };
+    await volume.checkNotNested();
     await volume.writeMetadata(metadata, true);
     return describe(volume, metadata);
   });
@@ -134,7 +147,8 @@ export function inspectS3Volume(options: S3VolumeAdminOptions): Promise<S3Volume
 }
 
 /**
- * Deletes a volume: every object under its prefix. Refuses (`TCMU_ERR_BACKEND_LOCKED`) while a
+ * Deletes a volume: its own objects (description, lease, chunks), nothing else under its prefix (in
+ * particular never another volume below it). Refuses (`TCMU_ERR_BACKEND_LOCKED`) while a
  * writer holds the lease, and (`TCMU_ERR_BACKEND_NOT_FOUND`) when the prefix holds no volume
  * description, unless `force`. Returns the number of objects deleted.
  */
@@ -147,7 +161,7 @@ export function deleteS3Volume(
       if (!metadata) {
         throw new BackendError(
           BackendErrorCode.NotFound,
-          `${volume.where}: no volume there (nothing deleted; force deletes whatever is under the prefix)`,
+          `${volume.where}: no volume there (nothing deleted; force deletes a half-deleted volume's remaining objects)`,
         );
       }
       if (lease) {
@@ -157,6 +171,6 @@ export function deleteS3Volume(
         );
       }
     }
-    return { objectsDeleted: await volume.deleteEverything() };
+    return { objectsDeleted: await volume.deleteVolumeObjects() };
   });
 }

@@ -203,6 +203,32 @@ describe('tcmu serve', () => {
     expect(stdout()).toBe('');
   });
 
+  it('a stop signal during setup cancels opening the backend at once (the signal reaches openBackend)', async () => {
+    let seen: AbortSignal | undefined;
+    const fake = fakeDependencies({
+      openBackend: (_options, _logger, signal) => {
+        seen = signal;
+        return new Promise((_, reject) =>
+          signal!.addEventListener('abort', () =>
+            reject(Object.assign(new Error('cancelled'), { code: 'TCMU_ERR_BACKEND_OPEN' })),
+          ),
+        );
+      },
+    });
+    const { io } = captureIo();
+    const serving = serveCommand(
+      ['memory:', '--size', '1M', '--log-level', 'silent'],
+      io,
+      fake.dependencies,
+    ).catch((e: unknown) => e);
+    await vi.waitFor(() => expect(seen).toBeDefined());
+    expect(seen!.aborted).toBe(false);
+    fake.signal('SIGINT');
+    await serving;
+    expect(seen!.aborted).toBe(true);
+    expect(fake.events).not.toContain('open device');
+  });
+
   it('reports a kernel without TCMU with the way to the lab, before opening anything', async () => {
     const fake = fakeDependencies({
       preflight: async () => {

@@ -41,7 +41,8 @@ export interface ServeDependencies {
   checkBackend(options: ServeOptions): Promise<void>;
   /** Fails with a coded error when the process cannot serve (not root, no TCMU in the kernel). */
   preflight(logger: Logger): Promise<void>;
-  openBackend(options: ServeOptions, logger: Logger): Promise<OpenedBackend>;
+  /** `signal` fires on SIGINT/SIGTERM during setup: opening stops at once (retries, lease waits). */
+  openBackend(options: ServeOptions, logger: Logger, signal?: AbortSignal): Promise<OpenedBackend>;
   openDevice(request: DeviceOpenRequest): Promise<ServedDevice>;
   /** Calls `handler` on SIGINT/SIGTERM (every time); returns a function that removes the handlers. */
   onStopSignal(handler: (signal: NodeJS.Signals) => void): () => void;
@@ -64,7 +65,7 @@ export const processServeDependencies: ServeDependencies = {
     // Quick checks only (root, modules, configfs mounted): fail before a backend or image is created.
     await configfs.preflight({ probe: false });
   },
-  openBackend: (options, logger) => openBackend(options, logger),
+  openBackend: (options, logger, signal) => openBackend(options, logger, signal),
   async openDevice(request) {
     const core = await import('@tcmu/core');
     return core.openDevice({
@@ -116,6 +117,7 @@ export async function serveCommand(
   // Signals that arrive while setting up are remembered: setup finishes (it cannot be cut in half
   // without leaving configfs entries behind), then everything is torn down at once.
   let stopSignal: NodeJS.Signals | undefined;
+  const setupAbort = new AbortController();
   let wake: (() => void) | undefined;
   const stopped = new Promise<void>((resolve) => {
     wake = resolve;
@@ -126,6 +128,7 @@ export async function serveCommand(
       return;
     }
     stopSignal = signal;
+    setupAbort.abort(new Error(`stopped by ${signal}`));
     logger.info({ signal }, 'stopping');
     wake?.();
   });
@@ -142,7 +145,7 @@ export async function serveCommand(
   try {
     await dependencies.checkBackend(options);
     await dependencies.preflight(logger);
-    opened = await dependencies.openBackend(options, logger);
+    opened = await dependencies.openBackend(options, logger, setupAbort.signal);
     const size = opened.backend.size;
     if (size % options.blockSize !== 0) {
       throw new CliError(

@@ -1,6 +1,7 @@
+import { redactUrl } from '@tcmu/backend';
 import type { S3VolumeInfo } from '@tcmu/backend-s3';
 import { parseBlockSize, parseCommandLine } from '../arguments.js';
-import { parseBackendLocation } from '../backend-url.js';
+import { formatBackendLocation, parseBackendLocation } from '../backend-url.js';
 import { CliError, hasCode } from '../errors.js';
 import { rootCause } from '../explain-error.js';
 import { VOLUME_CREATE_HELP, VOLUME_DELETE_HELP, VOLUME_HELP, VOLUME_INSPECT_HELP } from '../help.js';
@@ -74,7 +75,7 @@ function parseVolumeTarget(positionals: readonly string[], command: string): Vol
       `invalid volume "${text}": volumes are s3:// URLs (s3://bucket/prefix?endpoint=http://host:port)`,
     );
   }
-  return { url: text, display: `s3://${location.bucket}/${location.prefix}` };
+  return { url: text, display: formatBackendLocation(location) };
 }
 
 /**
@@ -298,7 +299,7 @@ export async function volumeCommand(
           : `${info.chunksStored} chunks, ${formatSize(info.bytesStored)} stored, plus the volume description${info.lease ? ' and the lease' : ''}`;
       if (!options.yes) {
         throw new CliError('TCMU_ERR_CLI_NOT_CONFIRMED', `not deleting ${display} (${what}) without --yes`, {
-          hint: `tcmu volume delete '${url}' --yes`,
+          hint: `tcmu volume delete '${redactUrl(url)}' --yes`,
         });
       }
       io.stderr(`tcmu volume delete: deleting ${display}: ${what}\n`);

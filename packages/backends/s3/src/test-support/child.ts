@@ -4,7 +4,7 @@ import { openS3Backend, type S3BackendOptions } from '../index.ts';
 import { pattern } from './environment.ts';
 
 interface Request {
-  action: 'write' | 'verify' | 'open' | 'crash-after-write';
+  action: 'write' | 'verify' | 'open' | 'crash-after-write' | 'hold';
   options: S3BackendOptions;
   writes?: { offset: number; length: number; seed: number }[];
 }
@@ -18,6 +18,37 @@ async function main(): Promise<unknown> {
   } catch (error) {
     const e = error as { code?: string; message?: string };
     return { opened: false, code: e.code, message: e.message };
+  }
+  if (request.action === 'hold') {
+    // The lease test's first writer: writes (the first write flushed, the rest left dirty), says
+    // "ready", then on each stdin line ("write" or "flush") tries once more and prints the outcome.
+    const [first, ...rest] = request.writes ?? [];
+    if (first) {
+      await backend.write(first.offset, [pattern(first.seed, first.length)]);
+      await backend.flush();
+    }
+    for (const w of rest) await backend.write(w.offset, [pattern(w.seed, w.length)]);
+    process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
+    const { createInterface } = await import('node:readline');
+    for await (const line of createInterface({ input: process.stdin })) {
+      const outcome = async (operation: () => Promise<void>) =>
+        operation().then(
+          () => ({ acknowledged: true }),
+          (error: { code?: string }) => ({ acknowledged: false, code: error.code }),
+        );
+      if (line === 'write')
+        process.stdout.write(
+          `${JSON.stringify(await outcome(() => backend.write(0, [pattern(99, 4096)])))}\n`,
+        );
+      else if (line === 'flush')
+        process.stdout.write(`${JSON.stringify(await outcome(() => backend.flush()))}\n`);
+      else break;
+    }
+    const closed = await backend.close().then(
+      () => 'closed',
+      (error: { code?: string }) => error.code,
+    );
+    return { held: true, closed };
   }
   if (request.action === 'open') {
     await backend.close();

@@ -1,0 +1,105 @@
+// Volumes never nest, and deleting one removes only its own objects: over the in-memory store
+// (every machine) and the real RGW (when configured).
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { MemoryObjectStore } from './memory-object-store.ts';
+import { S3ObjectStore } from './object-store.ts';
+import { openS3Backend } from './s3-backend.ts';
+import { bucket, endpoint, listKeys, pattern, skipReason } from './test-support/environment.ts';
+import { createS3Volume, deleteS3Volume, type S3VolumeAdminOptions } from './volume.ts';
+
+const codeAndMessage = (promise: Promise<unknown>) =>
+  promise.then(
+    () => 'ok',
+    (error: { code?: string; message?: string }) => `${error.code}: ${error.message}`,
+  );
+
+interface Target {
+  readonly name: string;
+  readonly at: (prefix: string) => S3VolumeAdminOptions;
+  readonly keys: (prefix: string) => Promise<string[]>;
+}
+
+const memory = new MemoryObjectStore({ maxKeys: 4 });
+const targets: Target[] = [
+  {
+    name: 'in memory',
+    at: (prefix) => ({ bucket: 'in-memory', prefix, store: memory }),
+    keys: async (prefix) => memory.keys().filter((k) => k.startsWith(prefix)),
+  },
+];
+if (endpoint) {
+  targets.push({
+    name: 'RGW',
+    at: (prefix) => ({ bucket, prefix, endpoint }),
+    keys: listKeys,
+  });
+} else {
+  it.skip(`volume nesting on RGW (skipped: ${skipReason})`, () => {});
+}
+
+for (const target of targets) {
+  describe(`volumes do not nest (${target.name})`, () => {
+    const root = `s3safe-nest/${randomBytes(4).toString('hex')}/`;
+    const at = (p: string) => target.at(`${root}${p}`);
+
+    it('refuses a volume inside another (also in its data/ area) or around one', async () => {
+      await createS3Volume({ ...at('a/'), size: 1 << 20 });
+      expect(await codeAndMessage(createS3Volume({ ...at('a/b/c/'), size: 1 << 20 }))).toMatch(
+        /^TCMU_ERR_BACKEND_OPEN: .*inside the volume s3:\/\/.*\/a\/; volumes cannot nest/,
+      );
+      expect(await codeAndMessage(createS3Volume({ ...at('a/data/x/'), size: 1 << 20 }))).toMatch(
+        /TCMU_ERR_BACKEND_OPEN: .*inside the volume/,
+      );
+      // Opening with a size creates too: the same refusal, and nothing left behind.
+      expect(await codeAndMessage(openS3Backend({ ...at('a/data/y/'), size: 1 << 20 }))).toMatch(
+        /TCMU_ERR_BACKEND_OPEN: .*inside the volume/,
+      );
+      expect(await target.keys(`${root}a/data/`)).toEqual([]);
+      await createS3Volume({ ...at('outer/inner/'), size: 1 << 20 });
+      expect(await codeAndMessage(createS3Volume({ ...at('outer/'), size: 1 << 20 }))).toMatch(
+        /TCMU_ERR_BACKEND_OPEN: .*outer\/inner\/ lies inside this prefix/,
+      );
+      // A sibling whose name merely starts the same is not nested.
+      await createS3Volume({ ...at('ab/'), size: 1 << 20 });
+    });
+
+    it('delete removes only the volume’s own objects, never a volume below it or foreign keys', async () => {
+      // An older version could create a volume under another one: build that by hand.
+      const outer = at('old/');
+      const inner = at('old/b/c/');
+      const direct =
+        target.at('').store ??
+        new S3ObjectStore({ bucket, prefix: '', endpoint: endpoint! }, { maxSockets: 4 });
+      await createS3Volume({ ...inner, size: 1 << 20, chunkSize: 64 << 10 });
+      const innerBackend = await openS3Backend({ ...inner });
+      await innerBackend.write(0, [pattern(3, 100_000)]);
+      await innerBackend.close();
+      const signal = AbortSignal.timeout(30_000);
+      const metadata = (await direct.get(`${root}old/b/c/tcmu-volume.json`, signal))!.body;
+      await direct.put(`${root}old/tcmu-volume.json`, metadata, {}, signal);
+      await direct.put(`${root}old/notes.txt`, Buffer.from('not the volume’s'), {}, signal);
+      const outerBackend = await openS3Backend({ ...outer });
+      await outerBackend.write(0, [pattern(4, 70_000)]);
+      await outerBackend.close();
+      const innerKeys = await target.keys(`${root}old/b/`);
+      expect(innerKeys.length).toBe(3); // description + 2 chunks
+
+      const { objectsDeleted } = await deleteS3Volume(outer);
+      expect(objectsDeleted).toBe(3); // its description + its 2 chunks
+      expect(await target.keys(`${root}old/b/`)).toEqual(innerKeys);
+      const utf8 = (x: string, y: string) => Buffer.compare(Buffer.from(x), Buffer.from(y));
+      expect(await target.keys(`${root}old/`)).toEqual([...innerKeys, `${root}old/notes.txt`].sort(utf8));
+      const reopened = await openS3Backend({ ...inner });
+      const out = new Uint8Array(100_000);
+      await reopened.read(0, out.length, [out]);
+      await reopened.close();
+      expect(Buffer.from(out).equals(Buffer.from(pattern(3, 100_000)))).toBe(true);
+      await deleteS3Volume(inner);
+      await direct.delete(`${root}old/notes.txt`, signal);
+      await deleteS3Volume({ ...at('a/') });
+      await deleteS3Volume({ ...at('ab/') });
+      await deleteS3Volume({ ...at('outer/inner/') });
+    });
+  });
+}
