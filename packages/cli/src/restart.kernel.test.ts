@@ -224,4 +224,85 @@ describeKernel('restart after a crash (kill -9 of tcmu serve)', () => {
     expect(stdout).toContain('"event":"stopped"');
     expect(await configfsSnapshot()).toEqual(before);
   }, 900_000);
+
+  it('a live server is never taken over; with no restart, I/O to the orphaned disk fails (EIO) after cmd_time_out, not minutes, and tcmu rm --stale removes it', async () => {
+    const window = 5;
+    const child = spawn(
+      process.execPath,
+      [
+        cli,
+        'serve',
+        'memory:',
+        '--size',
+        '16M',
+        '--name',
+        'orphan0',
+        '--json',
+        '--command-timeout',
+        String(window),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const deadline = Date.now() + 300_000;
+    while (!stdout.includes('"event":"ready"')) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`serve did not start: ${stdout}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const ready = JSON.parse(
+      stdout.split('\n').find((line) => line.includes('"event":"ready"'))!,
+    ) as ReadyEvent;
+    expect(ready.window).toEqual({
+      commandTimeoutSeconds: 5,
+      queueFullTimeoutSeconds: 5,
+      scsiTimeoutSeconds: 20,
+    });
+
+    // A second serve of the same name while the first runs: refused, and the first keeps serving.
+    const second = await runProgram(
+      process.execPath,
+      [cli, 'serve', 'memory:', '--size', '16M', '--name', 'orphan0'],
+      {
+        timeoutMilliseconds: 300_000,
+      },
+    );
+    expect(second.exitCode).not.toBe(0);
+    expect(second.stderr).toMatch(/running process/);
+    await must('dd', [
+      'if=/dev/zero',
+      `of=${ready.device}`,
+      'bs=4k',
+      'count=1',
+      'oflag=direct',
+      'status=none',
+    ]);
+
+    child.kill('SIGKILL');
+    await exited;
+    const started = Date.now();
+    const write = await runProgram(
+      'dd',
+      ['if=/dev/zero', `of=${ready.device}`, 'bs=4k', 'count=1', 'oflag=direct', 'status=none'],
+      { timeoutMilliseconds: 300_000 },
+    );
+    const seconds = (Date.now() - started) / 1000;
+    console.log(
+      `orphaned disk: a direct write failed after ${seconds.toFixed(1)} s (cmd_time_out ${window} s): ${write.stderr.trim()}`,
+    );
+    expect(write.exitCode).not.toBe(0);
+    expect(write.stderr).toMatch(/Input\/output error/);
+    // Failed by TCMU's own timeout, once: before the SCSI layer's timeout (window + 15 s) could abort and retry it.
+    expect(seconds).toBeLessThan(window + 15);
+
+    expect(await must(process.execPath, [cli, 'ls'])).toMatch(/orphan0/);
+    const removal = await runProgram(process.execPath, [cli, 'rm', '--stale'], {
+      timeoutMilliseconds: 300_000,
+    });
+    expect(removal.exitCode, removal.stderr).toBe(0);
+    expect(await configfsSnapshot()).toEqual(before);
+  }, 600_000);
 });
