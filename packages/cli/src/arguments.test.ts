@@ -64,6 +64,17 @@ describe('parseServeArguments', () => {
     });
   });
 
+  it('reads the restart window options', () => {
+    expect(options('memory:', '-s', '8M', '--command-timeout', '90', '--scsi-timeout', '120')).toMatchObject({
+      commandTimeoutSeconds: 90,
+      scsiTimeoutSeconds: 120,
+    });
+    expect(options('memory:', '-s', '8M')).toMatchObject({
+      commandTimeoutSeconds: undefined,
+      scsiTimeoutSeconds: undefined,
+    });
+  });
+
   it('accepts short options and options before the backend', () => {
     const parsed = options('-s', '8M', '-b', '4096', '-n', 'x', 'memory:');
     expect(parsed).toMatchObject({ size: 8 * 1024 ** 2, blockSize: 4096, name: 'x' });
@@ -107,6 +118,8 @@ describe('parseServeArguments', () => {
     [['memory:', '--size', '1M', '--lun', '-1'], 'TCMU_ERR_CLI_USAGE', /--lun/],
     [['memory:', '--size', '1M', '--hba', 'x'], 'TCMU_ERR_CLI_USAGE', /invalid --hba "x"/],
     [['memory:', '--size', '1M', '--queue-depth', '0'], 'TCMU_ERR_CLI_USAGE', /--queue-depth "0"/],
+    [['memory:', '--size', '1M', '--command-timeout', '-1'], 'TCMU_ERR_CLI_USAGE', /--command-timeout/],
+    [['memory:', '--size', '1M', '--scsi-timeout', '0'], 'TCMU_ERR_CLI_USAGE', /--scsi-timeout "0"/],
     [['memory:', '--size', '1M', '--log-level', 'loud'], 'TCMU_ERR_CLI_USAGE', /--log-level "loud"/],
     [['memory:', '--size', '1M', '--name', 'a/b'], 'TCMU_ERR_CLI_USAGE', /invalid name "a\/b"/],
     [['memory:', '--size', '1M', '--read-only=yes'], 'TCMU_ERR_CLI_USAGE', /read-only/],

@@ -34,6 +34,10 @@ export interface ServeOptions {
   readonly forceLease: boolean;
   /** Commands in flight at most; undefined lets the library choose. */
   readonly queueDepth: number | undefined;
+  /** `--command-timeout`: the kernel's cmd_time_out in seconds (the restart window); undefined: library default. */
+  readonly commandTimeoutSeconds?: number | undefined;
+  /** `--scsi-timeout`: the disk's SCSI layer timeout in seconds; undefined: library default. */
+  readonly scsiTimeoutSeconds?: number | undefined;
   /** Print events as JSON lines on stdout. */
   readonly json: boolean;
   readonly logLevel: LogLevel;
@@ -152,6 +156,8 @@ export function parseServeArguments(argv: readonly string[], context: ParseConte
     'read-only': { type: 'boolean' },
     'force-lease': { type: 'boolean' },
     'queue-depth': { type: 'string' },
+    'command-timeout': { type: 'string' },
+    'scsi-timeout': { type: 'string' },
     json: { type: 'boolean' },
     'log-level': { type: 'string' },
   });
@@ -230,6 +236,14 @@ export function parseServeArguments(argv: readonly string[], context: ParseConte
         values['queue-depth'] === undefined
           ? undefined
           : parseInteger('--queue-depth', values['queue-depth'], 1, 1024),
+      commandTimeoutSeconds:
+        values['command-timeout'] === undefined
+          ? undefined
+          : parseInteger('--command-timeout', values['command-timeout'], 0, 86_400),
+      scsiTimeoutSeconds:
+        values['scsi-timeout'] === undefined
+          ? undefined
+          : parseInteger('--scsi-timeout', values['scsi-timeout'], 1, 86_400),
       json: values.json ?? false,
       logLevel: values['log-level'] === undefined ? 'info' : parseLogLevel(values['log-level']),
     },

@@ -54,6 +54,21 @@ describe('explainError', () => {
     const inUse = explainError(coded('TCMU_ERR_ALREADY_EXISTS', 'user_0/disk exists'), context) as CliError;
     expect(inUse.code).toBe('TCMU_ERR_CLI_NAME_IN_USE');
     expect(inUse.message).toMatch(/the name "disk" is already in use/);
+    const served = explainError(
+      coded(
+        'TCMU_ERR_CORE_OPEN',
+        'x',
+        coded('TCMU_ERR_DEVICE_IN_USE', 'device user_0/disk is served by running process 7'),
+      ),
+      context,
+    ) as CliError;
+    expect(served).toMatchObject({
+      code: 'TCMU_ERR_CLI_NAME_IN_USE',
+      hint: expect.stringMatching(/stop that server/),
+    });
+    expect(served.message).toBe(
+      'the name "disk" is already in use: device user_0/disk is served by running process 7',
+    );
   });
 
   it('passes CliErrors and uncoded errors through unchanged', () => {

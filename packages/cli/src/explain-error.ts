@@ -50,6 +50,14 @@ export function explainError(error: unknown, context: { name?: string; noTcmuHin
       cause: error,
     });
   }
+  if (root.code === 'TCMU_ERR_DEVICE_IN_USE') {
+    // serve takes over the device of a server that died, never one whose server still runs.
+    const what = context.name === undefined ? 'the device name' : `the name "${context.name}"`;
+    return new CliError('TCMU_ERR_CLI_NAME_IN_USE', `${what} is already in use: ${root.message}`, {
+      hint: 'stop that server first (tcmu rm NAME), or choose another --name',
+      cause: error,
+    });
+  }
   if (root.code === 'TCMU_ERR_ALREADY_EXISTS') {
     const what = context.name === undefined ? 'the device name' : `the name "${context.name}"`;
     return new CliError(

@@ -24,8 +24,14 @@ export const SERVE_HELP = `Usage: tcmu serve <backend> --size <N[K|M|G|T]> [opti
 
 Serves a backend as a SCSI disk until SIGINT or SIGTERM, then drains in-flight commands, tears the
 device down (nothing is left in configfs) and exits 0. When the disk is usable it prints one line on
-stdout:  ready <name> /dev/sdX  (with --json: {"event":"ready","name":…,"device":…}).
-Logs are JSON lines (pino) on stderr.
+stdout:  ready <name> /dev/sdX window <S>s  (with --json: {"event":"ready","name":…,"device":…,
+"window":{…}}). Logs are JSON lines (pino) on stderr.
+
+Restart: if the server is killed (kill -9, crash), the disk stays and its I/O waits. Running the
+same serve again within the window (--command-timeout) takes the disk over (same /dev/sdX, same
+identity; commands in flight are re-sent) and the filesystem on it notices nothing ("taken over"
+on the ready line). A server that still runs is never taken over. Past the window, I/O fails (EIO);
+tcmu rm --stale removes a disk whose server is gone. See docs/restart.md for a systemd unit.
 
 Backends:
   memory:                    a sparse disk in memory, lost on exit
@@ -45,6 +51,9 @@ Options:
       --force-lease          s3:// only: take over the volume's writer lease, left behind by a
                              server that died (kill -9, crash); never while that server still runs
       --queue-depth N        commands in flight at most, 1-1024 (default: chosen by the library)
+      --command-timeout S    restart window: seconds the kernel holds I/O for a server that died
+                             before failing it (cmd_time_out, default 30; 0 = hold forever)
+      --scsi-timeout S       the disk's SCSI timeout in seconds (default: command timeout + 15)
       --json                 print events as JSON lines on stdout
       --log-level LEVEL      trace, debug, info, warn, error, fatal or silent (default info)
   -h, --help                 show this help

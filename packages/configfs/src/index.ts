@@ -27,6 +27,15 @@ export {
   type PathKind,
   type SystemAccess,
 } from './system';
+export {
+  type FindTakeOverCandidateOptions,
+  findTakeOverCandidate,
+  parseUnitSerial,
+  readDiskTimeout,
+  type SetDiskTimeoutOptions,
+  setDiskTimeout,
+  type TakeOverCandidate,
+} from './takeover';
 export type {
   AttachLoopbackOptions,
   CreateUserDeviceOptions,

@@ -44,7 +44,14 @@ export { emulateGetLbaStatus } from './emulation/lba-status';
 export { emulateModeSelect, emulateModeSense, modePages } from './emulation/mode';
 export { emulateReportSupportedOperationCodes } from './emulation/supported-opcodes';
 export { CoreError, CoreErrorCode, isCoreError } from './errors';
-export { type OpenDeviceOptions, openDevice, type TcmuDevice } from './open-device';
+export {
+  DEFAULT_COMMAND_TIMEOUT_SECONDS,
+  type OpenDeviceOptions,
+  openDevice,
+  type RestartWindow,
+  SCSI_TIMEOUT_MARGIN_SECONDS,
+  type TcmuDevice,
+} from './open-device';
 export { type BlockRange, RangeLock } from './range-lock';
 export { checkCondition, good, responseForError, statusOnly } from './response';
 export {

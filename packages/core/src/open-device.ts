@@ -1,12 +1,16 @@
 import type { Backend } from '@tcmu/backend';
 import {
   type AttributeValue,
+  ConfigfsError,
   createUserDevice,
+  findTakeOverCandidate,
   type LoopbackAttachment,
   type PreflightReport,
   preflight,
+  reattachUserDevice,
   type ScsiAddress,
   type SystemRoots,
+  setDiskTimeout,
   type UserDevice,
 } from '@tcmu/configfs';
 import { openRing } from '@tcmu/ring';
@@ -43,7 +47,49 @@ export interface OpenDeviceOptions extends SystemRoots, Omit<ServeOptions, 'back
   readonly closeBackend?: boolean;
   /** Skip the preflight checks (root, modules, configfs): for callers that ran `preflight()` themselves. */
   readonly skipPreflight?: boolean;
+  /**
+   * When a device with this name already exists and the process that served it is gone (killed,
+   * crashed), take it over instead of failing: same /dev/sdX, same serial and NAA, commands the dead
+   * process took but never completed are failed BUSY by the kernel (`action/block_dev`,
+   * `action/reset_ring`) and the SCSI layer re-sends them to this process. Without a device by that name
+   * a new one is created as usual. A device whose owner still runs fails with TCMU_ERR_CORE_OPEN (cause
+   * TCMU_ERR_DEVICE_IN_USE). Default false: an existing name fails (cause TCMU_ERR_ALREADY_EXISTS).
+   */
+  readonly takeOver?: boolean;
+  /**
+   * `attrib/cmd_time_out` in whole seconds (default 30): how long the kernel lets a command wait for a
+   * server. A restart that completes within this window is invisible to the initiator; with no server,
+   * each command fails after it (04/08 LOGICAL UNIT COMMUNICATION FAILURE → EIO). 0 means never (a
+   * disk with no server then hangs). Fixed once the disk is exported: a take-over keeps the old value.
+   */
+  readonly commandTimeoutSeconds?: number;
+  /**
+   * `attrib/qfull_time_out` in seconds: how long a command may wait for ring space (default: the same
+   * as `commandTimeoutSeconds`; then TASK SET FULL, which the SCSI layer retries).
+   */
+  readonly queueFullTimeoutSeconds?: number;
+  /**
+   * The SCSI layer's timeout of the disk (`/sys/block/sdX/device/timeout`) in seconds. Default
+   * `commandTimeoutSeconds + 15` (or the kernel's 30 when `commandTimeoutSeconds` is 0): above the TCMU
+   * timeout, so an orphaned command fails once instead of being aborted and retried several times.
+   */
+  readonly scsiTimeoutSeconds?: number;
 }
+
+/** How long the kernel waits for a server before failing commands: the window a restart must fit in. */
+export interface RestartWindow {
+  /** `attrib/cmd_time_out` (0 = never: I/O to a disk with no server hangs until one appears). */
+  readonly commandTimeoutSeconds: number;
+  /** `attrib/qfull_time_out` (-1: the same as `commandTimeoutSeconds`). */
+  readonly queueFullTimeoutSeconds: number;
+  /** `/sys/block/sdX/device/timeout`, undefined when it could not be set. */
+  readonly scsiTimeoutSeconds: number | undefined;
+}
+
+/** Default `cmd_time_out` (seconds): see docs/restart.md for the measurements behind it. */
+export const DEFAULT_COMMAND_TIMEOUT_SECONDS = 30;
+/** How far the SCSI layer's timeout stays above `cmd_time_out` by default (seconds). */
+export const SCSI_TIMEOUT_MARGIN_SECONDS = 15;
 
 /** A disk served from this process. */
 export interface TcmuDevice {
@@ -66,6 +112,10 @@ export interface TcmuDevice {
   /** Current capacity in bytes. */
   readonly size: number;
   readonly closed: boolean;
+  /** True when this device was taken over from a process that died, rather than created. */
+  readonly takenOver: boolean;
+  /** The kernel's timeouts for this disk: a restart within `commandTimeoutSeconds` is invisible. */
+  readonly window: RestartWindow;
   /**
    * Grows or shrinks the disk to `bytes` (whole blocks): the backend is resized with no command in
    * flight, configfs `attrib/dev_size` is written (the kernel keeps its own figure when no netlink
@@ -166,12 +216,44 @@ export async function openDevice(options: OpenDeviceOptions): Promise<TcmuDevice
     }
   }
 
+  const commandTimeoutSeconds = seconds(
+    'commandTimeoutSeconds',
+    options.commandTimeoutSeconds ?? DEFAULT_COMMAND_TIMEOUT_SECONDS,
+    0,
+  );
+  const queueFullTimeoutSeconds = seconds(
+    'queueFullTimeoutSeconds',
+    options.queueFullTimeoutSeconds ?? commandTimeoutSeconds,
+    -1,
+  );
+  const scsiTimeoutSeconds = seconds(
+    'scsiTimeoutSeconds',
+    options.scsiTimeoutSeconds ??
+      (commandTimeoutSeconds === 0 ? 30 : commandTimeoutSeconds + SCSI_TIMEOUT_MARGIN_SECONDS),
+    1,
+  );
+
+  if (options.takeOver) {
+    const taken = await takeOverIfOrphaned(options, {
+      system,
+      hba,
+      size,
+      blockSize,
+      scsiTimeoutSeconds,
+      logger,
+    });
+    if (taken) return taken;
+  }
+
   let userDevice: UserDevice | undefined;
   let served: ServedDevice | undefined;
   let attachment: LoopbackAttachment | undefined;
+  let window: RestartWindow | undefined;
   try {
     const attributes: Record<string, AttributeValue> = {};
     if (features?.taskManagementNotification) attributes.tmr_notification = true;
+    attributes.cmd_time_out = commandTimeoutSeconds;
+    attributes.qfull_time_out = queueFullTimeoutSeconds;
     Object.assign(attributes, options.attributes);
     userDevice = await createUserDevice({
       ...system,
@@ -212,6 +294,11 @@ export async function openDevice(options: OpenDeviceOptions): Promise<TcmuDevice
         ? { linkDirectory: options.linkDirectory, linkName: options.name }
         : {}),
     });
+    window = {
+      commandTimeoutSeconds: Number(attributes.cmd_time_out),
+      queueFullTimeoutSeconds: Number(attributes.qfull_time_out),
+      scsiTimeoutSeconds: await applyDiskTimeout(system, attachment.blockDevice, scsiTimeoutSeconds, logger),
+    };
   } catch (error) {
     await undo(userDevice, served, logger);
     if (error instanceof CoreError) throw error;
@@ -232,6 +319,8 @@ export async function openDevice(options: OpenDeviceOptions): Promise<TcmuDevice
     options.closeBackend !== false,
     logger,
     options.drainTimeoutMs ?? defaultDrainTimeoutMs,
+    false,
+    window,
   );
 }
 
@@ -249,6 +338,174 @@ async function settlesWithin(ms: number, work: () => Promise<void>): Promise<boo
     return await Promise.race([work().then(() => true), timeout]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+function seconds(name: string, value: number, minimum: number): number {
+  if (!Number.isInteger(value) || value < minimum || value > 86_400)
+    throw new CoreError(
+      CoreErrorCode.InvalidOption,
+      `${name} must be an integer ${minimum}..86400 (seconds), got ${value}`,
+    );
+  return value;
+}
+
+/** Sets the SCSI layer's timeout of the disk; a failure is logged, not fatal (the disk still works). */
+async function applyDiskTimeout(
+  system: SystemRoots,
+  blockDevice: string,
+  timeoutSeconds: number,
+  logger: Logger | undefined,
+): Promise<number | undefined> {
+  try {
+    await setDiskTimeout({ ...system, blockDevice, timeoutSeconds });
+    return timeoutSeconds;
+  } catch (error) {
+    logger?.warn?.(
+      { err: error, blockDevice },
+      'cannot set the SCSI timeout of the disk; the kernel default applies',
+    );
+    return undefined;
+  }
+}
+
+/**
+ * The take-over path of openDevice: undefined when no device has this name (the caller creates one).
+ * The device keeps its configfs entries on failure, so a later attempt can take it over again.
+ */
+async function takeOverIfOrphaned(
+  options: OpenDeviceOptions,
+  context: {
+    system: SystemRoots;
+    hba: number;
+    size: number;
+    blockSize: number;
+    scsiTimeoutSeconds: number;
+    logger: Logger | undefined;
+  },
+): Promise<TcmuDevice | undefined> {
+  const { system, hba, size, blockSize, logger } = context;
+  const { backend, handler } = options;
+  const fail = (message: string, cause?: unknown) =>
+    new CoreError(CoreErrorCode.Open, `cannot take over device ${options.name}: ${message}`, { cause });
+  let candidate: Awaited<ReturnType<typeof findTakeOverCandidate>>;
+  try {
+    candidate = await findTakeOverCandidate({ ...system, name: options.name, hba });
+  } catch (error) {
+    throw fail((error as Error).message, error);
+  }
+  if (!candidate) return undefined;
+  const { record } = candidate;
+  const where = `user_${record.hba}/${record.name}`;
+  if (candidate.verdict === 'in-use') {
+    const pid = record.ownerAlive ? record.owner?.pid : record.uioHolders.join(', ');
+    const cause = new ConfigfsError(
+      'TCMU_ERR_DEVICE_IN_USE',
+      `device ${where} is served by running process ${pid}`,
+      { path: record.configfsPath },
+    );
+    throw fail(cause.message, cause);
+  }
+  if (candidate.verdict === 'not-owner') {
+    const cause = new ConfigfsError('TCMU_ERR_NOT_OWNER', `device ${where} was not created by this toolkit`, {
+      path: record.configfsPath,
+    });
+    throw fail(cause.message, cause);
+  }
+  if (candidate.verdict === 'not-enabled') {
+    const cause = new ConfigfsError(
+      'TCMU_ERR_ALREADY_EXISTS',
+      `device ${where} exists but was never enabled (remove it with tcmu rm)`,
+      { path: record.configfsPath },
+    );
+    throw fail(cause.message, cause);
+  }
+  if (record.size !== undefined && record.size !== size)
+    throw new CoreError(
+      CoreErrorCode.InvalidOption,
+      `device ${where} is ${record.size} bytes; take it over with the same size (not ${size})`,
+    );
+  if (candidate.blockSize !== undefined && candidate.blockSize !== blockSize)
+    throw new CoreError(
+      CoreErrorCode.InvalidOption,
+      `device ${where} has ${candidate.blockSize}-byte blocks; take it over with the same block size (not ${blockSize})`,
+    );
+  const serial = candidate.serial;
+  if (serial === undefined) throw fail(`cannot read the unit serial of ${where}`);
+  if (options.serial !== undefined && options.serial !== serial)
+    throw new CoreError(
+      CoreErrorCode.InvalidOption,
+      `device ${where} has serial ${serial}; a take-over keeps it (serial ${options.serial} was asked)`,
+    );
+
+  let served: ServedDevice | undefined;
+  let userDevice: UserDevice;
+  try {
+    // block_dev 1 → reset_ring 1 (in-flight commands complete BUSY, the SCSI layer re-sends them) →
+    // block_dev 0, then the ring starts empty at offset 0 for this process.
+    userDevice = await reattachUserDevice({ ...system, name: options.name, hba: record.hba });
+  } catch (error) {
+    throw fail((error as Error).message, error);
+  }
+  try {
+    const ring = await openRing({
+      uio: userDevice.uio,
+      ...(system.sysfsRoot !== undefined ? { sysfsRoot: system.sysfsRoot } : {}),
+      ...(system.devRoot !== undefined ? { devRoot: system.devRoot } : {}),
+    });
+    served = serveRing(ring, handler ?? backend!, {
+      ...options,
+      name: options.name,
+      size,
+      blockSize,
+      serial,
+      ...(backend ? { backend } : {}),
+      powerOnUnitAttention: false,
+      limits: {
+        maxTransferBlocks: options.maxSectors ?? Math.max(8, Math.floor((8 * 1024 * 1024) / blockSize)),
+        ...options.limits,
+      },
+    });
+    const attachment =
+      userDevice.attachments[0] ??
+      (await userDevice.attachLoopback({
+        lun: options.lun ?? 0,
+        ...(options.wwn !== undefined ? { wwn: options.wwn } : {}),
+        ...(options.attachTimeoutMs !== undefined ? { timeoutMs: options.attachTimeoutMs } : {}),
+      }));
+    const window: RestartWindow = {
+      commandTimeoutSeconds: candidate.commandTimeoutSeconds ?? DEFAULT_COMMAND_TIMEOUT_SECONDS,
+      queueFullTimeoutSeconds: candidate.queueFullTimeoutSeconds ?? -1,
+      scsiTimeoutSeconds: await applyDiskTimeout(
+        system,
+        attachment.blockDevice,
+        options.scsiTimeoutSeconds ??
+          (candidate.commandTimeoutSeconds === 0 || candidate.commandTimeoutSeconds === undefined
+            ? context.scsiTimeoutSeconds
+            : candidate.commandTimeoutSeconds + SCSI_TIMEOUT_MARGIN_SECONDS),
+        logger,
+      ),
+    };
+    logger?.info?.(
+      { device: options.name, previousOwner: record.owner?.pid, devicePath: attachment.devicePath },
+      'took over the device of a process that is gone',
+    );
+    return new OpenedDevice(
+      userDevice,
+      served,
+      attachment,
+      serial,
+      backend,
+      options.closeBackend !== false,
+      logger,
+      options.drainTimeoutMs ?? defaultDrainTimeoutMs,
+      true,
+      window,
+    );
+  } catch (error) {
+    // Leave the device in configfs (the initiator's disk): stop serving so another process can retry.
+    if (served) await served.close().catch(() => {});
+    throw fail((error as Error).message, error);
   }
 }
 
@@ -273,6 +530,8 @@ class OpenedDevice implements TcmuDevice {
   readonly wwn: string;
   readonly lun: number;
   readonly serial: string;
+  readonly takenOver: boolean;
+  readonly window: RestartWindow;
   #userDevice: UserDevice;
   #served: ServedDevice;
   #backend: Backend | undefined;
@@ -290,7 +549,11 @@ class OpenedDevice implements TcmuDevice {
     closeBackend: boolean,
     logger: Logger | undefined,
     drainTimeoutMs: number,
+    takenOver: boolean,
+    window: RestartWindow,
   ) {
+    this.takenOver = takenOver;
+    this.window = window;
     this.name = userDevice.name;
     this.devicePath = attachment.devicePath;
     this.sgPath = attachment.sgPath;

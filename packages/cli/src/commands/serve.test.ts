@@ -132,6 +132,48 @@ describe('tcmu serve', () => {
     });
   });
 
+  it('asks for the restart window and prints it, and a take-over, on the ready line and event', async () => {
+    const device = {
+      devicePath: '/dev/sdq',
+      takenOver: true,
+      window: { commandTimeoutSeconds: 90, queueFullTimeoutSeconds: 90, scsiTimeoutSeconds: 105 },
+      close: async () => {},
+    };
+    for (const json of [false, true]) {
+      const fake = fakeDependencies({
+        openDevice: async (request) => {
+          fake.requests.push(request);
+          return device;
+        },
+      });
+      const { io, stdout } = captureIo();
+      const done = serveCommand(
+        [
+          'memory:',
+          '-s',
+          '8M',
+          '-n',
+          'w',
+          '--command-timeout',
+          '90',
+          '--log-level',
+          'silent',
+          ...(json ? ['--json'] : []),
+        ],
+        io,
+        fake.dependencies,
+      );
+      await vi.waitFor(() => expect(stdout()).toContain('ready'));
+      fake.signal('SIGTERM');
+      await done;
+      expect(fake.requests[0]).toMatchObject({ commandTimeoutSeconds: 90, scsiTimeoutSeconds: undefined });
+      const first = stdout().split('\n')[0]!;
+      if (json)
+        expect(JSON.parse(first)).toMatchObject({ event: 'ready', takenOver: true, window: device.window });
+      else expect(first).toBe('ready w /dev/sdq window 90s (taken over)');
+    }
+  });
+
   it('prints JSON lines with --json', async () => {
     const fake = fakeDependencies();
     const { io, stdout } = captureIo();

@@ -24,6 +24,14 @@ export interface ServedDevice {
   readonly sgPath?: string | undefined;
   /** Live command counters, when the library keeps them. */
   readonly stats?: { readonly received: number; readonly completed: number; readonly maxInFlight: number };
+  /** True when the device was taken over from a server that died (see docs/restart.md). */
+  readonly takenOver?: boolean;
+  /** The kernel's timeouts: a restart within `commandTimeoutSeconds` is invisible to the initiator. */
+  readonly window?: {
+    readonly commandTimeoutSeconds: number;
+    readonly queueFullTimeoutSeconds: number;
+    readonly scsiTimeoutSeconds: number | undefined;
+  };
   /** Drains in-flight commands and removes everything the device created in configfs. Idempotent. */
   close(): Promise<void>;
 }
@@ -38,6 +46,8 @@ export interface DeviceOpenRequest {
   readonly hba: number | undefined;
   readonly readOnly: boolean;
   readonly queueDepth: number | undefined;
+  readonly commandTimeoutSeconds?: number | undefined;
+  readonly scsiTimeoutSeconds?: number | undefined;
   readonly logger: Logger;
 }
 
@@ -85,6 +95,12 @@ export const processServeDependencies: ServeDependencies = {
       ...(request.hba === undefined ? {} : { hba: request.hba }),
       readOnly: request.readOnly,
       ...(request.queueDepth === undefined ? {} : { queueDepth: request.queueDepth }),
+      ...(request.commandTimeoutSeconds === undefined
+        ? {}
+        : { commandTimeoutSeconds: request.commandTimeoutSeconds }),
+      ...(request.scsiTimeoutSeconds === undefined ? {} : { scsiTimeoutSeconds: request.scsiTimeoutSeconds }),
+      // A device of this name whose server died is taken over; a live server still refuses.
+      takeOver: true,
       logger: request.logger,
     });
   },
@@ -177,6 +193,8 @@ export async function serveCommand(
       hba: options.hba,
       readOnly: options.readOnly,
       queueDepth: options.queueDepth,
+      commandTimeoutSeconds: options.commandTimeoutSeconds,
+      scsiTimeoutSeconds: options.scsiTimeoutSeconds,
       logger,
     });
     if (iscsiRequest && stopSignal === undefined && fatal === undefined) {
@@ -197,8 +215,12 @@ export async function serveCommand(
           readOnly: options.readOnly,
           ...(iscsi ? { iscsi: iscsi.url } : {}),
           pid: io.pid,
+          ...(device.window === undefined ? {} : { window: device.window }),
+          ...(device.takenOver ? { takenOver: true } : {}),
         },
-        `ready ${options.name} ${device.devicePath}${iscsi ? ` ${iscsi.url}` : ''}`,
+        `ready ${options.name} ${device.devicePath}${iscsi ? ` ${iscsi.url}` : ''}${
+          device.window === undefined ? '' : ` window ${device.window.commandTimeoutSeconds}s`
+        }${device.takenOver ? ' (taken over)' : ''}`,
       );
     if (stopSignal === undefined && fatal === undefined) await stopped;
     const stats = device.stats;
