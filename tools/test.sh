@@ -49,7 +49,11 @@ if [ -x tools/lab/run ]; then
   step lab-setup tools/lab/setup
   echo "=== kernel tests (in the lab)"
   # vitest through node directly: pnpm's own start-up costs seconds under emulation.
-  tools/lab/run --timeout "${TCMU_KERNEL_TESTS_TIMEOUT:-1500}" env TCMU_TEST_MODE=kernel \
+  # TCMU_CONFORMANCE=1 adds libiscsi's SCSI family (about 16 min per disk, docs/conformance.md).
+  kernel_timeout=1500
+  [ -n "${TCMU_CONFORMANCE:-}" ] && kernel_timeout=5400
+  tools/lab/run --timeout "${TCMU_KERNEL_TESTS_TIMEOUT:-$kernel_timeout}" env TCMU_TEST_MODE=kernel \
+    TCMU_CONFORMANCE="${TCMU_CONFORMANCE:-}" \
     "$(command -v node)" "$root/node_modules/vitest/vitest.mjs" run \
     --reporter=default --reporter=json --outputFile.json="$results/kernel.json" || true
   [ -f "$results/kernel.json" ] || printf 'kernel tests report\tfail\t0\n' >>"$results/steps.tsv"

@@ -260,9 +260,11 @@ export class DeviceContext {
     const limits: DeviceLimits = {
       maxTransferBlocks: Math.max(1, Math.floor((8 * 1024 * 1024) / blockSize)),
       maxCompareAndWriteBlocks: 1,
-      maxUnmapBlocks: Math.max(1, Math.floor((1024 * 1024 * 1024) / blockSize)),
+      // At most 2^20 blocks per UNMAP and 65535 per WRITE SAME (LIO's own limits): the values
+      // initiators' conformance suites accept (docs/conformance.md).
+      maxUnmapBlocks: Math.max(1, Math.min(1 << 20, Math.floor((1024 * 1024 * 1024) / blockSize))),
       maxUnmapDescriptors: 256,
-      maxWriteSameBlocks: Math.max(1, Math.floor((1024 * 1024 * 1024) / blockSize)),
+      maxWriteSameBlocks: Math.max(1, Math.min(0xffff, Math.floor((1024 * 1024 * 1024) / blockSize))),
       unmapGranularityBlocks: granularity,
       ...options.limits,
     };

@@ -82,7 +82,7 @@ describeKernel('sg3_utils against an openDevice disk (memory backend, 512-byte b
     const { stdout } = await runOk('sg_inq', [sg]);
     expect(stdout).toMatch(/Vendor identification: TCMU-TS/);
     expect(stdout).toMatch(/Product identification: tcmu disk/);
-    expect(stdout).toMatch(/\[SPC-5\]/);
+    expect(stdout).toMatch(/\[SPC-4\]/);
     expect(stdout).toMatch(/CmdQue=1/);
   });
 

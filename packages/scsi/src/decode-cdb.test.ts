@@ -225,6 +225,16 @@ const rejections: Array<[string, string, number, number, number, number, number 
   ['variable length READ(32)', `7f 00 00 00 00 00 00 18 00 09 ${'00 '.repeat(22)}`, 5, 0x24, 0, 8, 7],
   ['variable length with LINK', `7f 01 00 00 00 00 00 18 00 0b ${'00 '.repeat(22)}`, 5, 0x24, 0, 1, 0],
   ['short variable length', '7f 00 00 00 00', 5, 0x24, 0, 5, undefined],
+  [
+    'variable length declaring no room for the service action',
+    '7f 00 00 00 00 00 00 00',
+    5,
+    0x24,
+    0,
+    7,
+    undefined,
+  ],
+  ['variable length shorter than it declares', '7f 00 00 00 00 00 00 18 00 09', 5, 0x24, 0, 10, undefined],
 ];
 
 describe('decodeCdb: rejections carry the exact sense and field pointer', () => {

@@ -220,9 +220,9 @@ function decodeVariableLength(cdb: Uint8Array): RejectedCdb {
   // 7Fh: byte 1 CONTROL, byte 7 ADDITIONAL CDB LENGTH, bytes 8-9 SERVICE ACTION.
   if (cdb.length < 8) return reject(0x7f, 'VARIABLE LENGTH', invalidFieldInCdb(cdb.length), undefined);
   const length = 8 + cdb[7]!;
-  if (cdb.length < Math.max(10, length)) {
-    return reject(0x7f, 'VARIABLE LENGTH', invalidFieldInCdb(cdb.length), length);
-  }
+  // An ADDITIONAL CDB LENGTH too small to hold the SERVICE ACTION is the invalid field itself.
+  if (length < 10) return reject(0x7f, 'VARIABLE LENGTH', invalidFieldInCdb(7), length);
+  if (cdb.length < length) return reject(0x7f, 'VARIABLE LENGTH', invalidFieldInCdb(cdb.length), length);
   const serviceAction = (cdb[8]! << 8) | cdb[9]!;
   const control = cdb[1]!;
   if (control & CONTROL_REJECT) {

@@ -18,14 +18,20 @@ const ascii = (b: Uint8Array) => String.fromCharCode(...b);
 const identity = { vendor: 'TCMU', product: 'memory disk', revision: '0.1' };
 
 describe('standard INQUIRY', () => {
-  it('lays out the SPC-5 fields and zeroes the rest', () => {
+  it('lays out the fields, claims SPC-4 (VERSION 06h) with SAM-5/SPC-4/SBC-3/SBC-4 descriptors, zeroes the rest', () => {
     const data = encodeStandardInquiry(identity);
     expect(data.length).toBe(96);
-    expect(toHex(data.subarray(0, 8))).toBe('00 00 07 12 5b 00 00 02');
+    expect(toHex(data.subarray(0, 8))).toBe('00 00 06 12 5b 00 00 02');
     expect(ascii(data.subarray(8, 36))).toBe('TCMU    memory disk     0.1 ');
     expect([...data.subarray(36, 58)].every((b) => b === 0)).toBe(true);
-    expect(toHex(data.subarray(58, 64))).toBe('00 a0 05 c0 06 00');
-    expect([...data.subarray(64)].every((b) => b === 0)).toBe(true);
+    expect(toHex(data.subarray(58, 66))).toBe('00 a0 04 60 04 c0 06 00');
+    expect([...data.subarray(66)].every((b) => b === 0)).toBe(true);
+  });
+
+  it('takes another VERSION and other descriptors when asked', () => {
+    const data = encodeStandardInquiry({ ...identity, version: 0x07, versionDescriptors: [0x05c0] });
+    expect(data[2]).toBe(0x07);
+    expect(toHex(data.subarray(58, 62))).toBe('05 c0 00 00');
   });
 
   it('sets TPGS, 3PC, RMB, PROTECT, MULTIP, the peripheral byte and a 36-byte length on request', () => {
@@ -39,7 +45,7 @@ describe('standard INQUIRY', () => {
       length: 36,
     });
     expect(data.length).toBe(36);
-    expect(toHex(data.subarray(0, 8))).toBe('20 80 07 12 1f 18 10 02');
+    expect(toHex(data.subarray(0, 8))).toBe('20 80 06 12 1f 18 10 02');
   });
 
   it('truncates to the allocation length without changing ADDITIONAL LENGTH', () => {

@@ -18,10 +18,33 @@ function peripheralByte(o: PeripheralOptions): number {
 
 /** Version descriptors (SPC-5 table 150) for the standards a TCMU block device follows. */
 export const VersionDescriptor = {
+  /** SAM-5 (no version claimed). */
   Sam5: 0x00a0,
+  /** SPC-4 (no version claimed). */
+  Spc4: 0x0460,
+  /** SPC-5 (no version claimed). */
   Spc5: 0x05c0,
+  /** SBC-3 (no version claimed). */
+  Sbc3: 0x04c0,
+  /** SBC-4 (no version claimed). */
   Sbc4: 0x0600,
 } as const;
+
+/**
+ * What a TCMU block device claims by default: VERSION 06h (SPC-4) and the descriptors SAM-5, SPC-4,
+ * SBC-3, SBC-4. SPC-4 rather than SPC-5 and an explicit SBC-3 because initiators' conformance suites
+ * (libiscsi) only know those; everything the emulation serves is in SPC-4/SBC-3 or an optional
+ * SBC-4 addition (docs/conformance.md).
+ */
+export const defaultVersionDescriptors: readonly number[] = [
+  VersionDescriptor.Sam5,
+  VersionDescriptor.Spc4,
+  VersionDescriptor.Sbc3,
+  VersionDescriptor.Sbc4,
+];
+
+/** Values of the standard INQUIRY VERSION byte (SPC-5 table 148). */
+export const InquiryVersion = { Spc2: 0x04, Spc3: 0x05, Spc4: 0x06, Spc5: 0x07 } as const;
 
 export interface StandardInquiryOptions extends PeripheralOptions {
   /** T10 VENDOR IDENTIFICATION, up to 8 printable ASCII characters, space-padded. */
@@ -32,7 +55,7 @@ export interface StandardInquiryOptions extends PeripheralOptions {
   revision: string;
   /** RMB: removable medium. Default false. */
   removable?: boolean;
-  /** VERSION; default 0x07 (SPC-5). */
+  /** VERSION; default 0x06 (SPC-4). */
   version?: number;
   /** NORMACA; default false (NACA is rejected by decodeCdb). */
   normalAca?: boolean;
@@ -52,7 +75,7 @@ export interface StandardInquiryOptions extends PeripheralOptions {
   commandQueue?: boolean;
   /** Bytes 36-55, up to 20 ASCII characters, space-padded when given; zeros otherwise. */
   vendorSpecific?: string;
-  /** Up to 8 version descriptors (bytes 58-73). Default SAM-5, SPC-5, SBC-4. */
+  /** Up to 8 version descriptors (bytes 58-73). Default {@link defaultVersionDescriptors}. */
   versionDescriptors?: readonly number[];
   /** Total length of the data: 36..255. Default 96 (the length Linux asks for when it can). */
   length?: number;
@@ -69,17 +92,13 @@ export function encodeStandardInquiry(
   const length = options.length ?? 96;
   checkRange('length', length, 255);
   if (length < 36) throw new ScsiError(ScsiErrorCode.FieldRange, `length must be at least 36, got ${length}`);
-  const descriptors = options.versionDescriptors ?? [
-    VersionDescriptor.Sam5,
-    VersionDescriptor.Spc5,
-    VersionDescriptor.Sbc4,
-  ];
+  const descriptors = options.versionDescriptors ?? defaultVersionDescriptors;
   if (descriptors.length > 8)
     throw new ScsiError(ScsiErrorCode.FieldRange, `at most 8 version descriptors, got ${descriptors.length}`);
   const out = new Uint8Array(length);
   out[0] = peripheralByte(options);
   if (options.removable) out[1] = 0x80;
-  out[2] = checkRange('version', options.version ?? 0x07, 0xff);
+  out[2] = checkRange('version', options.version ?? InquiryVersion.Spc4, 0xff);
   out[3] = 0x02 | (options.normalAca ? 0x20 : 0) | ((options.hierarchicalSupport ?? true) ? 0x10 : 0);
   out[4] = length - 5;
   out[5] =

@@ -71,7 +71,7 @@ describe(
         }),
       );
       expect(out).toMatch(/PDT=0\b/);
-      expect(out).toMatch(/version=0x07\s+\[SPC-5\]/);
+      expect(out).toMatch(/version=0x06\s+\[SPC-4\]/);
       expect(out).toMatch(/HiSUP=1\s+Resp_data_format=2/);
       expect(out).toMatch(/TPGS=1\s+3PC=1\s+Protect=0/);
       expect(out).toMatch(/CmdQue=1/);

@@ -17,7 +17,9 @@ describe('INQUIRY', () => {
     expect(r.status).toBe(ScsiStatus.Good);
     const data = r.dataIn;
     expect(data[0]).toBe(0x00); // connected, direct access block device
-    expect(data[2]).toBe(0x07); // SPC-5
+    expect(data[2]).toBe(0x06); // SPC-4 (libiscsi Inquiry.Standard accepts 4, 5, 6)
+    // Version descriptors SAM-5, SPC-4, SBC-3 (libiscsi looks for SBC-3 before the 60-byte B0h page), SBC-4.
+    expect(Buffer.from(data.subarray(58, 68)).toString('hex')).toBe('00a0046004c006000000');
     expect(data[3]! & 0x0f).toBe(0x02); // response data format 2
     expect(data[4]).toBe(96 - 5);
     expect(data[7]! & 0x02).toBe(0x02); // CMDQUE
@@ -62,6 +64,28 @@ describe('INQUIRY', () => {
     const provisioning = await page(0xb2);
     expect(provisioning[5]! & 0xe0).toBe(0xe0); // LBPU, LBPWS, LBPWS10
     expect((provisioning[5]! >> 2) & 7).toBe(1); // LBPRZ
+  });
+
+  it('Block Limits (B0h) bytes: MAXIMUM COMPARE AND WRITE LENGTH 1, UNMAP 2^20 blocks × 256 descriptors, WRITE SAME 65535 blocks', async () => {
+    h = await harness({ size: 64 * 1024 * 1024 });
+    const r = await h.send(Uint8Array.from([0x12, 0x01, 0xb0, 0x00, 0x40, 0x00]), { inLength: 64 });
+    expect(r.status).toBe(ScsiStatus.Good);
+    const hex = Buffer.from(r.dataIn).toString('hex');
+    expect(hex.slice(0, 8)).toBe('00b0003c'); // page length 3Ch (the SBC-3 length)
+    expect(hex.slice(8, 16)).toBe('01010001'); // WSNZ, MAXIMUM COMPARE AND WRITE LENGTH 1, granularity 1
+    expect(hex.slice(40, 48)).toBe('00100000'); // MAXIMUM UNMAP LBA COUNT 2^20 (≤ libiscsi's 1M sanity bound)
+    expect(hex.slice(48, 56)).toBe('00000100'); // MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT 256
+    expect(hex.slice(72, 88)).toBe('000000000000ffff'); // MAXIMUM WRITE SAME LENGTH 65535
+    // WRITE SAME(16) with UNMAP of 65536 blocks is above it: 05/24 00; of 65535 blocks: GOOD.
+    const writeSame = (blocks: number) => {
+      const cdb = new Uint8Array(16);
+      cdb[0] = 0x93;
+      cdb[1] = 0x08;
+      new DataView(cdb.buffer).setUint32(10, blocks);
+      return h.send(cdb, { out: new Uint8Array(512) });
+    };
+    expect(senseCode(await writeSame(65536))).toBe('05/24/00');
+    expect((await writeSame(65535)).status).toBe(ScsiStatus.Good);
   });
 
   it('gives every device a different NAA designator and serial', async () => {

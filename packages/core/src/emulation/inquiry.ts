@@ -86,7 +86,7 @@ export function encodeInquiryData(device: DeviceContext, allocationLength?: numb
 }
 
 /**
- * INQUIRY: standard data (SPC-5, CMDQUE, version descriptors SAM-5/SPC-5/SBC-4) or one of the VPD
+ * INQUIRY: standard data (VERSION SPC-4, CMDQUE, version descriptors SAM-5/SPC-4/SBC-3/SBC-4) or one of the VPD
  * pages 00h, 80h, 83h (a unique NAA 6 designator + T10 vendor ID), B0h, B1h, B2h; any other page is
  * 05/24 00 pointing at the PAGE CODE. Truncated to the allocation length, lengths never changed.
  */

@@ -287,7 +287,8 @@ export function emulateUnmap(command: ScsiCommand): Promise<ScsiResponse> {
 }
 
 /**
- * COMPARE AND WRITE: data-out holds the verify blocks then the write blocks. Under the range lock
+ * COMPARE AND WRITE: data-out holds the verify blocks then the write blocks (exactly: a data-out of
+ * another length is 05/24 00, as is a length above MAXIMUM COMPARE AND WRITE LENGTH). Under the range lock
  * (no other write to these blocks can land in between) the medium is compared with the verify data
  * and, only when equal, the write data is written (FUA or WCE = 0 flushes). A difference is
  * 0E/1D 00 with the offset of the first differing byte in INFORMATION; nothing is written.
@@ -301,9 +302,12 @@ export function emulateCompareAndWrite(command: ScsiCommand): Promise<ScsiRespon
     const blocks = cdb.transferLength;
     if (blocks > device.limits.maxCompareAndWriteBlocks) fail(invalidFieldInCdb(13));
     checkRange(device, cdb.lba, blocks);
-    if (blocks === 0) return good();
     const bytes = blocks * device.blockSize;
-    checkDataLength(command, 2 * bytes);
+    // The data-out must be exactly the verify then the write blocks; more or less is 05/24 00 at
+    // NUMBER OF LOGICAL BLOCKS (as LIO answers; docs/conformance.md). NUMBER OF LOGICAL BLOCKS 0
+    // with no data is GOOD, nothing done (SBC-4 §5.3).
+    if (command.dataLength !== 2 * bytes) fail(invalidFieldInCdb(13));
+    if (blocks === 0) return good();
     const offset = Number(cdb.lba) * device.blockSize;
     const verify = scatterSlice(command.data, 0, bytes);
     const data = scatterSlice(command.data, bytes, bytes);

@@ -184,6 +184,32 @@ describe('COMPARE AND WRITE', () => {
     ).toBe('05/24/00');
   });
 
+  it('answers 05/24 00 at NUMBER OF LOGICAL BLOCKS when the data-out is not exactly 2 × NLB blocks (libiscsi CompareAndWrite.Simple sends 256 blocks as NLB 0)', async () => {
+    h = await harness({ size: 64 * 1024 * 1024 });
+    // The CDB libiscsi builds for 256 blocks at LBA 0: byte 13 wraps to 00, with 256 KiB of data-out.
+    const wrapped = Uint8Array.from([0x89, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0, 0]);
+    const big = await h.send(wrapped, { out: new Uint8Array(2 * 256 * 512).fill(0x41) });
+    expect(senseCode(big)).toBe('05/24/00');
+    expect(senseOf(big).fieldPointer).toEqual({ commandData: true, byte: 13 });
+    expect((await read(0n, 1))[0]).toBe(0); // nothing written
+    // NLB 0 without data: nothing to do, GOOD (SBC-4 §5.3).
+    expect((await h.send(wrapped)).status).toBe(0);
+    // NLB 1 (89 … 01 00 00) with 4 blocks of data-out, and with 1 block: both rejected.
+    const one = Uint8Array.from([0x89, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0]);
+    expect(senseCode(await h.send(one, { out: new Uint8Array(4 * 512) }))).toBe('05/24/00');
+    expect(senseCode(await h.send(one, { out: new Uint8Array(512) }))).toBe('05/24/00');
+    // NLB 2 above MAXIMUM COMPARE AND WRITE LENGTH (1), with the right amount of data: 05/24 00 at byte 13.
+    const two = Uint8Array.from([0x89, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0, 0]);
+    const over = await h.send(two, { out: new Uint8Array(4 * 512) });
+    expect(senseCode(over)).toBe('05/24/00');
+    expect(senseOf(over).fieldPointer).toEqual({ commandData: true, byte: 13 });
+    // NLB 1 with exactly 2 blocks: the compare (zeros) matches, the write lands.
+    const both = new Uint8Array(1024);
+    both.fill(0x42, 512);
+    expect((await h.send(one, { out: both })).status).toBe(0);
+    expect((await read(0n, 1))[511]).toBe(0x42);
+  });
+
   it('is atomic against concurrent writes and other COMPARE AND WRITEs to the range', async () => {
     // A slow backend that yields between the compare's read and the write would interleave
     // without the range lock.
