@@ -4,13 +4,21 @@
 // the same run as the reference. Rounds are interleaved (every measurement once per round) and
 // medians reported, so machine load hits all alike.
 // `pnpm bench:core` builds the packages and runs this; `pnpm bench:core -- --json` prints one JSON object.
-// Options: --json, --seconds N (per measurement, default 1), --rounds N (default 3).
+// Options: --json, --seconds N (per measurement, default 1), --rounds N (default 3), --jobs a,b,
+// --root DIR (the checkout whose built packages are measured; default this one).
 import { cpus, loadavg } from 'node:os';
-import { openMemoryBackend } from '../../packages/backends/memory/dist/index.js';
-import { serveRing } from '../../packages/core/dist/index.js';
-import { SimulatedKernel } from '../../packages/ring/dist/testing/index.js';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const args = process.argv.slice(2);
+// --root DIR measures the built packages of another checkout (a before/after comparison).
+const root = args.includes('--root')
+  ? resolve(args[args.indexOf('--root') + 1])
+  : resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
+const load = (path) => import(pathToFileURL(resolve(root, path)).href);
+const { openMemoryBackend } = await load('packages/backends/memory/dist/index.js');
+const { serveRing } = await load('packages/core/dist/index.js');
+const { SimulatedKernel } = await load('packages/ring/dist/testing/index.js');
 const json = args.includes('--json');
 const option = (name, fallback) => {
   const at = args.indexOf(name);
@@ -133,12 +141,15 @@ const served = serveRing(ring, backend, { name: 'bench' });
 for (let i = 0; i < 4 && (await kernel.submit({ cdb: new Uint8Array(6) })).status !== 0; i++);
 await verify(kernel);
 
-const jobs = [
+const allJobs = [
   { name: '4 KiB read', key: 'read4k', kind: 'read', size: 4 * KiB, depth: 128 },
   { name: '4 KiB write', key: 'write4k', kind: 'write', size: 4 * KiB, depth: 128 },
   { name: '1 MiB read', key: 'read1m', kind: 'read', size: MiB, depth: 8 },
   { name: '1 MiB write', key: 'write1m', kind: 'write', size: MiB, depth: 8 },
 ];
+// --jobs read4k,write1m runs a subset (for profiling one path).
+const only = args.includes('--jobs') ? args[args.indexOf('--jobs') + 1].split(',') : undefined;
+const jobs = only ? allJobs.filter((job) => only.includes(job.key)) : allJobs;
 
 // Warm-up (JIT, page faults in the data area).
 measureMemcpy(0.2);
@@ -183,8 +194,10 @@ for (const job of jobs) {
   results[job.key].ofMemcpy = Number((results[job.key].mibPerSecond / memcpy).toFixed(3));
 }
 const checks = {
-  commandsPerSecond4k: results.read4k.commandsPerSecond >= targets.commandsPerSecond4k,
-  readToMemcpyRatio1m: results.read1m.ofMemcpy >= targets.readToMemcpyRatio1m,
+  commandsPerSecond4k: results.read4k
+    ? results.read4k.commandsPerSecond >= targets.commandsPerSecond4k
+    : undefined,
+  readToMemcpyRatio1m: results.read1m ? results.read1m.ofMemcpy >= targets.readToMemcpyRatio1m : undefined,
 };
 
 const pad = (text, width) => String(text).padEnd(width);
@@ -195,7 +208,9 @@ log(
 );
 log(`path: SimulatedKernel → serveRing → SBC emulation → memory backend → completion`);
 log('');
-log(`${pad('job', 14)}${padStart('QD', 4)}${padStart('commands/s', 13)}${padStart('MiB/s', 9)}${padStart('of memcpy', 11)}${padStart('per CPU s', 12)}`);
+log(
+  `${pad('job', 14)}${padStart('QD', 4)}${padStart('commands/s', 13)}${padStart('MiB/s', 9)}${padStart('of memcpy', 11)}${padStart('per CPU s', 12)}`,
+);
 for (const job of jobs) {
   const r = results[job.key];
   log(
@@ -203,7 +218,9 @@ for (const job of jobs) {
       `${padStart(r.mibPerSecond, 9)}${padStart(`${(r.ofMemcpy * 100).toFixed(0)}%`, 11)}${padStart(r.commandsPerCpuSecond.toLocaleString('en-US'), 12)}`,
   );
 }
-log(`${pad('memcpy 1 MiB', 14)}${padStart('', 4)}${padStart('', 13)}${padStart(memcpy.toFixed(0), 9)}${padStart('100%', 11)}`);
+log(
+  `${pad('memcpy 1 MiB', 14)}${padStart('', 4)}${padStart('', 13)}${padStart(memcpy.toFixed(0), 9)}${padStart('100%', 11)}`,
+);
 log('');
 log(
   `target ≥ ${targets.commandsPerSecond4k.toLocaleString('en-US')} 4 KiB reads/s: ${checks.commandsPerSecond4k ? 'met' : 'NOT met'}; ` +
@@ -219,7 +236,13 @@ if (json)
       {
         benchmark: 'core',
         date: new Date().toISOString(),
-        machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadAverage: loadavg()[0] },
+        machine: {
+          cpus: cpus().length,
+          model: cpus()[0]?.model,
+          node: process.version,
+          loadAverage: loadavg()[0],
+        },
+        root,
         rounds,
         seconds,
         memcpyMiBPerSecond: Math.round(memcpy),
