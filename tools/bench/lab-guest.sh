@@ -105,12 +105,9 @@ for t in "${targets[@]}"; do echo "$t ${dev[$t]} ${pid_of[$t]:-}" >>"$out/target
 
 # CPU ticks (utime+stime) and context switches (all threads) of a process: "ticks switches".
 proc_sample() {
-  local pid=$1 ticks switches=0 f
-  ticks=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-  for f in /proc/"$pid"/task/*/status; do
-    switches=$((switches + $(awk '/ctxt_switches/ { n += $2 } END { print n + 0 }' "$f" 2>/dev/null || echo 0)))
-  done
-  echo "$ticks $switches"
+  local pid=$1 stat
+  read -r -a stat <"/proc/$pid/stat"
+  echo "$((stat[13] + stat[14])) $(awk '/ctxt_switches/ { n += $2 } END { print n + 0 }' /proc/"$pid"/task/*/status)"
 }
 
 declare -A job_args=(

@@ -55,7 +55,9 @@ if (!dir) {
   }
   const handlerDir = setup.stdout.trim().split('\n').at(-1);
   dir = join(repo, '.results', `bench-lab-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-  log(`bench:lab: one lab boot, ${jobs.length} jobs × ${rounds} rounds × 4 targets × ${seconds} s; results in ${dir}`);
+  log(
+    `bench:lab: one lab boot, ${jobs.length} jobs × ${rounds} rounds × 4 targets × ${seconds} s; results in ${dir}`,
+  );
   const budget = 300 + jobs.length * rounds * targets.length * (seconds + 25);
   const lab = spawnSync(
     join(repo, 'tools/lab/run'),
@@ -219,7 +221,11 @@ const report = {
 
 const fmt = (n, digits = 0) => (n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(digits));
 const perf = (job, r) =>
-  r ? (job.includes('1m') || job.includes('64k') ? `${fmt(r.mibPerSecond)} MiB/s` : `${fmt(r.iops)} IOPS`) : '-';
+  r
+    ? job.includes('1m') || job.includes('64k')
+      ? `${fmt(r.mibPerSecond)} MiB/s`
+      : `${fmt(r.iops)} IOPS`
+    : '-';
 const out = [];
 out.push(
   `| fio job | ${targets.join(' | ')} | memory ÷ runner | file ÷ runner | memory ÷ fileio | file ÷ fileio |`,
@@ -231,7 +237,11 @@ for (const job of jobs) {
     `| ${job} | ${targets.map((t) => perf(job, row[t])).join(' | ')} | ${fmt(row['ours-memory']?.vsRunner, 2)}x | ${fmt(row['ours-file']?.vsRunner, 2)}x | ${fmt(row['ours-memory']?.vsFileio, 2)}x | ${fmt(row['ours-file']?.vsFileio, 2)}x |`,
   );
 }
-out.push('', '| fio job | target | p50 clat µs | p99 clat µs | server CPU s / 1000 I/Os | context switches / I/O |', '|---|---|---:|---:|---:|---:|');
+out.push(
+  '',
+  '| fio job | target | p50 clat µs | p99 clat µs | server CPU s / 1000 I/Os | context switches / I/O |',
+  '|---|---|---:|---:|---:|---:|',
+);
 for (const job of jobs)
   for (const target of [...ours, 'runner-file']) {
     const r = results[job][target];
@@ -251,7 +261,9 @@ out.push(
   `Targets met: ${checks.filter((c) => c.met).length} of ${checks.length}. Missed: ${
     checks
       .filter((c) => !c.met)
-      .map((c) => `${c.target} ${c.job} ${c.what} (${fmt(c.value, 2)}${c.what.startsWith('p50') ? ' of' : 'x'})`)
+      .map(
+        (c) => `${c.target} ${c.job} ${c.what} (${fmt(c.value, 2)}${c.what.startsWith('p50') ? ' of' : 'x'})`,
+      )
       .join('; ') || 'none'
   }.`,
 );
