@@ -10,7 +10,7 @@ import type {
 import { scatterZero } from '@tcmu/ring';
 import { decodeCdb, encodeSense, hardwareError, maximumSenseLength, ScsiStatus } from '@tcmu/scsi';
 import { DeviceContext, type DeviceContextOptions, type DeviceStats } from './device';
-import { createEmulation } from './emulation/handler';
+import { createEmulation, type Emulation } from './emulation/handler';
 import { CoreError, CoreErrorCode } from './errors';
 import { responseForError } from './response';
 import { isScsiHandler, type Logger, type ScsiCommand, type ScsiResponse, type ServeTarget } from './types';
@@ -128,6 +128,8 @@ class RingServer implements ServedDevice {
   readonly device: DeviceContext;
   #ring: ServableRing;
   #handler: { handle(command: ScsiCommand): Promise<ScsiResponse> };
+  /** The built-in emulation when serving a backend (dispatched without its async wrapper). */
+  #emulation: Emulation | undefined;
   #logger: Logger | undefined;
   #queueDepth: number;
   #slots = new Map<number, Slot>();
@@ -170,7 +172,8 @@ class RingServer implements ServedDevice {
       ...(backend ? { backend } : {}),
     });
     this.#ring = ring;
-    this.#handler = handlerTarget ? target : createEmulation();
+    this.#emulation = handlerTarget ? undefined : createEmulation();
+    this.#handler = handlerTarget ? target : this.#emulation!;
     this.#logger = options.logger;
     this.#queueDepth = queueDepth;
     this.#closeRing = options.closeRing !== false;
@@ -233,12 +236,16 @@ class RingServer implements ServedDevice {
     slot.started = true;
     stats.inFlight++;
     if (stats.inFlight > stats.maxInFlight) stats.maxInFlight = stats.inFlight;
-    void this.#run(slot);
+    this.#run(slot);
   }
 
-  async #run(slot: Slot): Promise<void> {
+  /**
+   * Decodes and dispatches one command. A handler that answers synchronously (the emulation for
+   * commands without I/O) is completed at once; otherwise one `then` on its promise completes it.
+   */
+  #run(slot: Slot): void {
     const { ring } = slot;
-    let response: ScsiResponse;
+    let result: Promise<ScsiResponse> | ScsiResponse;
     try {
       const decoded = decodeCdb(ring.cdb);
       const length = decoded.cdbLength;
@@ -253,20 +260,37 @@ class RingServer implements ServedDevice {
           return signalOf(slot);
         },
       };
-      response = await this.#handler.handle(command);
-      if (!response || typeof response.status !== 'number' || response.status < 0 || response.status > 255)
-        throw new TypeError('handler returned no valid response (an object with a status byte)');
-      if (response.error !== undefined) this.#backendFailed(response.error);
+      result = this.#emulation ? this.#emulation.dispatch(command) : this.#handler.handle(command);
     } catch (error) {
-      response = responseForError(error);
-      if (isBackendError(error)) this.#backendFailed(error);
-      else {
-        this.device.stats.handlerFailures++;
-        this.#logger?.error?.(
-          { err: error, device: this.device.name, cdb: Buffer.from(ring.cdb).toString('hex') },
-          'handler failed; answered 04/44 00',
-        );
-      }
+      this.#failed(slot, error);
+      return;
+    }
+    if (result instanceof Promise || typeof (result as { then?: unknown } | undefined)?.then === 'function')
+      (result as PromiseLike<ScsiResponse>).then(
+        (response) => this.#settled(slot, response),
+        (error: unknown) => this.#failed(slot, error),
+      );
+    else this.#settled(slot, result);
+  }
+
+  #settled(slot: Slot, response: ScsiResponse): void {
+    if (!response || typeof response.status !== 'number' || response.status < 0 || response.status > 255) {
+      this.#failed(slot, new TypeError('handler returned no valid response (an object with a status byte)'));
+      return;
+    }
+    if (response.error !== undefined) this.#backendFailed(response.error);
+    this.#finish(slot, response);
+  }
+
+  #failed(slot: Slot, error: unknown): void {
+    const response = responseForError(error);
+    if (isBackendError(error)) this.#backendFailed(error);
+    else {
+      this.device.stats.handlerFailures++;
+      this.#logger?.error?.(
+        { err: error, device: this.device.name, cdb: Buffer.from(slot.ring.cdb).toString('hex') },
+        'handler failed; answered 04/44 00',
+      );
     }
     this.#finish(slot, response);
   }

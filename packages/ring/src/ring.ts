@@ -30,6 +30,8 @@ const MAX_COMMAND_ID = 0xffff;
 const TWO_TO_32 = 2 ** 32;
 const MAX_SENSE = ENTRY.senseSize;
 const CHECK_CONDITION = 2;
+/** While commands are in flight and none completes, how long before poll() is armed again. */
+const busyRecheckMs = 2;
 
 /** How a ring talks to its kernel: the fd the waiter polls, how to drain it, how to kick. Internal. */
 export interface RingTransport {
@@ -104,6 +106,13 @@ export class Ring {
   #closePromise: Promise<void> | undefined;
   #drained: (() => void) | undefined;
   #drainBuffer: Uint8Array;
+  /** True when the next command must be noticed by the waiter's poll() (see #settle). */
+  #needsWake = true;
+  #busyTimer: ReturnType<typeof setTimeout> | undefined;
+  #busyTimeout = () => {
+    this.#busyTimer = undefined;
+    this.#wantWake();
+  };
   #flushBound = () => {
     this.#flushScheduled = undefined;
     this.flush();
@@ -182,7 +191,11 @@ export class Ring {
       throw new RingError('TCMU_ERR_RING_INVALID_ARGUMENT', 'start() needs an onCommand handler');
     this.#handlers = handlers;
     const fd = this.#transport.waitFd;
-    this.#source = { fd, onReady: (revents) => this.#onReady(revents) };
+    this.#source = {
+      fd,
+      onReady: (revents) => this.#onReady(revents),
+      wantsWake: () => this.#needsWake,
+    };
     processWaiter().add(this.#source);
     this.#scheduleConsume();
   }
@@ -339,6 +352,7 @@ export class Ring {
     if (revents & POLLIN) {
       libc().read(this.#transport.waitFd, this.#drainBuffer, this.#transport.drainSize);
       this.statistics.wakeups++;
+      this.#needsWake = false;
       this.#consume();
       return;
     }
@@ -404,6 +418,34 @@ export class Ring {
       }
     }
     if (this.#skipAtTail()) this.#requestKick();
+    this.#settle();
+  }
+
+  /**
+   * Decides how the next command is noticed. With commands in flight, each completion batch kicks
+   * and re-checks the ring on the next turn (flush → consume), so the waiter's poll() is not
+   * re-armed: that saves the two thread hops of a wake-up per batch while the device is busy. A
+   * timer covers a backend that completes nothing for a while. With nothing in flight the ring
+   * asks the waiter for a wake-up.
+   */
+  #settle(): void {
+    if (this.#closing || this.#source === undefined || this.#needsWake) return;
+    if (this.#inFlightCount === 0) this.#wantWake();
+    else this.#busyTimer ??= setTimeout(this.#busyTimeout, busyRecheckMs);
+  }
+
+  #wantWake(): void {
+    if (this.#closing || this.#source === undefined || this.#needsWake) return;
+    // Reset the fd's readiness first, then look at the ring: a command published after this read
+    // makes the fd ready again, so arming poll() below cannot miss it.
+    libc().read(this.#transport.waitFd, this.#drainBuffer, this.#transport.drainSize);
+    const head = Atomics.load(this.#mailbox, MAILBOX.commandHead / 4) >>> 0;
+    if (head !== this.#cursor && !this.#corrupt) {
+      this.#scheduleConsume();
+      return;
+    }
+    this.#needsWake = true;
+    processWaiter().request();
   }
 
   #requestKick(): void {
@@ -586,6 +628,8 @@ export class Ring {
 
   async #close(abandon: boolean): Promise<void> {
     this.#closing = true;
+    if (this.#busyTimer !== undefined) clearTimeout(this.#busyTimer);
+    this.#busyTimer = undefined;
     if (this.#source) {
       const source = this.#source;
       this.#source = undefined;

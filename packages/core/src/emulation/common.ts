@@ -37,10 +37,18 @@ export async function respondOnError(
   try {
     return await body();
   } catch (error) {
-    if (error instanceof ScsiOutcome) return error.response;
-    if (isBackendLike(error)) return responseForError(error, lba);
-    throw error;
+    return responseForThrown(error, lba);
   }
+}
+
+/**
+ * What {@link respondOnError} answers for a thrown value: the response of a {@link ScsiOutcome},
+ * the mapped sense of a backend error; anything else (a bug) is rethrown.
+ */
+export function responseForThrown(error: unknown, lba?: bigint): ScsiResponse {
+  if (error instanceof ScsiOutcome) return error.response;
+  if (isBackendLike(error)) return responseForError(error, lba);
+  throw error;
 }
 
 function isBackendLike(error: unknown): boolean {

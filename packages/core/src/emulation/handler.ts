@@ -154,6 +154,15 @@ export class Emulation implements ScsiHandler {
   }
 
   async handle(command: ScsiCommand): Promise<ScsiResponse> {
+    return this.dispatch(command);
+  }
+
+  /**
+   * What `handle` does, without the async wrapper: answers synchronously when the command needs no
+   * I/O (sense, unsupported opcodes, INQUIRY…), else returns the row's promise. The core serves
+   * through this to spare a promise per command; a throw is a bug, as a rejection of `handle` is.
+   */
+  dispatch(command: ScsiCommand): Promise<ScsiResponse> | ScsiResponse {
     const { device, decoded } = command;
     const opcode = decoded.opcode;
     if (!unitAttentionExempt.has(opcode)) {

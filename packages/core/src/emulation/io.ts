@@ -25,27 +25,48 @@ import {
   flushIfNeeded,
   isZero,
   respondOnError,
+  responseForThrown,
 } from './common';
 
 function decodedAs<T>(command: ScsiCommand): T {
   return command.decoded as unknown as T;
 }
 
-/** READ(6/10/12/16): range check, then the backend reads straight into the ring's iovecs. */
+/**
+ * READ(6/10/12/16): range check, then the backend reads straight into the ring's iovecs. The checks
+ * run synchronously and only the backend's promise is awaited (one `then`, no async wrappers): this
+ * is the hot path.
+ */
 export function emulateRead(command: ScsiCommand): Promise<ScsiResponse> {
   const cdb = decodedAs<ReadCdb>(command);
-  return respondOnError(async () => {
+  try {
     const { device } = command;
     const backend = backendOf(command);
     checkRange(device, cdb.lba, cdb.transferLength);
     checkTransferLimit(command, cdb.transferLength, device.limits.maxTransferBlocks);
     const bytes = cdb.transferLength * device.blockSize;
-    if (bytes === 0) return good(0);
+    if (bytes === 0) return Promise.resolve(good(0));
     checkDataLength(command, bytes);
-    await backend.read(Number(cdb.lba) * device.blockSize, bytes, scatterSlice(command.data, 0, bytes));
-    device.stats.bytesRead += bytes;
-    return good(bytes);
-  }, cdb.lba);
+    const data = bytes === command.dataLength ? command.data : scatterSlice(command.data, 0, bytes);
+    return backend.read(Number(cdb.lba) * device.blockSize, bytes, data).then(
+      () => {
+        device.stats.bytesRead += bytes;
+        return good(bytes);
+      },
+      (error: unknown) => responseForThrown(error, cdb.lba),
+    );
+  } catch (error) {
+    return settledResponse(error, cdb.lba);
+  }
+}
+
+/** A synchronous throw of a building block as its (promised) response; bugs become rejections. */
+function settledResponse(error: unknown, lba?: bigint): Promise<ScsiResponse> {
+  try {
+    return Promise.resolve(responseForThrown(error, lba));
+  } catch (bug) {
+    return Promise.reject(bug);
+  }
 }
 
 async function writeRange(
