@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { openMemoryBackend } from '@tcmu/backend-memory';
 import { describeKernel } from '@tcmu/lab';
 import { expect, it } from 'vitest';
@@ -14,6 +15,7 @@ import { openDevice } from './open-device';
 import { handlerFunction } from './types';
 
 const core = '/sys/kernel/config/target/core';
+const child = fileURLToPath(new URL('./__fixtures__/serve-hung-backend.mjs', import.meta.url));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describeKernel('a backend whose calls never settle, in the kernel', () => {
@@ -79,6 +81,66 @@ describeKernel('a backend whose calls never settle, in the kernel', () => {
       hang = false;
       dd?.kill('SIGKILL');
       await device.close();
+    }
+  }, 600_000);
+  it('SIGTERM to a process serving a hung backend (commands, flush and close never settle) exits 0 within the bound', async () => {
+    const drainTimeoutMs = 5000;
+    const hba = testHba(7);
+    const server = spawn(
+      process.execPath,
+      [child, testName('sigterm'), String(hba), String(drainTimeoutMs)],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    const events: Array<Record<string, unknown>> = [];
+    let buffered = '';
+    server.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines) if (line.trim()) events.push(JSON.parse(line) as Record<string, unknown>);
+    });
+    const exited = new Promise<number | string>((resolve) =>
+      server.once('exit', (code, signal) => resolve(code ?? signal ?? '?')),
+    );
+    let dd: ReturnType<typeof spawn> | undefined;
+    try {
+      const waitFor = async (test: (event: Record<string, unknown>) => boolean, ms: number) => {
+        const until = Date.now() + ms;
+        while (!events.some(test) && Date.now() < until) await sleep(100);
+        return events.find(test);
+      };
+      const ready = await waitFor((e) => e.event === 'ready', 180_000);
+      expect(ready, 'the child came up').toBeDefined();
+      const devicePath = ready!.device as string;
+      await writeFile(`/sys/block/${devicePath.slice('/dev/'.length)}/device/timeout`, '4');
+      server.kill('SIGUSR1');
+      await sleep(200);
+      dd = spawn('dd', ['if=/dev/zero', `of=${devicePath}`, 'bs=4k', 'count=1', 'oflag=direct'], {
+        stdio: 'ignore',
+      });
+      const tmr = await waitFor(
+        (e) => e.event === 'stats' && ((e.stats as { taskManagement: number }).taskManagement ?? 0) > 0,
+        120_000,
+      );
+      expect(tmr, 'a TMR reached the child').toBeDefined();
+      const started = Date.now();
+      server.kill('SIGTERM');
+      const code = await Promise.race([exited, sleep(180_000).then(() => 'still running')]);
+      const elapsed = Date.now() - started;
+      const closed = events.find((e) => e.event === 'closed');
+      console.log(
+        `SIGTERM with a hung backend: exit ${code} after ${elapsed} ms (close() ${closed?.ms} ms, drainTimeoutMs ${drainTimeoutMs}); warnings ${JSON.stringify(closed?.warnings)}`,
+      );
+      expect(code).toBe(0);
+      // Bound: the drain timeout, the kernel's removal, then at most the drain timeout for the backend.
+      expect(elapsed).toBeLessThan(2 * drainTimeoutMs + 60_000);
+      expect(closed?.warnings).toContainEqual(expect.stringContaining('did not flush and close'));
+      expect(existsSync(`${core}/user_${hba}`)).toBe(false);
+    } finally {
+      dd?.kill('SIGKILL');
+      server.kill('SIGKILL');
     }
   }, 600_000);
 });
