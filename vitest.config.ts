@@ -10,6 +10,7 @@ export default defineConfig({
       'packages/*/vitest.config.ts',
       'packages/backends/*/vitest.config.ts',
       'tools/*/vitest.config.ts',
+      'examples/vitest.config.ts',
     ],
     fileParallelism: !kernelMode,
   },
