@@ -1,7 +1,7 @@
 import { basename, extname } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { type BackendLocation, parseBackendLocation } from './backend-url.js';
-import { CliError, hasCode } from './errors.js';
+import { CliError } from './errors.js';
 import { parseSize } from './size.js';
 
 /** pino's levels plus `silent`. */
@@ -70,12 +70,49 @@ export function parseCommandLine<T extends NonNullable<ParseArgsConfig['options'
       strict: true,
     });
   } catch (error) {
-    const message = error instanceof Error ? error.message.split('\n')[0]! : String(error);
-    throw new CliError('TCMU_ERR_CLI_USAGE', `${message.replace(/\.$/, '')}`, {
+    throw new CliError('TCMU_ERR_CLI_USAGE', describeParseError(error, Object.keys(options)), {
       hint: `see tcmu ${command} --help`,
-      cause: hasCode(error) ? error : undefined,
     });
   }
+}
+
+/** Edit distance, for "did you mean" on an unknown option (short strings only). */
+function distance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/**
+ * Says in our own words what node:util parseArgs rejected (its messages talk about its internals:
+ * "argument is ambiguous", "place it at the end of the command after '--'"). `known` lists the
+ * command's long options, for a "did you mean" suggestion.
+ */
+export function describeParseError(error: unknown, known: readonly string[]): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const option = /'([^']+)'/.exec(message)?.[1] ?? 'option';
+    const bare = option.replace(/^-+/, '').split('=')[0]!;
+    const close = [...known, 'help']
+      .map((name) => ({ name, score: name.startsWith(bare) && bare.length >= 2 ? 0 : distance(bare, name) }))
+      .filter((candidate) => candidate.score <= 2)
+      .sort((a, b) => a.score - b.score)[0];
+    return `unknown option ${option}${option.startsWith('--') && close ? ` (did you mean --${close.name}?)` : ''}`;
+  }
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    const option = /--[A-Za-z0-9-]+/.exec(message)?.[0] ?? 'an option';
+    if (/does not take an argument/.test(message)) return `${option} takes no value`;
+    return `${option} needs a value (for a value that starts with "-", write ${option}=VALUE)`;
+  }
+  if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return 'unexpected argument';
+  return 'cannot read the arguments';
 }
 
 /** Parses a non-negative decimal integer option within [min, max]. */

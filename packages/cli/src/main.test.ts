@@ -52,7 +52,7 @@ describe('run', () => {
     [
       ['serve', 'memory:', '--frobnicate'],
       2,
-      /^tcmu serve: Unknown option '--frobnicate'.*\(see tcmu serve --help\)/,
+      /^tcmu serve: unknown option --frobnicate \(see tcmu serve --help\)/,
     ],
     [['ls', 'extra'], 2, /^tcmu ls: unexpected argument "extra"/],
     [['rm'], 2, /^tcmu rm: missing device name/],

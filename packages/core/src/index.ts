@@ -47,7 +47,13 @@ export { CoreError, CoreErrorCode, isCoreError } from './errors';
 export { type OpenDeviceOptions, openDevice, type TcmuDevice } from './open-device';
 export { type BlockRange, RangeLock } from './range-lock';
 export { checkCondition, good, responseForError, statusOnly } from './response';
-export { type ServableRing, type ServedDevice, type ServeOptions, serveRing } from './serve';
+export {
+  type CommandDoneInfo,
+  type ServableRing,
+  type ServedDevice,
+  type ServeOptions,
+  serveRing,
+} from './serve';
 export {
   handlerFunction,
   isScsiHandler,
