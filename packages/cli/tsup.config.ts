@@ -8,7 +8,10 @@ const { version } = JSON.parse(readFileSync(new URL('./package.json', import.met
 };
 let commit = '';
 try {
-  commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  }).trim();
 } catch {
   // not a checkout (a packed tarball): no commit
 }

@@ -1,4 +1,7 @@
 // Helpers shared by this package's tests (not part of the published build: no entry imports it).
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { CommandIo } from './io.js';
 
@@ -16,14 +19,17 @@ export function expectCliError(run: () => unknown, code: string, message: RegExp
   expect((thrown as Error).message).not.toContain('\n');
 }
 
-/** A CommandIo that records what a command prints. */
+/**
+ * A CommandIo that records what a command prints. Its environment points TCMU_RUN_DIR at a fresh temp
+ * folder, so serve's state records never land in the real /run/tcmu.
+ */
 export function captureIo(overrides: Partial<CommandIo> = {}) {
   const out: string[] = [];
   const err: string[] = [];
   const io: CommandIo = {
     stdout: (text) => out.push(text),
     stderr: (text) => err.push(text),
-    env: {},
+    env: { TCMU_RUN_DIR: mkdtempSync(join(tmpdir(), 'tcmu-run-')) },
     cwd: '/work',
     pid: 4242,
     ...overrides,

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { release, version as kernelVersion, machine } from 'node:os';
+import { version as kernelVersion, machine, release } from 'node:os';
 
 // Set by tsup at build time (tsup.config.ts `define`): the version and commit the binary was built from.
 declare const __TCMU_CLI_VERSION__: string | undefined;
@@ -14,7 +14,9 @@ export function cliVersion(): string {
 
 /** The git commit the binary was built from (short hash), when it was built in a checkout. */
 export function cliCommit(): string | undefined {
-  return typeof __TCMU_CLI_COMMIT__ === 'string' && __TCMU_CLI_COMMIT__ !== '' ? __TCMU_CLI_COMMIT__ : undefined;
+  return typeof __TCMU_CLI_COMMIT__ === 'string' && __TCMU_CLI_COMMIT__ !== ''
+    ? __TCMU_CLI_COMMIT__
+    : undefined;
 }
 
 /** What `tcmu --version` reports. */
