@@ -1,39 +1,9 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { notifyServiceManager, removeFile, unixAddress, writePidFile } from './service.js';
-
-/**
- * A stand-in for systemd: a python3 unix datagram socket bound at `path` that prints the first
- * datagram it receives. Resolves once the socket is bound.
- */
-export async function notifyListener(path: string) {
-  const script = [
-    'import socket, sys',
-    's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
-    'p = sys.argv[1]',
-    "s.bind('\\0' + p[1:] if p.startswith('@') else p)",
-    "print('bound', flush=True)",
-    'print(s.recv(4096).decode(), flush=True)',
-  ].join('\n');
-  const child = spawn('python3', ['-c', script, path], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  await vi.waitFor(() => expect(output).toMatch(/^bound\n/), { timeout: 10_000 });
-  return {
-    /** The first datagram, once it arrived. */
-    received: async () => {
-      await exited;
-      return output.replace(/^bound\n/, '').replace(/\n$/, '');
-    },
-    stop: () => child.kill(),
-  };
-}
+import { notifyListener } from './test-support.js';
 
 describe('notifyServiceManager', () => {
   it('sends READY=1 as one datagram to the socket in $NOTIFY_SOCKET', async () => {

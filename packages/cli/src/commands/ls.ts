@@ -79,8 +79,13 @@ export function formatUptime(seconds: number): string {
 
 /** Bytes per second as `12.3 MiB/s`. */
 export function formatRate(bytesPerSecond: number): string {
-  const units = ['B/s', 'KiB/s', 'MiB/s', 'GiB/s'];
-  let value = bytesPerSecond;
+  return `${formatBytes(bytesPerSecond)}/s`;
+}
+
+/** Bytes, rounded, as `3.5 KiB` or `120 MiB`. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
   let unit = 0;
   while (value >= 1024 && unit < units.length - 1) {
     value /= 1024;

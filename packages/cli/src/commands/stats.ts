@@ -4,9 +4,8 @@ import { CliError } from '../errors.js';
 import { STATS_HELP } from '../help.js';
 import type { CommandIo } from '../io.js';
 import type { StatsSnapshot } from '../metrics.js';
-import { formatSize } from '../size.js';
 import { readServerState, runDirectory } from '../state.js';
-import { fetchStats, formatRate, formatUptime } from './ls.js';
+import { fetchStats, formatBytes, formatRate, formatUptime } from './ls.js';
 
 /** What `tcmu stats` waits with (injected in tests). */
 export interface StatsDependencies {
@@ -42,7 +41,7 @@ export function formatSnapshot(snapshot: StatsSnapshot, metricsAddress: string):
   for (const kind of COMMAND_KINDS) {
     const figures = snapshot.kinds[kind];
     lines.push(
-      `  ${kind.padEnd(6)} ${String(figures.commands).padStart(10)} commands  ${formatSize(figures.bytes).padStart(10)}  mean ${figures.meanLatencyMs.toFixed(3)} ms`,
+      `  ${kind.padEnd(6)} ${String(figures.commands).padStart(10)} commands  ${formatBytes(figures.bytes).padStart(10)}  mean ${figures.meanLatencyMs.toFixed(3)} ms`,
     );
   }
   const checks = Object.entries(snapshot.checkConditions);
