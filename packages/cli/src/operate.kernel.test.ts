@@ -54,79 +54,84 @@ describeKernel('operating a served disk (tcmu CLI) in the real kernel', () => {
         '--pidfile',
         pidFile,
       ]);
-      const link = server.event.link as string;
-      const metrics = server.event.metrics as string;
-      expect(link).toBe('/dev/tcmu/k-ops');
-      expect(await readlink(link)).toBe(server.device);
-      expect(await readFile(pidFile, 'utf8')).toBe(`${server.child.pid}\n`);
+      try {
+        const link = server.event.link as string;
+        const metrics = server.event.metrics as string;
+        expect(link).toBe('/dev/tcmu/k-ops');
+        expect(await readlink(link)).toBe(server.device);
+        expect(await readFile(pidFile, 'utf8')).toBe(`${server.child.pid}\n`);
 
-      const fio = runProgram(
-        'fio',
-        [
-          '--name=ops',
-          `--filename=${link}`,
-          '--direct=1',
-          '--ioengine=libaio',
-          '--rw=randrw',
-          '--bs=4k',
-          '--iodepth=8',
-          '--size=32M',
-          '--runtime=6',
-          '--time_based',
-          '--output-format=json',
-        ],
-        { timeoutMilliseconds: 300_000 },
-      );
-      // While fio runs: ls shows live rates, and the endpoint answers.
-      await new Promise((resolve) => setTimeout(resolve, 3500));
-      const during = await (await fetch(`http://${metrics}/metrics`)).text();
-      const listed = JSON.parse((await tcmu(['ls', '--json'])).stdout) as {
-        name: string;
-        server?: { rates?: { commandsPerSecond: number }; link?: string; blockSize: number };
-      }[];
-      const mine = listed.find((entry) => entry.name === 'k-ops');
-      expect(mine?.server).toMatchObject({ link, blockSize: 512 });
-      const liveIops = mine?.server?.rates?.commandsPerSecond ?? 0;
-      expect(liveIops).toBeGreaterThan(0);
-      const table = await tcmu(['ls']);
-      expect(table.stdout).toMatch(/^NAME .* IOPS +READ +WRITE$/m);
+        const fio = runProgram(
+          'fio',
+          [
+            '--name=ops',
+            `--filename=${link}`,
+            '--direct=1',
+            '--ioengine=libaio',
+            '--rw=randrw',
+            '--bs=4k',
+            '--iodepth=8',
+            '--size=32M',
+            '--runtime=6',
+            '--time_based',
+            '--output-format=json',
+          ],
+          { timeoutMilliseconds: 300_000 },
+        );
+        // While fio runs: ls shows live rates, and the endpoint answers.
+        await new Promise((resolve) => setTimeout(resolve, 3500));
+        const during = await (await fetch(`http://${metrics}/metrics`)).text();
+        const listed = JSON.parse((await tcmu(['ls', '--json'])).stdout) as {
+          name: string;
+          server?: { rates?: { commandsPerSecond: number }; link?: string; blockSize: number };
+        }[];
+        const mine = listed.find((entry) => entry.name === 'k-ops');
+        expect(mine?.server).toMatchObject({ link, blockSize: 512 });
+        expect(mine?.server?.rates, 'ls got the live rates from the metrics endpoint').toBeDefined();
+        const liveIops = mine?.server?.rates?.commandsPerSecond ?? 0;
+        expect(liveIops).toBeGreaterThan(0);
+        const table = await tcmu(['ls']);
+        expect(table.stdout).toMatch(/^NAME .* IOPS +READ +WRITE$/m);
 
-      const result = await fio;
-      expect(result.exitCode, result.stderr).toBe(0);
-      const job = (
-        JSON.parse(result.stdout.slice(result.stdout.indexOf('{'))) as {
-          jobs: {
-            read: { total_ios: number; io_bytes: number };
-            write: { total_ios: number; io_bytes: number };
-          }[];
-        }
-      ).jobs[0]!;
-      const after = await (await fetch(`http://${metrics}/metrics`)).text();
-      const reads = seriesValue(after, 'tcmu_commands_total', { device: 'k-ops', kind: 'read' });
-      const writes = seriesValue(after, 'tcmu_commands_total', { device: 'k-ops', kind: 'write' });
-      const readBytes = seriesValue(after, 'tcmu_bytes_total', { device: 'k-ops', kind: 'read' });
-      const writeBytes = seriesValue(after, 'tcmu_bytes_total', { device: 'k-ops', kind: 'write' });
-      console.log(
-        `fio: ${job.read.total_ios} reads, ${job.write.total_ios} writes; metrics: ${reads} reads (${readBytes} bytes), ${writes} writes (${writeBytes} bytes); live IOPS seen by ls during fio: ${liveIops.toFixed(0)}; read commands counted mid-run: ${seriesValue(during, 'tcmu_commands_total', { device: 'k-ops', kind: 'read' })}`,
-      );
-      // Every fio I/O is one SCSI command (4 KiB, O_DIRECT); the kernel adds its own (partition scan reads).
-      expect(reads).toBeGreaterThanOrEqual(job.read.total_ios);
-      expect(writes).toBeGreaterThanOrEqual(job.write.total_ios);
-      expect(writeBytes).toBeGreaterThanOrEqual(job.write.io_bytes);
-      expect(seriesValue(after, 'tcmu_commands_in_flight', { device: 'k-ops' })).toBe(0);
-      expect(after).toMatch(/^tcmu_command_duration_seconds_count\{device="k-ops",kind="read"\} \d+$/m);
+        const result = await fio;
+        expect(result.exitCode, result.stderr).toBe(0);
+        const job = (
+          JSON.parse(result.stdout.slice(result.stdout.indexOf('{'))) as {
+            jobs: {
+              read: { total_ios: number; io_bytes: number };
+              write: { total_ios: number; io_bytes: number };
+            }[];
+          }
+        ).jobs[0]!;
+        const after = await (await fetch(`http://${metrics}/metrics`)).text();
+        const reads = seriesValue(after, 'tcmu_commands_total', { device: 'k-ops', kind: 'read' });
+        const writes = seriesValue(after, 'tcmu_commands_total', { device: 'k-ops', kind: 'write' });
+        const readBytes = seriesValue(after, 'tcmu_bytes_total', { device: 'k-ops', kind: 'read' });
+        const writeBytes = seriesValue(after, 'tcmu_bytes_total', { device: 'k-ops', kind: 'write' });
+        console.log(
+          `fio: ${job.read.total_ios} reads, ${job.write.total_ios} writes; metrics: ${reads} reads (${readBytes} bytes), ${writes} writes (${writeBytes} bytes); live IOPS seen by ls during fio: ${liveIops.toFixed(0)}; read commands counted mid-run: ${seriesValue(during, 'tcmu_commands_total', { device: 'k-ops', kind: 'read' })}`,
+        );
+        // Every fio I/O is one SCSI command (4 KiB, O_DIRECT); the kernel adds its own (partition scan reads).
+        expect(reads).toBeGreaterThanOrEqual(job.read.total_ios);
+        expect(writes).toBeGreaterThanOrEqual(job.write.total_ios);
+        expect(writeBytes).toBeGreaterThanOrEqual(job.write.io_bytes);
+        expect(seriesValue(after, 'tcmu_commands_in_flight', { device: 'k-ops' })).toBe(0);
+        expect(after).toMatch(/^tcmu_command_duration_seconds_count\{device="k-ops",kind="read"\} \d+$/m);
 
-      const stats = await tcmu(['stats', 'k-ops']);
-      expect(stats.exitCode, stats.stderr).toBe(0);
-      console.log(stats.stdout);
-      expect(stats.stdout).toMatch(/^ {2}read +\d+ commands/m);
+        const stats = await tcmu(['stats', 'k-ops']);
+        expect(stats.exitCode, stats.stderr).toBe(0);
+        console.log(stats.stdout);
+        expect(stats.stdout).toMatch(/^ {2}read +\d+ commands/m);
 
-      expect(await server.stop('SIGTERM')).toBe(0);
-      expect(existsSync(link)).toBe(false);
-      expect(existsSync(pidFile)).toBe(false);
-      const gone = await tcmu(['stats', 'k-ops']);
-      expect(gone.exitCode).toBe(1);
-      expect(await configfsSnapshot()).toEqual(before);
+        expect(await server.stop('SIGTERM')).toBe(0);
+        expect(existsSync(link)).toBe(false);
+        expect(existsSync(pidFile)).toBe(false);
+        const gone = await tcmu(['stats', 'k-ops']);
+        expect(gone.exitCode).toBe(1);
+        expect(await configfsSnapshot()).toEqual(before);
+      } finally {
+        if (server.child.exitCode === null) await server.stop('SIGTERM');
+      }
     },
     SLOW,
   );

@@ -1,3 +1,4 @@
+import { get as httpGet } from 'node:http';
 import type { DeviceRecord, SystemRoots } from '@tcmu/configfs';
 import { parseCommandLine } from '../arguments.js';
 import { CliError } from '../errors.js';
@@ -163,14 +164,31 @@ export async function listListings(roots: SystemRoots): Promise<DeviceListing[]>
   return records.filter((record) => record.owned).map(toListing);
 }
 
-/** GETs a server's /stats.json (undefined when it does not answer within `timeoutMs`). */
-export async function fetchStats(address: string, timeoutMs = 1000): Promise<StatsSnapshot | undefined> {
-  try {
-    const response = await fetch(`http://${address}/stats.json`, { signal: AbortSignal.timeout(timeoutMs) });
-    return response.ok ? ((await response.json()) as StatsSnapshot) : undefined;
-  } catch {
-    return undefined;
-  }
+/**
+ * GETs a server's /stats.json (undefined when it does not answer within `timeoutMs`). node:http rather
+ * than fetch: it loads much faster, which matters for a one-shot command (and in the emulated lab).
+ */
+export function fetchStats(address: string, timeoutMs = 3000): Promise<StatsSnapshot | undefined> {
+  return new Promise((resolve) => {
+    const request = httpGet(`http://${address}/stats.json`, { timeout: timeoutMs }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('error', () => resolve(undefined));
+      response.on('end', () => {
+        try {
+          resolve(
+            response.statusCode === 200
+              ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as StatsSnapshot)
+              : undefined,
+          );
+        } catch {
+          resolve(undefined);
+        }
+      });
+    });
+    request.on('timeout', () => request.destroy());
+    request.on('error', () => resolve(undefined));
+  });
 }
 
 /** Adds what each live device's `tcmu serve` recorded in the run directory, and its live rates. */
