@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdir, readlink, stat, unlink } from 'node:fs/promises';
+import { constants } from 'node:os';
 import { join } from 'node:path';
 import type { Backend } from '@tcmu/backend';
 import type { CommandDoneInfo } from '@tcmu/core';
@@ -137,7 +138,9 @@ export const processServeDependencies: ServeDependencies = {
     const child = spawn('/bin/sh', ['-c', command], { env: { ...env }, stdio: 'inherit' });
     const exited = new Promise<number>((resolve, reject) => {
       child.once('error', reject);
-      child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? (osSignals[signal] ?? 0) : 0)));
+      child.once('exit', (code, signal) =>
+        resolve(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0)),
+      );
     });
     return {
       exited,
@@ -146,15 +149,6 @@ export const processServeDependencies: ServeDependencies = {
       },
     };
   },
-};
-
-const osSignals: Partial<Record<NodeJS.Signals, number>> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGKILL: 9,
-  SIGPIPE: 13,
-  SIGTERM: 15,
 };
 
 /**
@@ -258,7 +252,7 @@ export async function serveCommand(
     logger.info({ devicePath: device.devicePath, link: linkPath, size: formatSize(size) }, 'ready');
     let status = 0;
     if (stopSignal === undefined && fatal === undefined) {
-      announced = await announceReady(options, io, dependencies, logger, {
+      announced = await announceReady(options, io, logger, {
         device,
         linkPath,
         size,
@@ -401,7 +395,6 @@ interface Announced {
 async function announceReady(
   options: ServeOptions,
   io: CommandIo,
-  _dependencies: ServeDependencies,
   logger: Logger,
   ready: { device: ServedDevice; linkPath: string | undefined; size: number; metrics: string | undefined },
 ): Promise<Announced> {
