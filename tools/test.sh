@@ -31,6 +31,8 @@ step() {
 step lint pnpm -s lint
 step typecheck pnpm -s typecheck --output-logs=errors-only
 step publint pnpm -s publint --output-logs=errors-only
+step attw pnpm -s attw --output-logs=errors-only
+step api-docs pnpm -s docs:api
 
 # Extra environments (the local S3 server) are started here when their scripts exist.
 if [ -x tools/s3/rgw ]; then
