@@ -1,4 +1,20 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { defineConfig } from 'tsup';
+
+// `tcmu --version` prints what this build was made from: package.json's version and the git commit.
+const { version } = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+let commit = '';
+try {
+  commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  }).trim();
+} catch {
+  // not a checkout (a packed tarball): no commit
+}
 
 // Two entries: the library (`index`, with types) and the `tcmu` binary (`cli`, whose source starts with a
 // hashbang that esbuild keeps and tsup turns into an executable file).
@@ -15,4 +31,5 @@ export default defineConfig({
   sourcemap: true,
   target: 'node20',
   noExternal: [/^@tcmu\/(?!backend-s3)/],
+  define: { __TCMU_CLI_VERSION__: JSON.stringify(version), __TCMU_CLI_COMMIT__: JSON.stringify(commit) },
 });

@@ -1,12 +1,17 @@
-import { basename, extname } from 'node:path';
+import { basename, extname, resolve } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { type BackendLocation, parseBackendLocation } from './backend-url.js';
-import { CliError, hasCode } from './errors.js';
+import { CliError } from './errors.js';
+import { parseListenAddress } from './listen-address.js';
 import { parseSize } from './size.js';
 
 /** pino's levels plus `silent`. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** `auto`: coloured human-readable lines on a terminal, JSON lines otherwise. */
+export const LOG_FORMATS = ['auto', 'pretty', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /** Block sizes a served disk can have, in bytes. */
 export const BLOCK_SIZES = [512, 4096] as const;
@@ -41,6 +46,16 @@ export interface ServeOptions {
   /** Print events as JSON lines on stdout. */
   readonly json: boolean;
   readonly logLevel: LogLevel;
+  /** `--log-format` (or TCMU_LOG_FORMAT): auto (pretty on a terminal, else JSON), pretty or json. */
+  readonly logFormat: LogFormat;
+  /** Folder of the stable link `<linkDirectory>/<name>` → the disk (default /dev/tcmu); undefined with `--no-link`. */
+  readonly linkDirectory: string | undefined;
+  /** `--run CMD`: a shell command run once the disk is ready; serve stops when it exits, with its status. */
+  readonly run: string | undefined;
+  /** `--pidfile PATH`: written when the disk is ready, removed at teardown. */
+  readonly pidFile: string | undefined;
+  /** `--metrics HOST:PORT`: where to serve Prometheus metrics and /stats.json. */
+  readonly metrics: { readonly host: string; readonly port: number } | undefined;
 }
 
 export interface ParseContext {
@@ -48,6 +63,8 @@ export interface ParseContext {
   readonly cwd: string;
   /** Used to derive a default device name for `memory:`. */
   readonly pid: number;
+  /** For TCMU_LOG_LEVEL and TCMU_LOG_FORMAT (used when the options are not given). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 /** A command's arguments: either a request for its help text, or its options. */
@@ -74,12 +91,61 @@ export function parseCommandLine<T extends NonNullable<ParseArgsConfig['options'
       strict: true,
     });
   } catch (error) {
-    const message = error instanceof Error ? error.message.split('\n')[0]! : String(error);
-    throw new CliError('TCMU_ERR_CLI_USAGE', `${message.replace(/\.$/, '')}`, {
+    throw new CliError('TCMU_ERR_CLI_USAGE', describeParseError(error, Object.keys(options)), {
       hint: `see tcmu ${command} --help`,
-      cause: hasCode(error) ? error : undefined,
     });
   }
+}
+
+/** Edit distance, for "did you mean" on an unknown option (short strings only). */
+function distance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(
+        previous[j]! + 1,
+        current[j - 1]! + 1,
+        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/**
+ * Says in our own words what node:util parseArgs rejected (its messages talk about its internals:
+ * "argument is ambiguous", "place it at the end of the command after '--'"). `known` lists the
+ * command's long options, for a "did you mean" suggestion.
+ */
+export function describeParseError(error: unknown, known: readonly string[]): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const option = /'([^']+)'/.exec(message)?.[1] ?? 'option';
+    const bare = option.replace(/^-+/, '').split('=')[0]!;
+    const close = [...known, 'help']
+      .map((name) => ({ name, score: name.startsWith(bare) && bare.length >= 2 ? 0 : distance(bare, name) }))
+      .filter((candidate) => candidate.score <= 2)
+      .sort((a, b) => a.score - b.score)[0];
+    return `unknown option ${option}${option.startsWith('--') && close ? ` (did you mean --${close.name}?)` : ''}`;
+  }
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    const option = /--[A-Za-z0-9-]+/.exec(message)?.[0] ?? 'an option';
+    if (/does not take an argument/.test(message)) return `${option} takes no value`;
+    return `${option} needs a value (for a value that starts with "-", write ${option}=VALUE)`;
+  }
+  if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return 'unexpected argument';
+  return 'cannot read the arguments';
+}
+
+/** An option's path made absolute against `cwd`; empty paths and `..` components are refused. */
+function absolutePath(option: string, text: string, cwd: string): string {
+  if (text === '' || text.split('/').includes('..') || /[\0\n]/.test(text)) {
+    throw new CliError('TCMU_ERR_CLI_USAGE', `invalid ${option} "${text}": give a path without ".."`);
+  }
+  return resolve(cwd, text);
 }
 
 /** Parses a non-negative decimal integer option within [min, max]. */
@@ -127,14 +193,53 @@ export function defaultName(backend: BackendLocation, pid: number): string {
   return candidate || `${backend.kind}-${pid}`;
 }
 
-export function parseLogLevel(text: string): LogLevel {
+export function parseLogLevel(text: string, source = '--log-level'): LogLevel {
   if (!(LOG_LEVELS as readonly string[]).includes(text)) {
     throw new CliError(
       'TCMU_ERR_CLI_USAGE',
-      `invalid --log-level "${text}": use one of ${LOG_LEVELS.join(', ')}`,
+      `invalid ${source} "${text}": use one of ${LOG_LEVELS.join(', ')}`,
     );
   }
   return text as LogLevel;
+}
+
+export function parseLogFormat(text: string, source = '--log-format'): LogFormat {
+  if (!(LOG_FORMATS as readonly string[]).includes(text)) {
+    throw new CliError(
+      'TCMU_ERR_CLI_USAGE',
+      `invalid ${source} "${text}": use one of ${LOG_FORMATS.join(', ')}`,
+    );
+  }
+  return text as LogFormat;
+}
+
+/**
+ * The log level and format from `--log-level`/`--log-format`, else TCMU_LOG_LEVEL/TCMU_LOG_FORMAT, else
+ * the defaults (`fallbackLevel`, auto).
+ */
+export function resolveLogSettings(
+  values: { readonly 'log-level'?: string | undefined; readonly 'log-format'?: string | undefined },
+  env: Readonly<Record<string, string | undefined>> = {},
+  fallbackLevel: LogLevel = 'info',
+): { logLevel: LogLevel; logFormat: LogFormat } {
+  const level = values['log-level'];
+  const format = values['log-format'];
+  const envLevel = env.TCMU_LOG_LEVEL || undefined;
+  const envFormat = env.TCMU_LOG_FORMAT || undefined;
+  return {
+    logLevel:
+      level !== undefined
+        ? parseLogLevel(level)
+        : envLevel !== undefined
+          ? parseLogLevel(envLevel, 'TCMU_LOG_LEVEL')
+          : fallbackLevel,
+    logFormat:
+      format !== undefined
+        ? parseLogFormat(format)
+        : envFormat !== undefined
+          ? parseLogFormat(envFormat, 'TCMU_LOG_FORMAT')
+          : 'auto',
+  };
 }
 
 export function parseBlockSize(text: string): 512 | 4096 {
@@ -160,6 +265,12 @@ export function parseServeArguments(argv: readonly string[], context: ParseConte
     'scsi-timeout': { type: 'string' },
     json: { type: 'boolean' },
     'log-level': { type: 'string' },
+    'log-format': { type: 'string' },
+    'link-dir': { type: 'string' },
+    'no-link': { type: 'boolean' },
+    run: { type: 'string' },
+    pidfile: { type: 'string' },
+    metrics: { type: 'string' },
   });
   if (values.help) return { help: true };
   if (positionals.length === 0) {
@@ -220,6 +331,17 @@ export function parseServeArguments(argv: readonly string[], context: ParseConte
     );
   }
   const name = values.name === undefined ? defaultName(backend, context.pid) : validateName(values.name);
+  if (values['no-link'] && values['link-dir'] !== undefined) {
+    throw new CliError('TCMU_ERR_CLI_USAGE', 'give --link-dir or --no-link, not both', {
+      hint: 'see tcmu serve --help',
+    });
+  }
+  const linkDirectory = values['no-link']
+    ? undefined
+    : absolutePath('--link-dir', values['link-dir'] ?? '/dev/tcmu', context.cwd);
+  if (values.run !== undefined && values.run.trim() === '') {
+    throw new CliError('TCMU_ERR_CLI_USAGE', '--run needs a command', { hint: 'see tcmu serve --help' });
+  }
   return {
     help: false,
     options: {
@@ -245,7 +367,12 @@ export function parseServeArguments(argv: readonly string[], context: ParseConte
           ? undefined
           : parseInteger('--scsi-timeout', values['scsi-timeout'], 1, 86_400),
       json: values.json ?? false,
-      logLevel: values['log-level'] === undefined ? 'info' : parseLogLevel(values['log-level']),
+      ...resolveLogSettings(values, context.env),
+      linkDirectory,
+      run: values.run,
+      pidFile:
+        values.pidfile === undefined ? undefined : absolutePath('--pidfile', values.pidfile, context.cwd),
+      metrics: values.metrics === undefined ? undefined : parseListenAddress(values.metrics),
     },
   };
 }

@@ -2,113 +2,24 @@
 // process serves a disk that mkfs.ext4, mount, e2fsck and fio judge; signals tear it down leaving
 // configfs exactly as before; bad input leaves nothing behind; ls/rm clean up after a SIGKILLed
 // server; the demo passes. Uses the built CLI (dist/cli.js): run `pnpm build` first.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describeKernel } from '@tcmu/lab';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import {
+  cli,
+  configfsSnapshot,
+  must,
+  type Server,
+  SLOW,
+  serve,
+  stopAllServers,
+  tcmu,
+} from './kernel-test-support.js';
 import { runProgram } from './run-program.js';
-
-const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-const TARGET = '/sys/kernel/config/target';
-/** Per-test limit: everything is emulated (TCG) in the lab, 10-20x slower than native. */
-const SLOW = 600_000;
-
-/** Every directory and symlink under configfs's target tree (attribute files left out), sorted. */
-async function configfsSnapshot(): Promise<string[]> {
-  const out: string[] = [];
-  async function walk(path: string): Promise<void> {
-    const entries = await readdir(path).catch(() => [] as string[]);
-    for (const entry of entries) {
-      const child = join(path, entry);
-      const info = await lstat(child).catch(() => undefined);
-      if (!info) continue; // removed while walking
-      if (info.isSymbolicLink()) out.push(`${child} ->`);
-      else if (info.isDirectory()) {
-        out.push(`${child}/`);
-        await walk(child);
-      }
-    }
-  }
-  await walk(TARGET);
-  return out.sort();
-}
-
-/** Runs the CLI to completion. */
-function tcmu(args: readonly string[], options: { user?: number } = {}) {
-  const command = options.user === undefined ? process.execPath : 'setpriv';
-  const prefix =
-    options.user === undefined
-      ? []
-      : [`--reuid=${options.user}`, `--regid=${options.user}`, '--clear-groups', process.execPath];
-  return runProgram(command, [...prefix, cli, ...args], { timeoutMilliseconds: 300_000 });
-}
-
-/** Runs a program that must succeed; returns its stdout. */
-async function must(file: string, args: readonly string[]): Promise<string> {
-  const result = await runProgram(file, args, { timeoutMilliseconds: 300_000 });
-  if (result.exitCode !== 0) {
-    throw new Error(
-      `${file} ${args.join(' ')} exited ${result.exitCode ?? result.signal}: ${result.stderr}${result.stdout}`,
-    );
-  }
-  return result.stdout;
-}
-
-interface Server {
-  readonly child: ChildProcess;
-  readonly name: string;
-  readonly device: string;
-  /** stderr so far (pino logs and the error line). */
-  stderr(): string;
-  /** Sends `signal` and resolves with the exit code (or signal name). */
-  stop(signal: NodeJS.Signals): Promise<number | string>;
-}
-
-const running = new Set<ChildProcess>();
-
-/** Starts `tcmu serve … --json` and waits for its ready event. */
-function serve(args: readonly string[]): Promise<Server> {
-  const child = spawn(process.execPath, [cli, 'serve', ...args, '--json'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.add(child);
-  let stdout = '';
-  let stderr = '';
-  const exited = new Promise<number | string>((resolve) => {
-    child.once('exit', (code, signal) => {
-      running.delete(child);
-      resolve(code ?? signal ?? 'unknown');
-    });
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return new Promise((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const line = stdout.split('\n').find((l) => l.includes('"event":"ready"'));
-      if (line) {
-        const event = JSON.parse(line) as { name: string; device: string };
-        resolve({
-          child,
-          name: event.name,
-          device: event.device,
-          stderr: () => stderr,
-          stop: (signal) => {
-            child.kill(signal);
-            return exited;
-          },
-        });
-      }
-    });
-    exited.then((code) => reject(new Error(`tcmu serve exited (${code}) before ready: ${stderr}`)));
-  });
-}
 
 /** Waits for every promise (none left running), then throws the first failure, if any. */
 async function settleAll<T>(promises: Promise<T>[]): Promise<T[]> {
@@ -166,16 +77,7 @@ describeKernel('tcmu (the CLI) in the real kernel', () => {
 
   afterAll(async () => {
     // Servers a failed test left behind: stop them properly (SIGKILL would leave stale devices).
-    await Promise.all(
-      [...running].map(
-        (child) =>
-          new Promise((resolve) => {
-            child.once('exit', resolve);
-            child.kill('SIGTERM');
-            setTimeout(() => child.kill('SIGKILL'), 60_000).unref();
-          }),
-      ),
-    );
+    await stopAllServers();
     await rm(workFolder, { recursive: true, force: true });
   });
 
@@ -376,7 +278,8 @@ describeKernel('tcmu (the CLI) in the real kernel', () => {
       expect(table.stdout).toMatch(/k-killed\s+\d+\s+stale/);
       const removed = await tcmu(['rm', '--stale']);
       expect(removed.exitCode, removed.stderr).toBe(0);
-      expect(removed.stdout).toMatch(/^removed k-killed \(stale, hba \d+\)$/m);
+      expect(removed.stdout).toMatch(/^removed k-killed \(stale, hba \d+; link \/dev\/tcmu\/k-killed\)$/m);
+      expect(existsSync('/dev/tcmu/k-killed')).toBe(false);
       expect(await configfsSnapshot()).toEqual(before);
     },
     SLOW,

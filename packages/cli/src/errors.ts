@@ -32,13 +32,34 @@ export type CliErrorCode =
   /** The demo found a mismatch or a failing step. */
   | 'TCMU_ERR_CLI_DEMO_FAILED'
   /** `serve --iscsi`: the iSCSI export could not be made (no iscsi_target_mod, portal in use, IQN taken). */
-  | 'TCMU_ERR_CLI_ISCSI';
+  | 'TCMU_ERR_CLI_ISCSI'
+  /** `serve --run CMD`: the command could not be started (the device was torn down again). */
+  | 'TCMU_ERR_CLI_RUN'
+  /** `serve --metrics ADDRESS`: the address is taken or cannot be listened on. */
+  | 'TCMU_ERR_CLI_METRICS'
+  /** `tcmu stats NAME`: the device's server runs without `--metrics`, or its endpoint does not answer. */
+  | 'TCMU_ERR_CLI_NO_METRICS'
+  /** `serve --pidfile PATH`: the pid file cannot be written. */
+  | 'TCMU_ERR_CLI_PIDFILE'
+  /** Printed under `--json` for a failure that had no code (a bug). */
+  | 'TCMU_ERR_CLI_INTERNAL';
+
+/**
+ * Codes that mean "the command line is wrong" (exit status 2, like every Unix tool's usage error): a bad
+ * or missing argument, a malformed size, block size or backend URL.
+ */
+export const USAGE_ERROR_CODES: ReadonlySet<string> = new Set<CliErrorCode>([
+  'TCMU_ERR_CLI_USAGE',
+  'TCMU_ERR_CLI_SIZE',
+  'TCMU_ERR_CLI_BLOCK_SIZE',
+  'TCMU_ERR_CLI_BACKEND_URL',
+]);
 
 /** A user-facing failure of the `tcmu` command: `message` is one line, `exitCode` is what the process returns. */
 export class CliError extends Error {
   override readonly name = 'CliError';
   readonly code: CliErrorCode;
-  /** Process exit status: 2 for usage errors, 1 otherwise. */
+  /** Process exit status: 2 for usage errors ({@link USAGE_ERROR_CODES}), 1 otherwise. */
   readonly exitCode: number;
   /** One extra line telling the user what to do, printed after the message when set. */
   readonly hint: string | undefined;
@@ -46,7 +67,7 @@ export class CliError extends Error {
   constructor(code: CliErrorCode, message: string, options: { hint?: string; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
-    this.exitCode = code === 'TCMU_ERR_CLI_USAGE' ? 2 : 1;
+    this.exitCode = USAGE_ERROR_CODES.has(code) ? 2 : 1;
     this.hint = options.hint;
   }
 }
@@ -77,6 +98,23 @@ export function formatError(error: unknown, prefix = 'tcmu'): string {
 /** The exit status for a thrown value: the CliError's own, otherwise 1. */
 export function exitCodeOf(error: unknown): number {
   if (error instanceof CliError) return error.exitCode;
-  if (hasCode(error) && error.code === 'TCMU_ERR_CLI_USAGE') return 2;
+  if (hasCode(error) && USAGE_ERROR_CODES.has(error.code)) return 2;
   return 1;
+}
+
+/**
+ * The error as one JSON line (what `--json` commands print on stderr instead of {@link formatError}'s
+ * text): `{"event":"error","command":…,"code":…,"message":…,"hint":…,"exitCode":…}`. Errors without a
+ * code (bugs) get `TCMU_ERR_CLI_INTERNAL`.
+ */
+export function formatErrorJson(error: unknown, command: string): string {
+  const coded = error instanceof CliError || hasCode(error);
+  return JSON.stringify({
+    event: 'error',
+    command,
+    code: coded ? error.code : 'TCMU_ERR_CLI_INTERNAL',
+    message: oneLine(error instanceof Error ? error.message : String(error)),
+    hint: error instanceof CliError && error.hint ? oneLine(error.hint) : undefined,
+    exitCode: exitCodeOf(error),
+  });
 }

@@ -8,13 +8,17 @@ Commands:
   serve <backend> --size N   serve a memory, file or S3 backend as /dev/sdX until SIGINT/SIGTERM
   ls                         list the devices this toolkit created, with their state
   rm <name> | --stale        remove a device (stops its server), or every device whose server is gone
+  stats <name> [--watch]     a served device's counters (needs serve --metrics)
   demo                       serve a memory disk, mkfs.ext4 it, mount it, write and verify files
   volume create|inspect|delete <s3://bucket/prefix?endpoint=…>
                              administer S3 volumes (no root or kernel needed)
 
 Options:
   -h, --help                 show help (also after every command: tcmu serve --help)
-  -v, --version              print the version
+  -v, --version              print the version, and Node's, koffi's and the kernel's
+
+Exit status: 0 success, 1 failure, 2 usage error (bad or missing arguments). Errors are one line on
+stderr; under --json they are one JSON object: {"event":"error","code":…,"message":…,"exitCode":…}.
 
 Needs root and a kernel with configfs, target_core_user and tcm_loop. Without them, the repository's
 kernel lab runs everything in a Debian kernel under QEMU: tools/lab/run node packages/cli/dist/cli.js …
@@ -24,8 +28,14 @@ export const SERVE_HELP = `Usage: tcmu serve <backend> --size <N[K|M|G|T]> [opti
 
 Serves a backend as a SCSI disk until SIGINT or SIGTERM, then drains in-flight commands, tears the
 device down (nothing is left in configfs) and exits 0. When the disk is usable it prints one line on
-stdout:  ready <name> /dev/sdX window <S>s  (with --json: {"event":"ready","name":…,"device":…,
-"window":{…}}). Logs are JSON lines (pino) on stderr.
+stdout:  ready <name> /dev/sdX /dev/tcmu/<name> [iscsi://…] window <S>s
+(with --json: {"event":"ready","name":…,"device":…,"link":…,"metrics":…,"window":{…}}), writes
+--pidfile, and sends READY=1 to systemd when NOTIFY_SOCKET is set (Type=notify).
+
+/dev/tcmu/<name> is a link to the disk that keeps its name across restarts (use it in fstab, mkfs,
+mount); it is removed at teardown, and by tcmu rm --stale after a crash.
+
+Logs go to stderr: readable coloured lines on a terminal, JSON lines otherwise (or --log-format).
 
 Restart: if the server is killed (kill -9, crash), the disk stays and its I/O waits. Running the
 same serve again within the window (--command-timeout) takes the disk over (same /dev/sdX, same
@@ -54,8 +64,19 @@ Options:
       --command-timeout S    restart window: seconds the kernel holds I/O for a server that died
                              before failing it (cmd_time_out, default 30; 0 = hold forever)
       --scsi-timeout S       the disk's SCSI timeout in seconds (default: command timeout + 15)
-      --json                 print events as JSON lines on stdout
-      --log-level LEVEL      trace, debug, info, warn, error, fatal or silent (default info)
+      --link-dir DIR         where the stable link goes (default /dev/tcmu)
+      --no-link              make no stable link
+      --run CMD              run CMD (with /bin/sh -c) once the disk is ready, with TCMU_DEVICE=/dev/sdX,
+                             TCMU_LINK=/dev/tcmu/<name> and TCMU_SG_DEVICE set; tear down when it
+                             exits and exit with its status (SIGINT/SIGTERM are passed on as SIGTERM)
+      --pidfile PATH         write the server's pid to PATH when ready; removed at teardown
+      --metrics HOST:PORT    serve Prometheus metrics on http://HOST:PORT/metrics (and /stats.json, read
+                             by tcmu ls and tcmu stats): commands, bytes and latency by kind, commands in
+                             flight, CHECK CONDITIONs by sense key, TMRs, the backend's own figures
+      --json                 print events as JSON lines on stdout (and errors as JSON)
+      --log-level LEVEL      trace, debug, info, warn, error, fatal or silent (default info, or
+                             TCMU_LOG_LEVEL); trace logs every command (sampled: at most 200 lines/s)
+      --log-format FORMAT    auto (pretty on a terminal, else json), pretty or json (or TCMU_LOG_FORMAT)
   -h, --help                 show this help
 
 iSCSI export (LIO's iSCSI target, iscsi_target_mod; the disk stays local too):
@@ -69,6 +90,8 @@ iSCSI export (LIO's iSCSI target, iscsi_target_mod; the disk stays local too):
 
 Examples:
   tcmu serve memory: --size 256M
+  tcmu serve memory: --size 1G --run 'mkfs.ext4 -q "$TCMU_DEVICE" && fsck.ext4 -n "$TCMU_DEVICE"'
+  tcmu serve file:/var/lib/disks/db.img --name db --metrics 127.0.0.1:9464 --pidfile /run/db.pid
   tcmu serve file:/var/lib/disks/db.img --size 10G --block-size 4096 --name db
   tcmu serve 's3://disks/vol1?endpoint=http://127.0.0.1:7480' --size 1G --json
   tcmu serve file:/srv/db.img --name db --iscsi 0.0.0.0:3260 --iscsi-allow iqn.2004-10.com.example:web1
@@ -79,6 +102,8 @@ export const LS_HELP = `Usage: tcmu ls [--json]
 Lists the devices this toolkit created (marked in their configfs dev_config), with their state:
   serving   the process that created it is alive
   stale     that process is gone (killed); remove it with tcmu rm --stale
+and, for a device served by tcmu serve, its backend, block size, read-only flag, uptime and stable
+link; with serve --metrics also its live IOPS and throughput (over the last seconds).
 
 Options:
       --json                 print a JSON array instead of a table
@@ -89,12 +114,27 @@ export const RM_HELP = `Usage: tcmu rm <name>...
        tcmu rm --stale
 
 Removes devices this toolkit created. A device whose server is alive is asked to stop (SIGTERM), and
-tcmu rm waits for it to drain and tear down; a stale device is torn down here. Devices not created by
-this toolkit are never touched.
+tcmu rm waits for it to drain and tear down; a stale device is torn down here, with the stable link
+(/dev/tcmu/<name>) and the server record its dead server left behind. Devices not created by this
+toolkit are never touched.
 
 Options:
       --stale                remove every device whose server process is gone
       --timeout SECONDS      how long to wait for a live server to stop (default 30)
+  -h, --help                 show this help
+`;
+
+export const STATS_HELP = `Usage: tcmu stats <name> [--watch] [--interval SECONDS] [--json]
+
+Prints a served device's counters, read from its server's metrics endpoint (so serve it with
+--metrics HOST:PORT): commands, bytes and mean latency by kind (read, write, unmap, flush, other),
+rates over the last seconds, commands in flight, CHECK CONDITIONs by sense key, task management, and
+the backend's own figures (S3: requests, retries, cache hits and misses, dirty chunks…).
+
+Options:
+      --watch                print again every interval until interrupted
+      --interval SECONDS     seconds between prints with --watch (default 1)
+      --json                 print one JSON object per print
   -h, --help                 show this help
 `;
 

@@ -55,6 +55,7 @@ export {
 export { type BlockRange, RangeLock } from './range-lock';
 export { checkCondition, good, responseForError, statusOnly } from './response';
 export {
+  type CommandDoneInfo,
   type ServableRing,
   type ServedCloseOptions,
   type ServedDevice,

@@ -54,6 +54,12 @@ export interface ServeOptions extends Omit<DeviceContextOptions, 'backend' | 'si
    * So a backend whose calls never settle cannot keep a device from being torn down.
    */
   readonly drainTimeoutMs?: number;
+  /**
+   * Observer called synchronously after each command is completed to the ring (metrics, tracing).
+   * Must be cheap and must not throw (a throw is logged and ignored). Costs nothing when unset.
+   * Commands answered BUSY because the device is closing are not reported.
+   */
+  readonly onCommandDone?: (info: CommandDoneInfo) => void;
 }
 
 /** Options of {@link ServedDevice.close}. */
@@ -64,6 +70,28 @@ export interface ServedCloseOptions {
    * close() call all the same.
    */
   readonly servingUntil?: Promise<unknown>;
+}
+
+/** What {@link ServeOptions.onCommandDone} receives: a fresh object per command. */
+export interface CommandDoneInfo {
+  /** The command's CDB (a copy: safe to keep). Byte 0 is the opcode. */
+  readonly cdb: Uint8Array;
+  /** Bytes in the command's data buffer (read or written for READ/WRITE; 0 without data). */
+  readonly dataLength: number;
+  /** The SCSI status completed to the kernel (TASK ABORTED for aborted commands). */
+  readonly status: number;
+  /** The sense key (0-15) for CHECK CONDITION, else undefined. */
+  readonly senseKey: number | undefined;
+  /** Milliseconds (fractional) from the command's arrival from the ring to its completion. */
+  readonly latencyMs: number;
+}
+
+/** The sense key of fixed (70h/71h) or descriptor (72h/73h) sense bytes. */
+function senseKeyOf(sense: Uint8Array | undefined): number | undefined {
+  if (!sense || sense.length < 3) return undefined;
+  const format = sense[0]! & 0x7f;
+  if (format === 0x72 || format === 0x73) return sense[1]! & 0x0f;
+  return sense[2]! & 0x0f;
 }
 
 /** A ring being served. */
@@ -99,6 +127,8 @@ interface Slot {
   aborted: boolean;
   /** Answered by close() after the drain timeout; the handler's late result is dropped. */
   abandoned: boolean;
+  /** performance.now() at arrival, only when an onCommandDone observer is set (else 0). */
+  arrived: number;
 }
 
 function signalOf(slot: Slot): AbortSignal {
@@ -142,6 +172,7 @@ class RingServer implements ServedDevice {
   #drainTimeoutMs: number;
   #abandoning = false;
   #warnOnce: WarnOnce;
+  #onCommandDone: ((info: CommandDoneInfo) => void) | undefined;
 
   constructor(ring: ServableRing, target: ServeTarget, options: ServeOptions) {
     const handlerTarget = isScsiHandler(target);
@@ -185,6 +216,7 @@ class RingServer implements ServedDevice {
       );
     this.#drainTimeoutMs = drainTimeoutMs;
     this.#warnOnce = createWarnOnce(options.logger);
+    this.#onCommandDone = options.onCommandDone;
     ring.start({
       onCommand: (command) => this.#onCommand(command),
       onTaskManagement: (request) => this.#onTaskManagement(request),
@@ -221,6 +253,7 @@ class RingServer implements ServedDevice {
       started: false,
       aborted: false,
       abandoned: false,
+      arrived: this.#onCommandDone ? performance.now() : 0,
     };
     this.#slots.set(command.id, slot);
     if (this.#paused === 0 && stats.inFlight < this.#queueDepth && this.#waiting.length === 0)
@@ -324,7 +357,22 @@ class RingServer implements ServedDevice {
     }
     this.#complete(ring.id, completion);
     stats.completed++;
+    if (this.#onCommandDone) this.#notifyDone(slot, completion);
     this.#pump();
+  }
+
+  #notifyDone(slot: Slot, completion: RingCompletion): void {
+    try {
+      this.#onCommandDone!({
+        cdb: slot.ring.cdb,
+        dataLength: slot.ring.dataLength,
+        status: completion.status,
+        senseKey: completion.status === ScsiStatus.CheckCondition ? senseKeyOf(completion.sense) : undefined,
+        latencyMs: performance.now() - slot.arrived,
+      });
+    } catch (error) {
+      this.#logger?.warn?.({ err: error, device: this.device.name }, 'onCommandDone observer threw');
+    }
   }
 
   #completion(ring: RingCommand, response: ScsiResponse): RingCompletion {

@@ -1,9 +1,13 @@
+import { readlink, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { DeviceRecord, SystemRoots } from '@tcmu/configfs';
 import { parseCommandLine, parseInteger } from '../arguments.js';
 import { requireRoot } from '../environment.js';
 import { CliError } from '../errors.js';
 import { RM_HELP } from '../help.js';
 import type { CommandIo } from '../io.js';
+import { removeFile } from '../service.js';
+import { DEFAULT_LINK_DIRECTORY, readServerState, removeServerState, runDirectory } from '../state.js';
 import { type DeviceListing, listListings } from './ls.js';
 
 /** What `tcmu rm` touches outside configfs (injected in tests). */
@@ -48,8 +52,46 @@ export async function skipCacheFlushOnRemoval(
   }
 }
 
+/**
+ * Removes what a dead server left outside configfs for device `name`: its state record, and its stable
+ * link (`/dev/tcmu/<name>`, or where the record says) when that link dangles or points at one of the
+ * device's disks `devicePaths`. Anything else at the link's path is left alone. Returns the links removed.
+ */
+export async function removeServerLeftovers(
+  name: string,
+  devicePaths: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<string[]> {
+  const directory = runDirectory(env);
+  const state = await readServerState(directory, name);
+  const candidates = new Set([join(DEFAULT_LINK_DIRECTORY, name)]);
+  if (state?.link) candidates.add(state.link);
+  const removed: string[] = [];
+  for (const link of candidates) {
+    let target: string;
+    try {
+      target = await readlink(link);
+    } catch {
+      continue; // nothing there, or not a link
+    }
+    const dangling = await stat(link).then(
+      () => false,
+      () => true,
+    );
+    if (dangling || devicePaths.includes(target) || (state !== undefined && target === state.device)) {
+      if ((await removeFile(link)) === undefined) removed.push(link);
+    }
+  }
+  await removeServerState(directory, name);
+  return removed;
+}
+
 /** Removes one stale device of this toolkit (without waiting on a cache flush nobody can answer). */
-async function removeStaleDevice(target: DeviceListing, roots: SystemRoots): Promise<void> {
+async function removeStaleDevice(
+  target: DeviceListing,
+  roots: SystemRoots,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<void> {
   const configfs = await import('@tcmu/configfs');
   const records = await configfs.listDevices({ ...roots });
   await skipCacheFlushOnRemoval(
@@ -57,6 +99,7 @@ async function removeStaleDevice(target: DeviceListing, roots: SystemRoots): Pro
     roots,
   );
   await configfs.removeDevice({ ...roots, name: target.name, hba: target.hba });
+  await removeServerLeftovers(target.name, target.devices, env);
 }
 
 /** `tcmu rm`: see RM_HELP. */
@@ -93,7 +136,16 @@ export async function removeCommand(
     const stale = (await configfs.listDevices({ ...roots })).filter((record) => record.stale);
     await skipCacheFlushOnRemoval(stale, roots);
     const removed = await configfs.removeStale({ ...roots });
-    for (const record of removed) io.stdout(`removed ${record.name} (stale, hba ${record.hba})\n`);
+    for (const record of removed) {
+      const before = stale.find(
+        (candidate) => candidate.name === record.name && candidate.hba === record.hba,
+      );
+      const disks = (before ?? record).luns.flatMap((lun) => (lun.devicePath ? [lun.devicePath] : []));
+      const links = await removeServerLeftovers(record.name, disks, io.env);
+      io.stdout(
+        `removed ${record.name} (stale, hba ${record.hba}${links.length > 0 ? `; link ${links.join(', ')}` : ''})\n`,
+      );
+    }
     if (removed.length === 0) io.stdout('no stale devices\n');
     return 0;
   }
@@ -124,7 +176,7 @@ export async function removeCommand(
         const still = (await listListings(roots)).find((l) => l.name === target.name && l.hba === target.hba);
         if (!still) break;
         if (still.state === 'stale') {
-          await removeStaleDevice(target, roots);
+          await removeStaleDevice(target, roots, io.env);
           break;
         }
         await dependencies.sleep(100);
@@ -139,7 +191,7 @@ export async function removeCommand(
       }
       io.stdout(`removed ${target.name} (stopped pid ${target.pid})\n`);
     } else {
-      await removeStaleDevice(target, roots);
+      await removeStaleDevice(target, roots, io.env);
       io.stdout(`removed ${target.name} (stale, hba ${target.hba})\n`);
     }
   }

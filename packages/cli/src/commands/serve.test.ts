@@ -3,7 +3,12 @@ import { createReferenceBackend } from '@tcmu/backend/testing';
 import { describe, expect, it, vi } from 'vitest';
 import type { CliError } from '../errors.js';
 import { captureIo } from '../test-support.js';
-import { type DeviceOpenRequest, type ServeDependencies, serveCommand } from './serve.js';
+import {
+  type DeviceOpenRequest,
+  processServeDependencies,
+  type ServeDependencies,
+  serveCommand,
+} from './serve.js';
 
 const coded = (code: string, message: string) => Object.assign(new Error(message), { code });
 
@@ -57,6 +62,11 @@ function fakeDependencies(overrides: Partial<ServeDependencies> = {}) {
       };
     },
     labRunner: async () => '/repo/tools/lab/run',
+    notify: async (state) => {
+      events.push(`notify ${state.split('\n')[0]}`);
+      return true;
+    },
+    runCommand: processServeDependencies.runCommand,
     ...overrides,
   };
   return {
@@ -78,18 +88,24 @@ describe('tcmu serve', () => {
       io,
       fake.dependencies,
     );
-    await vi.waitFor(() => expect(stdout()).toBe('ready d1 /dev/sdq\n'));
+    await vi.waitFor(() => expect(stdout()).toBe('ready d1 /dev/sdq /dev/tcmu/d1\n'));
     expect(fake.events).toEqual([
       'signals on',
       'check',
       'preflight',
       `open backend memory ${64 * 1024 ** 2}`,
       'open device d1',
+      'notify READY=1',
     ]);
     fake.signal('SIGTERM');
     expect(await done).toBe(0);
-    expect(stdout()).toBe('ready d1 /dev/sdq\nstopped d1\n');
-    expect(fake.events.slice(5)).toEqual(['close device', 'close backend', 'signals off']);
+    expect(stdout()).toBe('ready d1 /dev/sdq /dev/tcmu/d1\nstopped d1\n');
+    expect(fake.events.slice(6)).toEqual([
+      'notify STOPPING=1',
+      'close device',
+      'close backend',
+      'signals off',
+    ]);
   });
 
   it('passes every option to the device', async () => {
@@ -187,6 +203,7 @@ describe('tcmu serve', () => {
       event: 'ready',
       name: 'memory-4242',
       device: '/dev/sdq',
+      link: '/dev/tcmu/memory-4242',
       size: 1024 ** 2,
       blockSize: 512,
       backend: 'memory:',
@@ -199,7 +216,7 @@ describe('tcmu serve', () => {
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line));
-    expect(lines[1]).toEqual({ event: 'stopped', name: 'memory-4242', signal: 'SIGTERM' });
+    expect(lines[1]).toEqual({ event: 'stopped', name: 'memory-4242', signal: 'SIGTERM', status: 0 });
   });
 
   it('a signal during setup stops right after setup, without a ready line', async () => {
@@ -314,12 +331,12 @@ describe('tcmu serve', () => {
       io,
       fake.dependencies,
     );
-    await vi.waitFor(() => expect(stdout()).toBe('ready f /dev/sdq\n'));
+    await vi.waitFor(() => expect(stdout()).toBe('ready f /dev/sdq /dev/tcmu/f\n'));
     const bug = new TypeError('x is not a function');
     fake.fatal(bug);
     await expect(done).rejects.toBe(bug);
     expect(fake.events.slice(-3)).toEqual(['close device', 'close backend', 'signals off']);
-    expect(stdout()).toBe('ready f /dev/sdq\n');
+    expect(stdout()).toBe('ready f /dev/sdq /dev/tcmu/f\n');
   });
 
   it('prints help', async () => {

@@ -1,4 +1,9 @@
+import { spawn } from 'node:child_process';
+import { mkdir, readlink, stat, unlink } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { join } from 'node:path';
 import type { Backend } from '@tcmu/backend';
+import type { CommandDoneInfo } from '@tcmu/core';
 import { parseServeArguments, type ServeOptions } from '../arguments.js';
 import { formatBackendLocation } from '../backend-url.js';
 import { findLabRunner, noTcmuHint } from '../environment.js';
@@ -12,9 +17,12 @@ import {
   type StartedIscsiExport,
   startIscsiExport,
 } from '../iscsi.js';
+import { formatListenAddress } from '../listen-address.js';
 import { createLogger, type Logger } from '../logger.js';
 import { checkBackendRequest, type OpenedBackend, openBackend } from '../open-backend.js';
+import { notifyServiceManager, removeFile, writePidFile } from '../service.js';
 import { formatSize } from '../size.js';
+import { removeServerState, runDirectory, writeServerState } from '../state.js';
 
 /** The device `serve` keeps alive: what @tcmu/core's openDevice returns, as far as serve needs it. */
 export interface ServedDevice {
@@ -23,7 +31,18 @@ export interface ServedDevice {
   /** The SCSI generic node (/dev/sgN), when the sg module is loaded. */
   readonly sgPath?: string | undefined;
   /** Live command counters, when the library keeps them. */
-  readonly stats?: { readonly received: number; readonly completed: number; readonly maxInFlight: number };
+  readonly stats?: {
+    readonly received: number;
+    readonly completed: number;
+    readonly maxInFlight: number;
+    readonly inFlight?: number;
+    readonly queued?: number;
+    readonly aborted?: number;
+    readonly busy?: number;
+    readonly taskManagement?: number;
+    readonly backendErrors?: number;
+    readonly handlerFailures?: number;
+  };
   /** True when the device was taken over from a server that died (see docs/restart.md). */
   readonly takenOver?: boolean;
   /** The kernel's timeouts: a restart within `commandTimeoutSeconds` is invisible to the initiator. */
@@ -49,6 +68,10 @@ export interface DeviceOpenRequest {
   readonly commandTimeoutSeconds?: number | undefined;
   readonly scsiTimeoutSeconds?: number | undefined;
   readonly logger: Logger;
+  /** Make `<linkDirectory>/<name>` → the disk (the folder is created when missing). */
+  readonly linkDirectory?: string | undefined;
+  /** Called after every command (metrics, tracing); undefined when nothing observes. */
+  readonly onCommandDone?: ((info: CommandDoneInfo) => void) | undefined;
 }
 
 /** Everything `tcmu serve` touches outside itself. */
@@ -71,6 +94,17 @@ export interface ServeDependencies {
   labRunner(): Promise<string | undefined>;
   /** Exports the served disk over iSCSI (`--iscsi`); default: {@link startIscsiExport}. */
   startIscsi?: typeof startIscsiExport;
+  /** Sends a state (`READY=1`, `STOPPING=1`) to systemd when `NOTIFY_SOCKET` is set in `env`. */
+  notify(state: string, env: Readonly<Record<string, string | undefined>>): Promise<boolean>;
+  /** Starts `/bin/sh -c command` with `env` (`--run`); stdio is the server's own. */
+  runCommand(command: string, env: Readonly<Record<string, string | undefined>>): RunningCommand;
+}
+
+/** A `--run` command while it runs. */
+export interface RunningCommand {
+  /** The exit status: its own, or 128 + the signal number when a signal ended it. Rejects when it could not start. */
+  readonly exited: Promise<number>;
+  kill(signal: NodeJS.Signals): void;
 }
 
 /** The real dependencies: @tcmu/configfs's preflight and @tcmu/core's openDevice, loaded on first use. */
@@ -86,6 +120,8 @@ export const processServeDependencies: ServeDependencies = {
   openBackend: (options, logger, signal) => openBackend(options, logger, signal),
   async openDevice(request) {
     const core = await import('@tcmu/core');
+    if (request.linkDirectory !== undefined)
+      await prepareLink(request.linkDirectory, request.name, request.logger);
     return core.openDevice({
       name: request.name,
       size: request.size,
@@ -102,6 +138,8 @@ export const processServeDependencies: ServeDependencies = {
       // A device of this name whose server died is taken over; a live server still refuses.
       takeOver: true,
       logger: request.logger,
+      ...(request.linkDirectory === undefined ? {} : { linkDirectory: request.linkDirectory }),
+      ...(request.onCommandDone === undefined ? {} : { onCommandDone: request.onCommandDone }),
     });
   },
   onStopSignal(handler) {
@@ -120,23 +158,61 @@ export const processServeDependencies: ServeDependencies = {
     };
   },
   labRunner: () => findLabRunner(),
+  notify: (state, env) => notifyServiceManager(state, env),
+  runCommand(command, env) {
+    const child = spawn('/bin/sh', ['-c', command], { env: { ...env }, stdio: 'inherit' });
+    const exited = new Promise<number>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (code, signal) =>
+        resolve(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0)),
+      );
+    });
+    return {
+      exited,
+      kill: (signal) => {
+        child.kill(signal);
+      },
+    };
+  },
 };
 
-/** `tcmu serve`: see SERVE_HELP. Returns 0 after a clean stop on SIGINT/SIGTERM. */
+/**
+ * Makes the link folder and clears the way for `<directory>/<name>`: a link left dangling by a server
+ * that died is removed; anything else there is left alone (openDevice then fails, saying so).
+ */
+async function prepareLink(directory: string, name: string, logger: Logger): Promise<void> {
+  await mkdir(directory, { recursive: true, mode: 0o755 });
+  const path = join(directory, name);
+  let target: string;
+  try {
+    target = await readlink(path);
+  } catch {
+    return; // nothing there, or not a link
+  }
+  const alive = await stat(path).then(
+    () => true,
+    () => false,
+  );
+  if (!alive) {
+    logger.info({ link: path, target }, 'removing a dangling link left by an earlier server');
+    await unlink(path).catch(() => {});
+  }
+}
+/** `tcmu serve`: see SERVE_HELP. Returns 0 after a clean stop on SIGINT/SIGTERM (with `--run`: the command's status). */
 export async function serveCommand(
   argv: readonly string[],
   io: CommandIo,
   dependencies: ServeDependencies = processServeDependencies,
 ): Promise<number> {
   const { rest, request: iscsiRequest } = extractIscsiArguments(argv);
-  const parsed = parseServeArguments(rest, { cwd: io.cwd, pid: io.pid });
+  const parsed = parseServeArguments(rest, { cwd: io.cwd, pid: io.pid, env: io.env });
   if (parsed.help) {
     io.stdout(SERVE_HELP);
     return 0;
   }
   const options = parsed.options;
   if (iscsiRequest) await checkIscsiRequest(iscsiRequest, io.env, options.name);
-  const logger = createLogger(options.logLevel, { device: options.name });
+  const logger = createLogger(options.logLevel, { device: options.name }, { format: options.logFormat });
   const emit = (event: Record<string, unknown>, text: string) =>
     io.stdout(options.json ? `${JSON.stringify(event)}\n` : `${text}\n`);
 
@@ -169,6 +245,8 @@ export async function serveCommand(
   let opened: OpenedBackend | undefined;
   let device: ServedDevice | undefined;
   let iscsi: StartedIscsiExport | undefined;
+  let observers: Observers | undefined;
+  let announced: Announced | undefined;
   try {
     await dependencies.checkBackend(options);
     await dependencies.preflight(logger);
@@ -184,6 +262,8 @@ export async function serveCommand(
       { backend: formatBackendLocation(options.backend), size, blockSize: options.blockSize },
       `opened ${opened.description}`,
     );
+    // Metrics listen before the device exists: a taken address fails with nothing to undo in configfs.
+    observers = await startObservers(options, opened.backend, () => device?.stats, logger);
     device = await dependencies.openDevice({
       name: options.name,
       size,
@@ -196,33 +276,59 @@ export async function serveCommand(
       commandTimeoutSeconds: options.commandTimeoutSeconds,
       scsiTimeoutSeconds: options.scsiTimeoutSeconds,
       logger,
+      linkDirectory: options.linkDirectory,
+      onCommandDone: observers.onCommandDone,
     });
     if (iscsiRequest && stopSignal === undefined && fatal === undefined) {
       const backstore = { name: options.name, hba: options.hba ?? 0, readOnly: options.readOnly };
       iscsi = await (dependencies.startIscsi ?? startIscsiExport)(iscsiRequest, backstore, io.env, logger);
     }
-    logger.info({ devicePath: device.devicePath, size: formatSize(size) }, 'ready');
-    if (stopSignal === undefined && fatal === undefined)
+    const linkPath =
+      options.linkDirectory === undefined ? undefined : join(options.linkDirectory, options.name);
+    logger.info({ devicePath: device.devicePath, link: linkPath, size: formatSize(size) }, 'ready');
+    let status = 0;
+    if (stopSignal === undefined && fatal === undefined) {
+      announced = await announceReady(options, io, logger, {
+        device,
+        linkPath,
+        size,
+        metrics: observers.address,
+      });
       emit(
         {
           event: 'ready',
           name: options.name,
           device: device.devicePath,
+          link: linkPath,
           genericDevice: device.sgPath,
           size,
           blockSize: options.blockSize,
           backend: formatBackendLocation(options.backend),
           readOnly: options.readOnly,
           ...(iscsi ? { iscsi: iscsi.url } : {}),
+          metrics: observers.address,
           pid: io.pid,
           ...(device.window === undefined ? {} : { window: device.window }),
           ...(device.takenOver ? { takenOver: true } : {}),
         },
-        `ready ${options.name} ${device.devicePath}${iscsi ? ` ${iscsi.url}` : ''}${
-          device.window === undefined ? '' : ` window ${device.window.commandTimeoutSeconds}s`
-        }${device.takenOver ? ' (taken over)' : ''}`,
+        `ready ${options.name} ${device.devicePath}${linkPath === undefined ? '' : ` ${linkPath}`}${
+          iscsi ? ` ${iscsi.url}` : ''
+        }${device.window === undefined ? '' : ` window ${device.window.commandTimeoutSeconds}s`}${
+          device.takenOver ? ' (taken over)' : ''
+        }`,
       );
-    if (stopSignal === undefined && fatal === undefined) await stopped;
+      await dependencies
+        .notify(`READY=1\nSTATUS=serving ${options.name} on ${device.devicePath}\nMAINPID=${io.pid}`, io.env)
+        .catch((error) => logger.warn({ err: error }, 'telling the service manager READY=1 failed'));
+      if (options.run !== undefined) {
+        status = await runUntilExit(options.run, io, dependencies, logger, {
+          device,
+          linkPath,
+          stopped,
+        });
+      } else await stopped;
+      await dependencies.notify('STOPPING=1', io.env).catch(() => false);
+    }
     const stats = device.stats;
     await iscsi?.remove();
     iscsi = undefined;
@@ -230,10 +336,12 @@ export async function serveCommand(
     device = undefined;
     await opened.close();
     opened = undefined;
+    await announced?.withdraw();
+    await observers.close();
     logger.info({ signal: stopSignal, stats: stats === undefined ? undefined : { ...stats } }, 'stopped');
     if (fatal) throw fatal.error;
-    emit({ event: 'stopped', name: options.name, signal: stopSignal }, `stopped ${options.name}`);
-    return 0;
+    emit({ event: 'stopped', name: options.name, signal: stopSignal, status }, `stopped ${options.name}`);
+    return status;
   } catch (error) {
     // Undo whatever was set up, in reverse order; report the first failure, log the others.
     if (iscsi)
@@ -250,6 +358,8 @@ export async function serveCommand(
         .discard()
         .catch((discardError) => logger.warn({ err: discardError }, 'removing the image failed'));
     }
+    await announced?.withdraw();
+    await observers?.close();
     logger.debug({ err: error }, 'serve failed');
     throw explainError(error, {
       name: options.name,
@@ -258,5 +368,166 @@ export async function serveCommand(
   } finally {
     removeHandlers();
     removeFatalHandler();
+  }
+}
+
+/** What watches the commands: the metrics endpoint (`--metrics`) and the `trace` log. */
+interface Observers {
+  readonly onCommandDone: ((info: CommandDoneInfo) => void) | undefined;
+  /** `host:port` the metrics endpoint listens on. */
+  readonly address: string | undefined;
+  close(): Promise<void>;
+}
+
+async function startObservers(
+  options: ServeOptions,
+  backend: Backend,
+  counters: () => ServedDevice['stats'],
+  logger: Logger,
+): Promise<Observers> {
+  const observe: ((info: CommandDoneInfo) => void)[] = [];
+  let server: import('../metrics.js').MetricsServer | undefined;
+  if (options.metrics !== undefined) {
+    const { ServeMetrics, listenMetrics } = await import('../metrics.js');
+    const stats = (backend as { stats?: unknown }).stats;
+    const metrics = new ServeMetrics({
+      name: options.name,
+      counters: () => {
+        const current = counters();
+        return current === undefined
+          ? undefined
+          : {
+              inFlight: current.inFlight ?? 0,
+              queued: current.queued ?? 0,
+              aborted: current.aborted ?? 0,
+              busy: current.busy ?? 0,
+              taskManagement: current.taskManagement ?? 0,
+              backendErrors: current.backendErrors ?? 0,
+              handlerFailures: current.handlerFailures ?? 0,
+            };
+      },
+      ...(typeof stats === 'function' ? { backendStats: () => stats.call(backend) } : {}),
+    });
+    server = await listenMetrics(metrics, options.metrics);
+    observe.push(metrics.observe);
+    logger.info({ metrics: formatListenAddress(server.address) }, 'serving metrics');
+  }
+  if (logger.isLevelEnabled('trace')) {
+    const { createCommandTracer } = await import('../trace.js');
+    observe.push(createCommandTracer(logger));
+  }
+  const [first, second] = observe;
+  return {
+    onCommandDone:
+      first === undefined
+        ? undefined
+        : second === undefined
+          ? first
+          : (info) => {
+              first(info);
+              second(info);
+            },
+    address: server === undefined ? undefined : formatListenAddress(server.address),
+    close: async () => {
+      await server?.close();
+      server = undefined;
+    },
+  };
+}
+
+/** What announceReady left behind (pid file, state record), to take back at teardown. */
+interface Announced {
+  withdraw(): Promise<void>;
+}
+
+/** Writes the pid file (`--pidfile`) and the state record `tcmu ls` and `tcmu stats` read. */
+async function announceReady(
+  options: ServeOptions,
+  io: CommandIo,
+  logger: Logger,
+  ready: { device: ServedDevice; linkPath: string | undefined; size: number; metrics: string | undefined },
+): Promise<Announced> {
+  const directory = runDirectory(io.env);
+  let stateWritten = false;
+  try {
+    await writeServerState(directory, {
+      name: options.name,
+      pid: io.pid,
+      backend: formatBackendLocation(options.backend),
+      size: ready.size,
+      blockSize: options.blockSize,
+      readOnly: options.readOnly,
+      started: new Date().toISOString(),
+      device: ready.device.devicePath,
+      link: ready.linkPath,
+      metrics: ready.metrics,
+    });
+    stateWritten = true;
+  } catch (error) {
+    // Only ls/stats lose detail: serving goes on.
+    logger.warn({ err: error, directory }, 'cannot record the server state (tcmu ls shows less)');
+  }
+  const withdraw = async () => {
+    if (stateWritten) await removeServerState(directory, options.name, io.pid).catch(() => {});
+    stateWritten = false;
+    if (options.pidFile !== undefined) {
+      const failure = await removeFile(options.pidFile);
+      if (failure) logger.warn({ err: failure }, 'removing the pid file failed');
+    }
+  };
+  if (options.pidFile !== undefined) {
+    try {
+      await writePidFile(options.pidFile, io.pid);
+    } catch (error) {
+      await withdraw();
+      throw error;
+    }
+  }
+  return { withdraw };
+}
+
+/**
+ * `--run`: runs the command with the disk in its environment until it exits; a stop signal is passed
+ * on (SIGTERM) and its exit awaited. Returns its exit status.
+ */
+async function runUntilExit(
+  command: string,
+  io: CommandIo,
+  dependencies: ServeDependencies,
+  logger: Logger,
+  context: { device: ServedDevice; linkPath: string | undefined; stopped: Promise<void> },
+): Promise<number> {
+  const env = {
+    ...io.env,
+    TCMU_DEVICE: context.device.devicePath,
+    ...(context.linkPath === undefined ? {} : { TCMU_LINK: context.linkPath }),
+    ...(context.device.sgPath === undefined ? {} : { TCMU_SG_DEVICE: context.device.sgPath }),
+  };
+  let running: RunningCommand;
+  try {
+    running = dependencies.runCommand(command, env);
+  } catch (error) {
+    throw new CliError('TCMU_ERR_CLI_RUN', `cannot run "${command}": ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  logger.info({ command }, 'running the --run command');
+  let finished = false;
+  void context.stopped.then(() => {
+    if (!finished) {
+      logger.info({ command }, 'stopping the --run command (SIGTERM)');
+      running.kill('SIGTERM');
+    }
+  });
+  try {
+    const status = await running.exited;
+    logger.info({ command, status }, 'the --run command exited');
+    return status;
+  } catch (error) {
+    throw new CliError('TCMU_ERR_CLI_RUN', `cannot run "${command}": ${(error as Error).message}`, {
+      cause: error,
+    });
+  } finally {
+    finished = true;
   }
 }

@@ -1,0 +1,107 @@
+// What a service manager expects of a daemon: a pid file, and READY=1 on $NOTIFY_SOCKET (systemd
+// Type=notify). Node has no unix datagram sockets, so the datagram is sent through libc with koffi.
+import { unlink, writeFile } from 'node:fs/promises';
+import { CliError } from './errors.js';
+
+interface SocketCalls {
+  socket(domain: number, type: number, protocol: number): number;
+  sendto(
+    fd: number,
+    buffer: Buffer,
+    length: number,
+    flags: number,
+    address: Buffer,
+    addressLength: number,
+  ): number;
+  close(fd: number): number;
+  errno(): number;
+}
+
+let calls: Promise<SocketCalls> | undefined;
+
+function socketCalls(): Promise<SocketCalls> {
+  calls ??= (async () => {
+    const koffi = (await import('koffi')).default;
+    const lib = koffi.load('libc.so.6');
+    const location = lib.func('int *__errno_location()');
+    return {
+      socket: lib.func('int socket(int domain, int type, int protocol)'),
+      sendto: lib.func(
+        'long sendto(int fd, const void *buffer, size_t length, int flags, const void *address, uint32_t addressLength)',
+      ),
+      close: lib.func('int close(int fd)'),
+      errno: () => koffi.decode(location(), 'int') as number,
+    } as SocketCalls;
+  })();
+  return calls;
+}
+
+const AF_UNIX = 1;
+const SOCK_DGRAM = 2;
+const SOCK_CLOEXEC = 0o2000000;
+/** sizeof(struct sockaddr_un): a 2-byte family and 108 bytes of path. */
+const SUN_PATH = 108;
+
+/** struct sockaddr_un for `path` (an abstract socket when it starts with `@`) and its length. */
+export function unixAddress(path: string): { address: Buffer; length: number } {
+  const name = Buffer.from(path, 'utf8');
+  const abstract = path.startsWith('@');
+  if (abstract) name[0] = 0;
+  const length = 2 + name.length + (abstract ? 0 : 1);
+  if (name.length + (abstract ? 0 : 1) > SUN_PATH) throw new RangeError(`socket path too long: ${path}`);
+  const address = Buffer.alloc(2 + SUN_PATH);
+  address.writeUInt16LE(AF_UNIX, 0);
+  name.copy(address, 2);
+  return { address, length };
+}
+
+/**
+ * Sends `state` (e.g. `READY=1`, `STOPPING=1`, `STATUS=…`) to the service manager when `$NOTIFY_SOCKET`
+ * is set, like sd_notify(3). Returns false when there is no socket; throws when sending fails.
+ */
+export async function notifyServiceManager(
+  state: string,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<boolean> {
+  const socketPath = env.NOTIFY_SOCKET;
+  if (!socketPath) return false;
+  if (!socketPath.startsWith('/') && !socketPath.startsWith('@'))
+    throw new Error(`NOTIFY_SOCKET must be an absolute path or start with @, not "${socketPath}"`);
+  const { address, length } = unixAddress(socketPath);
+  const libc = await socketCalls();
+  const fd = libc.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw new Error(`socket(AF_UNIX, SOCK_DGRAM) failed: errno ${libc.errno()}`);
+  try {
+    const message = Buffer.from(state, 'utf8');
+    const sent = libc.sendto(fd, message, message.length, 0, address, length);
+    if (sent < 0) throw new Error(`sending to NOTIFY_SOCKET ${socketPath} failed: errno ${libc.errno()}`);
+  } finally {
+    libc.close(fd);
+  }
+  return true;
+}
+
+/** Writes this process's pid and a newline to `path` (replacing the file). */
+export async function writePidFile(path: string, pid: number): Promise<void> {
+  try {
+    await writeFile(path, `${pid}\n`, { mode: 0o644 });
+  } catch (error) {
+    throw new CliError(
+      'TCMU_ERR_CLI_PIDFILE',
+      `cannot write the pid file ${path}: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+}
+
+/** Removes a file if it exists; other failures are returned, not thrown. */
+export async function removeFile(path: string): Promise<Error | undefined> {
+  try {
+    await unlink(path);
+    return undefined;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : (error as Error);
+  }
+}
