@@ -227,12 +227,14 @@ describeKernel('restart after a crash (kill -9 of tcmu serve)', () => {
 
   it('a live server is never taken over; with no restart, I/O to the orphaned disk fails (EIO) after cmd_time_out, not minutes, and tcmu rm --stale removes it', async () => {
     const window = 5;
+    // A file: disk (a memory: disk is never taken over: its data died with its server).
+    const image = `file:${join(work, 'orphan.img')}`;
     const child = spawn(
       process.execPath,
       [
         cli,
         'serve',
-        'memory:',
+        image,
         '--size',
         '16M',
         '--name',
@@ -263,13 +265,9 @@ describeKernel('restart after a crash (kill -9 of tcmu serve)', () => {
     });
 
     // A second serve of the same name while the first runs: refused, and the first keeps serving.
-    const second = await runProgram(
-      process.execPath,
-      [cli, 'serve', 'memory:', '--size', '16M', '--name', 'orphan0'],
-      {
-        timeoutMilliseconds: 300_000,
-      },
-    );
+    const second = await runProgram(process.execPath, [cli, 'serve', image, '--name', 'orphan0'], {
+      timeoutMilliseconds: 300_000,
+    });
     expect(second.exitCode).not.toBe(0);
     expect(second.stderr).toMatch(/running process/);
     await must('dd', [

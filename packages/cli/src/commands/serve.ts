@@ -42,6 +42,8 @@ export interface DeviceOpenRequest {
   readonly queueDepth: number | undefined;
   readonly commandTimeoutSeconds?: number | undefined;
   readonly scsiTimeoutSeconds?: number | undefined;
+  /** Take over the device of a server that died (file and s3 backends: their data outlives the server). */
+  readonly takeOver?: boolean;
   readonly logger: Logger;
 }
 
@@ -91,7 +93,7 @@ export const processServeDependencies: ServeDependencies = {
         : { commandTimeoutSeconds: request.commandTimeoutSeconds }),
       ...(request.scsiTimeoutSeconds === undefined ? {} : { scsiTimeoutSeconds: request.scsiTimeoutSeconds }),
       // A device of this name whose server died is taken over; a live server still refuses.
-      takeOver: true,
+      takeOver: request.takeOver ?? false,
       logger: request.logger,
     });
   },
@@ -181,6 +183,9 @@ export async function serveCommand(
       queueDepth: options.queueDepth,
       commandTimeoutSeconds: options.commandTimeoutSeconds,
       scsiTimeoutSeconds: options.scsiTimeoutSeconds,
+      // A memory: disk's data died with its server: serving zeros under its identity would corrupt
+      // the filesystem on it, so its name stays refused (tcmu rm --stale removes it).
+      takeOver: options.backend.kind !== 'memory',
       logger,
     });
     logger.info({ devicePath: device.devicePath, size: formatSize(size) }, 'ready');
