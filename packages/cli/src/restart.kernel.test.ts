@@ -264,10 +264,15 @@ describeKernel('restart after a crash (kill -9 of tcmu serve)', () => {
       scsiTimeoutSeconds: 20,
     });
 
-    // A second serve of the same name while the first runs: refused, and the first keeps serving.
-    const second = await runProgram(process.execPath, [cli, 'serve', image, '--name', 'orphan0'], {
-      timeoutMilliseconds: 300_000,
-    });
+    // A second serve of the same name while the first runs (another image: the first one's flock would
+    // refuse it earlier): refused, and the first keeps serving.
+    const second = await runProgram(
+      process.execPath,
+      [cli, 'serve', `file:${join(work, 'other.img')}`, '--size', '16M', '--name', 'orphan0'],
+      {
+        timeoutMilliseconds: 300_000,
+      },
+    );
     expect(second.exitCode).not.toBe(0);
     expect(second.stderr).toMatch(/running process/);
     await must('dd', [
