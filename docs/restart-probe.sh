@@ -17,11 +17,11 @@ start_serve() { # $@: extra flags; sets PID, DISK
   PID=$!
   local started; started=$(now)
   for _ in $(seq 1 600); do
-    line=$(grep '"event":"ready"' "$LOG.out" | tail -1)
-    if [ -n "$line" ] && [ "$(grep -c '"event":"ready"' "$LOG.out")" -gt "$READY_SEEN" ]; then break; fi
+    [ "$(grep -c '"event":"ready"' "$LOG.out")" -gt "$READY_SEEN" ] && break
     sleep 0.1
   done
   READY_SEEN=$(grep -c '"event":"ready"' "$LOG.out")
+  line=$(grep '"event":"ready"' "$LOG.out" | sed -n "${READY_SEEN}p")
   DISK=$(sed -n 's/.*"device":"\([^"]*\)".*/\1/p' <<<"$line")
   echo "serve ready in $(since "$started") s: $line"
 }

@@ -40,7 +40,8 @@ Logs go to stderr: readable coloured lines on a terminal, JSON lines otherwise (
 Restart: if the server is killed (kill -9, crash), the disk stays and its I/O waits. Running the
 same serve again within the window (--command-timeout) takes the disk over (same /dev/sdX, same
 identity; commands in flight are re-sent) and the filesystem on it notices nothing ("taken over"
-on the ready line). A server that still runs is never taken over. Past the window, I/O fails (EIO);
+on the ready line). A server that still runs is never taken over, nor a memory: disk (its data died
+with its server). Past the window, I/O fails (EIO);
 tcmu rm --stale removes a disk whose server is gone. See docs/restart.md for a systemd unit.
 
 Backends:

@@ -227,12 +227,14 @@ describeKernel('restart after a crash (kill -9 of tcmu serve)', () => {
 
   it('a live server is never taken over; with no restart, I/O to the orphaned disk fails (EIO) after cmd_time_out, not minutes, and tcmu rm --stale removes it', async () => {
     const window = 5;
+    // A file: disk (a memory: disk is never taken over: its data died with its server).
+    const image = `file:${join(work, 'orphan.img')}`;
     const child = spawn(
       process.execPath,
       [
         cli,
         'serve',
-        'memory:',
+        image,
         '--size',
         '16M',
         '--name',
@@ -262,10 +264,11 @@ describeKernel('restart after a crash (kill -9 of tcmu serve)', () => {
       scsiTimeoutSeconds: 20,
     });
 
-    // A second serve of the same name while the first runs: refused, and the first keeps serving.
+    // A second serve of the same name while the first runs (another image: the first one's flock would
+    // refuse it earlier): refused, and the first keeps serving.
     const second = await runProgram(
       process.execPath,
-      [cli, 'serve', 'memory:', '--size', '16M', '--name', 'orphan0'],
+      [cli, 'serve', `file:${join(work, 'other.img')}`, '--size', '16M', '--name', 'orphan0'],
       {
         timeoutMilliseconds: 300_000,
       },

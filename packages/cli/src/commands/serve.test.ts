@@ -182,11 +182,34 @@ describe('tcmu serve', () => {
       await vi.waitFor(() => expect(stdout()).toContain('ready'));
       fake.signal('SIGTERM');
       await done;
-      expect(fake.requests[0]).toMatchObject({ commandTimeoutSeconds: 90, scsiTimeoutSeconds: undefined });
+      expect(fake.requests[0]).toMatchObject({
+        commandTimeoutSeconds: 90,
+        scsiTimeoutSeconds: undefined,
+        takeOver: false, // memory: its data died with the old server
+      });
       const first = stdout().split('\n')[0]!;
       if (json)
         expect(JSON.parse(first)).toMatchObject({ event: 'ready', takenOver: true, window: device.window });
       else expect(first).toBe('ready w /dev/sdq window 90s (taken over)');
+    }
+  });
+
+  it('asks to take over a dead server’s device for file: and s3: backends only (their data outlives it)', async () => {
+    for (const [backend, expected] of [
+      ['file:/x.img', true],
+      ['memory:', false],
+    ] as const) {
+      const fake = fakeDependencies();
+      const { io, stdout } = captureIo();
+      const done = serveCommand(
+        [backend, '-s', '8M', '-n', 't', '--log-level', 'silent'],
+        io,
+        fake.dependencies,
+      );
+      await vi.waitFor(() => expect(stdout()).toContain('ready'));
+      fake.signal('SIGTERM');
+      await done;
+      expect(fake.requests[0]?.takeOver).toBe(expected);
     }
   });
 

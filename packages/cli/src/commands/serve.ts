@@ -67,6 +67,8 @@ export interface DeviceOpenRequest {
   readonly queueDepth: number | undefined;
   readonly commandTimeoutSeconds?: number | undefined;
   readonly scsiTimeoutSeconds?: number | undefined;
+  /** Take over the device of a server that died (file and s3 backends: their data outlives the server). */
+  readonly takeOver?: boolean;
   readonly logger: Logger;
   /** Make `<linkDirectory>/<name>` → the disk (the folder is created when missing). */
   readonly linkDirectory?: string | undefined;
@@ -136,7 +138,7 @@ export const processServeDependencies: ServeDependencies = {
         : { commandTimeoutSeconds: request.commandTimeoutSeconds }),
       ...(request.scsiTimeoutSeconds === undefined ? {} : { scsiTimeoutSeconds: request.scsiTimeoutSeconds }),
       // A device of this name whose server died is taken over; a live server still refuses.
-      takeOver: true,
+      takeOver: request.takeOver ?? false,
       logger: request.logger,
       ...(request.linkDirectory === undefined ? {} : { linkDirectory: request.linkDirectory }),
       ...(request.onCommandDone === undefined ? {} : { onCommandDone: request.onCommandDone }),
@@ -275,6 +277,9 @@ export async function serveCommand(
       queueDepth: options.queueDepth,
       commandTimeoutSeconds: options.commandTimeoutSeconds,
       scsiTimeoutSeconds: options.scsiTimeoutSeconds,
+      // A memory: disk's data died with its server: serving zeros under its identity would corrupt
+      // the filesystem on it, so its name stays refused (tcmu rm --stale removes it).
+      takeOver: options.backend.kind !== 'memory',
       logger,
       linkDirectory: options.linkDirectory,
       onCommandDone: observers.onCommandDone,
