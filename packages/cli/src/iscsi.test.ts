@@ -5,7 +5,7 @@ import { createReferenceBackend } from '@tcmu/backend/testing';
 import { createUserDevice, listDevices } from '@tcmu/configfs';
 import { createFakeKernel, type FakeKernel } from '@tcmu/configfs/testing';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type ServeDependencies, serveCommand } from './commands/serve.js';
+import { processServeDependencies, type ServeDependencies, serveCommand } from './commands/serve.js';
 import { checkIscsiRequest, extractIscsiArguments, type IscsiRequest, startIscsiExport } from './iscsi.js';
 import { createLogger } from './logger.js';
 import { captureIo } from './test-support.js';
@@ -227,6 +227,8 @@ describe('tcmu serve --iscsi', () => {
       },
       onFatalError: () => () => {},
       labRunner: async () => undefined,
+      notify: async () => false,
+      runCommand: processServeDependencies.runCommand,
       startIscsi: async (request, backstore) => {
         events.push(
           `export ${backstore.name} hba ${backstore.hba} ro ${backstore.readOnly} ${request.portal}`,
