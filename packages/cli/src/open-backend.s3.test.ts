@@ -3,9 +3,9 @@
 import { deleteS3Volume, inspectS3Volume } from '@tcmu/backend-s3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseBackendLocation } from './backend-url.js';
+import { processServeDependencies, serveCommand } from './commands/serve.js';
 import { createLogger } from './logger.js';
 import { openBackend } from './open-backend.js';
-import { serveCommand, processServeDependencies } from './commands/serve.js';
 import { captureIo } from './test-support.js';
 
 const endpoint = process.env.TCMU_S3_ENDPOINT;

@@ -2,8 +2,8 @@
 // Durations are short but generous against scheduling delays; no test asserts how long anything took.
 import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { isDeadLocalHolder, processStartTime } from './lease.ts';
 import { leaseName } from './layout.ts';
+import { isDeadLocalHolder, processStartTime } from './lease.ts';
 import { MemoryObjectStore } from './memory-object-store.ts';
 import { openS3Backend } from './s3-backend.ts';
 import { pattern } from './test-support/environment.ts';
