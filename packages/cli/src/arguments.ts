@@ -1,5 +1,6 @@
 import { basename, extname } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { redactUrl } from '@tcmu/backend';
 import { type BackendLocation, parseBackendLocation } from './backend-url.js';
 import { CliError, hasCode } from './errors.js';
 import { parseSize } from './size.js';
@@ -168,7 +169,7 @@ export function parseServeArguments(argv: readonly string[], context: ParseConte
   if (positionals.length > 1) {
     throw new CliError(
       'TCMU_ERR_CLI_USAGE',
-      `unexpected argument "${positionals[1]}": serve takes one backend`,
+      `unexpected argument "${redactUrl(positionals[1]!)}": serve takes one backend`,
       {
         hint: 'see tcmu serve --help',
       },

@@ -65,7 +65,7 @@ function parseVolumeTarget(positionals: readonly string[], command: string): Vol
     throw usage('missing volume URL (s3://bucket/prefix?endpoint=http://host:port)', command);
   }
   if (positionals.length > 1) {
-    throw usage(`unexpected argument "${positionals[1]}": give one volume URL`, command);
+    throw usage(`unexpected argument "${redactUrl(positionals[1]!)}": give one volume URL`, command);
   }
   const text = positionals[0]!;
   const location = parseBackendLocation(text);
