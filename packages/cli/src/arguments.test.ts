@@ -168,6 +168,11 @@ describe('parseServeArguments', () => {
     [[], 'TCMU_ERR_CLI_USAGE', /missing backend/],
     [['memory:'], 'TCMU_ERR_CLI_USAGE', /missing --size/],
     [['memory:', 'file:/x', '--size', '1M'], 'TCMU_ERR_CLI_USAGE', /unexpected argument "file:\/x"/],
+    [
+      ['memory:', 's3://KEY:hunter2pw@b1b/v', '--size', '1M'],
+      'TCMU_ERR_CLI_USAGE',
+      /unexpected argument "s3:\/\/\*\*\*@b1b\/v"/,
+    ],
     [['memory:', '--size'], 'TCMU_ERR_CLI_USAGE', /--size/],
     [['memory:', '--size', '1M', '--bogus'], 'TCMU_ERR_CLI_USAGE', /^unknown option --bogus$/],
     [['memory:', '--size', '12X'], 'TCMU_ERR_CLI_SIZE', /invalid size "12X"/],

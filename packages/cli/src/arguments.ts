@@ -1,5 +1,6 @@
 import { basename, extname, resolve } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { redactUrl } from '@tcmu/backend';
 import { type BackendLocation, parseBackendLocation } from './backend-url.js';
 import { CliError } from './errors.js';
 import { parseListenAddress } from './listen-address.js';
@@ -285,7 +286,7 @@ export function parseServeArguments(argv: readonly string[], context: ParseConte
   if (positionals.length > 1) {
     throw new CliError(
       'TCMU_ERR_CLI_USAGE',
-      `unexpected argument "${positionals[1]}": serve takes one backend`,
+      `unexpected argument "${redactUrl(positionals[1]!)}": serve takes one backend`,
       {
         hint: 'see tcmu serve --help',
       },

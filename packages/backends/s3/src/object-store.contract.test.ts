@@ -32,6 +32,7 @@ function contract(name: string, open: () => ObjectStore) {
       expect(await store.get(`${base}missing`, signal())).toBeNull();
       expect(await store.head(`${base}missing`, signal())).toBeNull();
       await store.delete(`${base}missing`, signal());
+      await store.delete(`${base}a`, signal());
       store.close();
     });
 

@@ -21,11 +21,27 @@ function random(seed: number) {
 }
 
 const memoryStore = new MemoryObjectStore({ maxKeys: 5 });
+const failures = ['internal-error', 'slow-down', 'reset', 'timeout'] as const;
+const flakyStore = new MemoryObjectStore({
+  maxKeys: 5,
+  fail: (request) =>
+    request.number % 7 === 0 ? failures[(request.number / 7) % failures.length] : undefined,
+});
 const targets: {
   name: string;
-  where: (name: string) => Pick<S3BackendOptions, 'bucket' | 'prefix' | 'endpoint' | 'store'>;
+  where: (name: string) => Pick<S3BackendOptions, 'bucket' | 'prefix' | 'endpoint' | 'store' | 'retry'>;
 }[] = [
   { name: 'in memory', where: (name) => ({ bucket: 'in-memory', prefix: `${name}/`, store: memoryStore }) },
+  {
+    // Every 7th request fails (500, 503, reset or a stall cut by the attempt timeout): retries must hide it.
+    name: 'in memory, every 7th request failing',
+    where: (name) => ({
+      bucket: 'in-memory',
+      prefix: `${name}/`,
+      store: flakyStore,
+      retry: { attemptTimeout: 100, baseDelay: 1, maxDelay: 5 },
+    }),
+  },
 ];
 if (endpoint) {
   afterAll(removeTestVolumes);
@@ -119,6 +135,7 @@ for (const target of targets)
           await backend.read(0, size, [out]);
           expect(Buffer.compare(Buffer.from(out), Buffer.from(model))).toBe(0);
           expect(reads).toBeGreaterThan(10);
+          if (target.name.includes('failing')) expect(backend.stats().retries).toBeGreaterThan(0);
         } finally {
           await backend.close();
         }

@@ -244,7 +244,10 @@ export class S3Backend implements Backend {
   async #guard<T>(mutating: boolean, body: () => Promise<T>): Promise<T> {
     this.#enter(mutating);
     try {
-      return await body();
+      const result = await body();
+      // A call that waited (dirty limit, a fetch) is acknowledged only while the lease still holds.
+      if (mutating) this.#lease?.check();
+      return result;
     } catch (error) {
       throw toBackendError(
         error,
@@ -740,6 +743,7 @@ export class S3Backend implements Backend {
       }
       this.#pump();
       if (this.#writeBackError && this.#uploadsInFlight === 0) throw this.#writeBackError;
+      this.#lease?.check();
       await this.#progress();
       if (this.#writeBackError && this.#uploadsInFlight === 0) throw this.#writeBackError;
     }
@@ -757,7 +761,18 @@ export class S3Backend implements Backend {
 
   /** Starts uploads of dirty chunks that are due, up to the upload bound; re-arms the timer. */
   #pump(): void {
-    if (this.#lease && !this.#mayWrite()) return;
+    if (this.#lease && !this.#mayWrite()) {
+      // No upload may start now (lease lapsed, or lost); look again soon, a renewal may bring it back.
+      if (this.#timer === undefined && this.#dirty.size > 0 && !this.#closingDone()) {
+        this.#timer = setTimeout(() => {
+          this.#timer = undefined;
+          this.#notifyProgress(); // waiters (flush, the dirty limit) look at the lease again
+          this.#pump();
+        }, 500);
+        this.#timer.unref();
+      }
+      return;
+    }
     const now = Date.now();
     let earliest = Number.POSITIVE_INFINITY;
     for (const chunk of this.#dirty.values()) {
@@ -872,8 +887,12 @@ export class S3Backend implements Backend {
         if (!chunk.uploading) chunk.urgent = true;
         waiting = true;
       }
-      if (!waiting) return;
+      if (!waiting) {
+        this.#lease?.check();
+        return;
+      }
       this.#pump();
+      this.#lease?.check();
       await this.#progress();
     }
   }

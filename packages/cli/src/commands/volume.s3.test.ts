@@ -107,4 +107,44 @@ describe.skipIf(skip !== undefined)(`tcmu volume against RGW${skip ? ` [skipped:
     expect(forced.status).toBe(0);
     expect(JSON.parse(forced.stdout)).toEqual({ event: 'deleted', volume: display, objectsDeleted: 2 });
   });
+
+  it('refuses a volume inside another, and . or .. in the URL; a secret in the URL is never printed', async () => {
+    const outer = `${prefix}-s3safe-outer`;
+    try {
+      expect(
+        (await tcmu('volume', 'create', `s3://${bucket}/${outer}?endpoint=${endpoint}`, '--size', '1M'))
+          .status,
+      ).toBe(0);
+      const nested = await tcmu(
+        'volume',
+        'create',
+        `s3://${bucket}/${outer}/b/c?endpoint=${endpoint}`,
+        '--size',
+        '1M',
+      );
+      expect(nested.status).toBe(1);
+      expect(nested.stderr).toMatch(/inside the volume .*volumes cannot nest/);
+      const dotted = await tcmu(
+        'volume',
+        'create',
+        `s3://${bucket}/${outer}/../etc?endpoint=${endpoint}`,
+        '--size',
+        '1M',
+      );
+      expect(dotted.status).toBe(1);
+      expect(dotted.stderr).toMatch(/"\.\." segment/);
+      for (const secretUrl of [
+        `s3://KEY:s3safe-hunter2@${bucket}/${outer}`,
+        `s3://${bucket}/${outer}?endpoint=${endpoint}&secret_access_key=s3safe-hunter2`,
+      ]) {
+        const refused = await tcmu('volume', 'delete', secretUrl);
+        expect(refused.status).not.toBe(0);
+        expect(`${refused.stdout}${refused.stderr}`).not.toContain('s3safe-hunter2');
+      }
+    } finally {
+      await deleteS3Volume({ bucket: bucket!, prefix: outer, endpoint: endpoint!, force: true }).catch(
+        () => {},
+      );
+    }
+  });
 });

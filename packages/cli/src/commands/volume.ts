@@ -65,7 +65,7 @@ function parseVolumeTarget(positionals: readonly string[], command: string): Vol
     throw usage('missing volume URL (s3://bucket/prefix?endpoint=http://host:port)', command);
   }
   if (positionals.length > 1) {
-    throw usage(`unexpected argument "${positionals[1]}": give one volume URL`, command);
+    throw usage(`unexpected argument "${redactUrl(positionals[1]!)}": give one volume URL`, command);
   }
   const text = positionals[0]!;
   const location = parseBackendLocation(text);
@@ -156,6 +156,11 @@ async function loadS3() {
   return importBackendPackage(() => import('@tcmu/backend-s3'), '@tcmu/backend-s3', 's3:');
 }
 
+/** Every retry is said on stderr (a slow or flaky server shows, instead of a silent wait). */
+function reportRetry(retry: { retry: number; delay: number; error: string }): void {
+  process.stderr.write(`tcmu volume: ${retry.error}; retry ${retry.retry} in ${retry.delay} ms\n`);
+}
+
 /**
  * The real dependencies: @tcmu/backend-s3, loaded on first use. Credentials come only from the AWS
  * chain (environment, profile, instance role), never from the URL (parseS3Url refuses them).
@@ -195,15 +200,16 @@ export const processVolumeDependencies: VolumeDependencies = {
       size,
       ...(chunkSize === undefined ? {} : { chunkSize }),
       blockSize: geometry.blockSize,
+      onRetry: reportRetry,
     });
   },
   async inspect(url) {
     const s3 = await loadS3();
-    return s3.inspectS3Volume(locationOf(s3.parseS3Url(url)));
+    return s3.inspectS3Volume({ ...locationOf(s3.parseS3Url(url)), onRetry: reportRetry });
   },
   async delete(url, force) {
     const s3 = await loadS3();
-    return s3.deleteS3Volume({ ...locationOf(s3.parseS3Url(url)), force });
+    return s3.deleteS3Volume({ ...locationOf(s3.parseS3Url(url)), force, onRetry: reportRetry });
   },
 };
 
