@@ -1,6 +1,23 @@
 export { formatAddress, parseUioName } from './discovery';
 export { ConfigfsError, type ConfigfsErrorCode, type ConfigfsErrorDetails, isConfigfsError } from './errors';
 export { listDevices, reattachUserDevice, removeDevice, removeStale } from './inventory';
+export {
+  DEFAULT_ISCSI_PORTAL,
+  deriveIscsiName,
+  type ExportIscsiOptions,
+  exportIscsi,
+  ISCSI_ALIAS_PREFIX,
+  ISCSI_IQN_PREFIX,
+  type IscsiChap,
+  type IscsiExport,
+  type IscsiExportRecord,
+  type ListIscsiExportsOptions,
+  listIscsiExports,
+  MAX_ISCSI_NAME_LENGTH,
+  validateIscsiChap,
+  validateIscsiName,
+  validateIscsiPortal,
+} from './iscsi';
 export { type DeviceOwner, formatDevConfig, OWNER_PREFIX, parseDevConfig } from './ownership';
 export { mountConfigfs, preflight } from './preflight';
 export {

@@ -20,6 +20,7 @@ import {
   withLock,
   write,
 } from './internal';
+import { findIscsiExports, removeIscsiExports } from './iscsi';
 import { currentOwner, formatDevConfig, ownerAlive, parseDevConfig } from './ownership';
 import type {
   DeviceRecord,
@@ -163,6 +164,9 @@ async function describe(
   const enableText = await readOptional(context, `${configfsPath}/enable`);
   const found = await findLuns(context, configfsPath);
   const holders = owned && !alive ? await uioHolders(context, uio) : [];
+  const iscsi = (await findIscsiExports(context, configfsPath)).map(
+    ({ targetPath: _path, ...entry }) => entry,
+  );
   return {
     hba,
     name,
@@ -185,6 +189,7 @@ async function describe(
       devicePath,
       sgPath,
     })),
+    ...(iscsi.length > 0 ? { iscsi } : {}),
     found,
   };
 }
@@ -262,6 +267,7 @@ async function removeFound(context: Context, record: DeviceRecord & { found: Fou
       // older kernels have no reset_ring; nothing else to do
     }
   }
+  await removeIscsiExports(context, record.configfsPath);
   const touchedTargets = new Set<string>();
   for (const lun of record.found) {
     await unlinkOptional(context, lun.linkPath);

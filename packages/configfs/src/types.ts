@@ -1,3 +1,4 @@
+import type { IscsiExportRecord } from './iscsi';
 import type { DeviceOwner } from './ownership';
 import type { SystemAccess } from './system';
 import type { AttributeValue } from './validate';
@@ -219,6 +220,8 @@ export interface DeviceRecord {
   uio: string | undefined;
   size: number | undefined;
   luns: LunRecord[];
+  /** The iSCSI targets exporting it; present only when there is at least one. */
+  iscsi?: IscsiExportRecord[];
 }
 
 export interface ListDevicesOptions extends SystemRoots {

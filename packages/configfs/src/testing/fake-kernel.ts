@@ -50,6 +50,8 @@ export interface FakeKernelOptions {
    * resolve undefined, like a kernel or process that cannot join.
    */
   netlinkJoinable?: boolean;
+  /** iSCSI portals (`address:port`) some other program listens on: mkdir of that `np/` entry fails with EADDRINUSE. */
+  portalsInUse?: readonly string[];
   /** Return an errno code (e.g. `EIO`) to make that operation fail before it happens. */
   fail?: (operation: FakeOperation) => string | undefined;
 }
@@ -86,6 +88,7 @@ const MODULE_PATHS: Record<string, string> = {
   tcm_loop: 'sys/module/tcm_loop',
   sd_mod: 'sys/bus/scsi/drivers/sd',
   sg: 'sys/class/scsi_generic',
+  iscsi_target_mod: 'sys/module/iscsi_target_mod',
 };
 
 const READ_ONLY = new Set([
@@ -161,6 +164,8 @@ export async function createFakeKernel(options: FakeKernelOptions = {}): Promise
   const devices = new Map<string, DeviceModel>();
   const disks = new Map<string, DiskModel>(); // by LUN link path
   const hosts = new Map<string, number>(); // target folder → SCSI host
+  const iscsiLunLinks = new Map<string, string>(); // iSCSI TPG LUN link → backstore folder
+  const mappedLunLinks = new Map<string, string>(); // ACL mapped LUN link → TPG LUN folder
   let nextUio = 0;
   let joinedListeners = 0; // open joinNetlinkGroup memberships
   let nextHost = 2;
@@ -285,6 +290,81 @@ export async function createFakeKernel(options: FakeKernelOptions = {}): Promise
       await makeFile(join(path, 'alua_tg_pt_offline'), '0\n');
       return;
     }
+    if (parts[0] === 'iscsi') {
+      await onIscsiMkdir(path, parts);
+      return;
+    }
+    throw systemError('EPERM', 'mkdir', path);
+  }
+
+  /** LIO's iSCSI fabric: iscsi/<iqn>/tpgt_N/{lun/lun_M,np/<addr:port>,acls/<iqn>/lun_M}. */
+  async function onIscsiMkdir(path: string, parts: string[]): Promise<void> {
+    const files = async (folder: string, entries: Record<string, string>) => {
+      for (const [name, value] of Object.entries(entries)) await makeFile(join(folder, name), `${value}\n`);
+    };
+    if (parts.length === 1) {
+      if (!loaded.has('iscsi_target_mod') && !loadable.has('iscsi_target_mod'))
+        throw systemError('ENODEV', 'mkdir', path);
+      await fs.mkdir(path);
+      await makeFile(join(path, 'lio_version'), 'Datera Inc. iSCSI Target (fake)\n');
+      await makeDirectory(join(path, 'discovery_auth'));
+      return;
+    }
+    if (parts.length === 2) {
+      if (!/^(iqn\.|eui\.|naa\.)[a-z0-9.:-]+$/.test(parts[1]!)) throw systemError('EINVAL', 'mkdir', path);
+      await fs.mkdir(path);
+      await makeDirectory(join(path, 'fabric_statistics'));
+      return;
+    }
+    if (parts.length === 3 && /^tpgt_\d+$/.test(parts[2]!)) {
+      await fs.mkdir(path);
+      for (const dir of ['lun', 'acls', 'attrib', 'param', 'auth', 'np', 'fabric_statistics'])
+        await makeDirectory(join(path, dir));
+      await files(path, { enable: '0', dynamic_sessions: '' });
+      await files(join(path, 'attrib'), {
+        authentication: '1',
+        generate_node_acls: '0',
+        cache_dynamic_acls: '0',
+        demo_mode_write_protect: '1',
+        prod_mode_write_protect: '0',
+        login_timeout: '15',
+        default_cmdsn_depth: '64',
+      });
+      await files(join(path, 'auth'), { userid: '', password: '', userid_mutual: '', password_mutual: '' });
+      await files(join(path, 'param'), { TargetAlias: '', AuthMethod: 'CHAP,None', MaxConnections: '1' });
+      return;
+    }
+    const inTpgt = parts.length >= 5 && /^tpgt_\d+$/.test(parts[2]!);
+    if (inTpgt && parts.length === 5 && parts[3] === 'lun' && /^lun_\d+$/.test(parts[4]!)) {
+      await fs.mkdir(path);
+      await makeDirectory(join(path, 'statistics'));
+      await files(path, { alua_tg_pt_offline: '0' });
+      return;
+    }
+    if (inTpgt && parts.length === 5 && parts[3] === 'np') {
+      if (!/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:.]+\]):\d{1,5}$/.test(parts[4]!))
+        throw systemError('EINVAL', 'mkdir', path);
+      if (options.portalsInUse?.includes(parts[4]!)) throw systemError('EADDRINUSE', 'mkdir', path);
+      await fs.mkdir(path);
+      await files(path, { iser: '0' });
+      return;
+    }
+    if (inTpgt && parts.length === 5 && parts[3] === 'acls') {
+      if (!/^(iqn\.|eui\.|naa\.)[a-z0-9.:-]+$/.test(parts[4]!)) throw systemError('EINVAL', 'mkdir', path);
+      await fs.mkdir(path);
+      for (const dir of ['attrib', 'auth', 'param', 'fabric_statistics'])
+        await makeDirectory(join(path, dir));
+      await files(path, { info: '', cmdsn_depth: '64', tag: '' });
+      await files(join(path, 'attrib'), { authentication: '-1' });
+      await files(join(path, 'auth'), { userid: '', password: '', userid_mutual: '', password_mutual: '' });
+      return;
+    }
+    if (inTpgt && parts.length === 6 && parts[3] === 'acls' && /^lun_\d+$/.test(parts[5]!)) {
+      await fs.mkdir(path);
+      await makeDirectory(join(path, 'statistics'));
+      await files(path, { write_protect: '0' });
+      return;
+    }
     throw systemError('EPERM', 'mkdir', path);
   }
 
@@ -302,12 +382,14 @@ export async function createFakeKernel(options: FakeKernelOptions = {}): Promise
       for (const link of disks.keys()) {
         if ((await fs.readlink(link).catch(() => '')) === path) throw systemError('EBUSY', 'rmdir', path);
       }
+      if ([...iscsiLunLinks.values()].includes(path)) throw systemError('EBUSY', 'rmdir', path);
       if (device.uio) {
         await fs.rm(join(sysfsRoot, 'class/uio', device.uio), { recursive: true, force: true });
         await fs.rm(join(devRoot, device.uio), { force: true });
       }
       devices.delete(path);
     }
+    if ([...mappedLunLinks.values()].includes(path)) throw systemError('EBUSY', 'rmdir', path);
     hosts.delete(path);
     for (const made of [...kernelMade]) if (made.startsWith(`${path}/`)) kernelMade.delete(made);
     await fs.rm(path, { recursive: true });
@@ -386,6 +468,25 @@ export async function createFakeKernel(options: FakeKernelOptions = {}): Promise
       await fs.writeFile(path, `${text.trim()}\n`);
       return;
     }
+    if (inConfigfs(path) && underTarget(path)[0] === 'iscsi') {
+      const parts = underTarget(path);
+      const flag =
+        ['enable', 'write_protect'].includes(name) || (parts[3] === 'attrib' && name !== 'authentication');
+      if (flag && !['0', '1'].includes(text.trim())) throw systemError('EINVAL', 'write', path);
+      if (name === 'authentication' && !['0', '1', '-1'].includes(text.trim()))
+        throw systemError('EINVAL', 'write', path);
+      if (
+        name === 'enable' &&
+        parts.length === 4 &&
+        text.trim() === '1' &&
+        (await fs.readFile(path, 'utf8')).trim() === '1'
+      )
+        throw systemError('EEXIST', 'write', path);
+      if ((name === 'userid' || name === 'password') && text.length > 255)
+        throw systemError('EINVAL', 'write', path);
+      await fs.writeFile(path, `${text.trim()}\n`);
+      return;
+    }
     if (name === 'nexus' && inConfigfs(path)) {
       const current = (await fs.readFile(path, 'utf8')).trim();
       if (text.trim() === 'NULL') {
@@ -408,6 +509,10 @@ export async function createFakeKernel(options: FakeKernelOptions = {}): Promise
     }
     const lunFolder = path.slice(0, path.lastIndexOf('/'));
     const parts = underTarget(lunFolder);
+    if (parts[0] === 'iscsi') {
+      await onIscsiSymlink(linkTarget, path, lunFolder, parts);
+      return;
+    }
     if (!(parts[0] === 'loopback' && parts.length === 5 && /^lun_\d+$/.test(parts[4]!))) {
       throw systemError('EPERM', 'symlink', path);
     }
@@ -445,11 +550,41 @@ export async function createFakeKernel(options: FakeKernelOptions = {}): Promise
     disks.set(path, { scsiDirectory, nodes });
   }
 
+  async function onIscsiSymlink(linkTarget: string, path: string, folder: string, parts: string[]) {
+    if (!(await isDirectory(folder))) throw systemError('ENOENT', 'symlink', path);
+    for (const child of await fs.readdir(folder)) {
+      if (!kernelMade.has(join(folder, child))) throw systemError('EEXIST', 'symlink', path);
+    }
+    if (parts.length === 5 && parts[3] === 'lun' && /^lun_\d+$/.test(parts[4]!)) {
+      const device = devices.get(linkTarget);
+      if (!device) throw systemError('EINVAL', 'symlink', path);
+      if (!device.enabled) throw systemError('ENODEV', 'symlink', path);
+      await fs.symlink(linkTarget, path);
+      iscsiLunLinks.set(path, linkTarget);
+      return;
+    }
+    if (parts.length === 6 && parts[3] === 'acls' && /^lun_\d+$/.test(parts[5]!)) {
+      // A mapped LUN points at a LUN of the same TPG that exports a backstore.
+      const tpgt = join(folder, '../../..');
+      if (
+        !linkTarget.startsWith(`${tpgt}/lun/`) ||
+        ![...iscsiLunLinks.keys()].some((l) => l.startsWith(`${linkTarget}/`))
+      )
+        throw systemError('EINVAL', 'symlink', path);
+      await fs.symlink(linkTarget, path);
+      mappedLunLinks.set(path, linkTarget);
+      return;
+    }
+    throw systemError('EPERM', 'symlink', path);
+  }
+
   async function onUnlink(path: string): Promise<void> {
     if (inConfigfs(path) && (await fs.lstat(path).catch(() => undefined))?.isSymbolicLink() !== true) {
       throw systemError((await exists(path)) ? 'EPERM' : 'ENOENT', 'unlink', path);
     }
     await fs.unlink(path);
+    iscsiLunLinks.delete(path);
+    mappedLunLinks.delete(path);
     const disk = disks.get(path);
     if (disk) {
       await fs.rm(disk.scsiDirectory, { recursive: true, force: true });
