@@ -30,7 +30,9 @@ export type CliErrorCode =
   /** `tcmu volume delete` without `--yes`: nothing was deleted. */
   | 'TCMU_ERR_CLI_NOT_CONFIRMED'
   /** The demo found a mismatch or a failing step. */
-  | 'TCMU_ERR_CLI_DEMO_FAILED';
+  | 'TCMU_ERR_CLI_DEMO_FAILED'
+  /** `serve --iscsi`: the iSCSI export could not be made (no iscsi_target_mod, portal in use, IQN taken). */
+  | 'TCMU_ERR_CLI_ISCSI';
 
 /** A user-facing failure of the `tcmu` command: `message` is one line, `exitCode` is what the process returns. */
 export class CliError extends Error {

@@ -49,10 +49,20 @@ Options:
       --log-level LEVEL      trace, debug, info, warn, error, fatal or silent (default info)
   -h, --help                 show this help
 
+iSCSI export (LIO's iSCSI target, iscsi_target_mod; the disk stays local too):
+      --iscsi [ADDRESS:PORT] also export the disk on that portal; default 127.0.0.1:3260 (this
+                             host only): give 0.0.0.0:3260 or an address of this host for others
+      --iscsi-iqn IQN        target name (default iqn.2003-01.org.linux-iscsi.tcmu:<name>)
+      --iscsi-allow IQN      an initiator allowed to log in (repeatable)
+      --iscsi-open           let any initiator log in (one of the two is required)
+      --iscsi-chap-user NAME require CHAP; the secret (12-255 characters) is read from
+      --iscsi-chap-secret-file PATH, else from $TCMU_ISCSI_CHAP_SECRET (never the command line)
+
 Examples:
   tcmu serve memory: --size 256M
   tcmu serve file:/var/lib/disks/db.img --size 10G --block-size 4096 --name db
   tcmu serve 's3://disks/vol1?endpoint=http://127.0.0.1:7480' --size 1G --json
+  tcmu serve file:/srv/db.img --name db --iscsi 0.0.0.0:3260 --iscsi-allow iqn.2004-10.com.example:web1
 `;
 
 export const LS_HELP = `Usage: tcmu ls [--json]

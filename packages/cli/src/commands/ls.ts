@@ -23,6 +23,8 @@ export interface DeviceListing {
   /** The process that serves it (its creator, or the process holding its uio device), or that created it when stale. */
   readonly pid: number | undefined;
   readonly uio: string | undefined;
+  /** `iscsi://<portal>/<target IQN>/<lun>` per portal, when the disk is also exported over iSCSI. */
+  readonly iscsi?: readonly string[];
 }
 
 /** Reduces configfs's record of one device to its listing. */
@@ -31,6 +33,9 @@ export function toListing(record: DeviceRecord): DeviceListing {
   // The server is the creating process, or whoever holds the uio device now (a process that reattached).
   const server = record.ownerAlive ? record.owner?.pid : (record.uioHolders[0] ?? record.owner?.pid);
   const alive = record.ownerAlive || record.uioHolders.length > 0;
+  const iscsi = (record.iscsi ?? []).flatMap((entry) =>
+    entry.portals.map((portal) => `iscsi://${portal}/${entry.iqn}/${entry.lun}`),
+  );
   return {
     name: record.name,
     hba: record.hba,
@@ -40,13 +45,16 @@ export function toListing(record: DeviceRecord): DeviceListing {
     genericDevices: record.luns.flatMap((lun) => (lun.sgPath ? [lun.sgPath] : [])),
     pid: server,
     uio: record.uio,
+    ...(iscsi.length > 0 ? { iscsi } : {}),
   };
 }
 
 /** Formats listings as an aligned text table with a header row. */
 export function formatTable(listings: readonly DeviceListing[]): string {
+  // The ISCSI column appears only when some disk is exported over iSCSI.
+  const iscsi = listings.some((listing) => listing.iscsi !== undefined);
   const rows = [
-    ['NAME', 'HBA', 'STATE', 'SIZE', 'DEVICE', 'PID'],
+    ['NAME', 'HBA', 'STATE', 'SIZE', 'DEVICE', 'PID', ...(iscsi ? ['ISCSI'] : [])],
     ...listings.map((listing) => [
       listing.name,
       String(listing.hba),
@@ -54,6 +62,7 @@ export function formatTable(listings: readonly DeviceListing[]): string {
       listing.size === undefined ? '-' : formatSize(listing.size),
       listing.devices.join(',') || '-',
       listing.pid === undefined ? '-' : String(listing.pid),
+      ...(iscsi ? [listing.iscsi?.join(',') ?? '-'] : []),
     ]),
   ];
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));

@@ -6,6 +6,12 @@ import { CliError } from '../errors.js';
 import { explainError } from '../explain-error.js';
 import { SERVE_HELP } from '../help.js';
 import type { CommandIo } from '../io.js';
+import {
+  checkIscsiRequest,
+  extractIscsiArguments,
+  type StartedIscsiExport,
+  startIscsiExport,
+} from '../iscsi.js';
 import { createLogger, type Logger } from '../logger.js';
 import { checkBackendRequest, type OpenedBackend, openBackend } from '../open-backend.js';
 import { formatSize } from '../size.js';
@@ -52,6 +58,8 @@ export interface ServeDependencies {
   onFatalError(handler: (error: unknown) => void): () => void;
   /** Where the kernel lab runner is (for the "no TCMU" advice), if any. */
   labRunner(): Promise<string | undefined>;
+  /** Exports the served disk over iSCSI (`--iscsi`); default: {@link startIscsiExport}. */
+  startIscsi?: typeof startIscsiExport;
 }
 
 /** The real dependencies: @tcmu/configfs's preflight and @tcmu/core's openDevice, loaded on first use. */
@@ -103,12 +111,14 @@ export async function serveCommand(
   io: CommandIo,
   dependencies: ServeDependencies = processServeDependencies,
 ): Promise<number> {
-  const parsed = parseServeArguments(argv, { cwd: io.cwd, pid: io.pid });
+  const { rest, request: iscsiRequest } = extractIscsiArguments(argv);
+  const parsed = parseServeArguments(rest, { cwd: io.cwd, pid: io.pid });
   if (parsed.help) {
     io.stdout(SERVE_HELP);
     return 0;
   }
   const options = parsed.options;
+  if (iscsiRequest) await checkIscsiRequest(iscsiRequest, io.env, options.name);
   const logger = createLogger(options.logLevel, { device: options.name });
   const emit = (event: Record<string, unknown>, text: string) =>
     io.stdout(options.json ? `${JSON.stringify(event)}\n` : `${text}\n`);
@@ -139,6 +149,7 @@ export async function serveCommand(
 
   let opened: OpenedBackend | undefined;
   let device: ServedDevice | undefined;
+  let iscsi: StartedIscsiExport | undefined;
   try {
     await dependencies.checkBackend(options);
     await dependencies.preflight(logger);
@@ -165,6 +176,10 @@ export async function serveCommand(
       queueDepth: options.queueDepth,
       logger,
     });
+    if (iscsiRequest && stopSignal === undefined && fatal === undefined) {
+      const backstore = { name: options.name, hba: options.hba ?? 0, readOnly: options.readOnly };
+      iscsi = await (dependencies.startIscsi ?? startIscsiExport)(iscsiRequest, backstore, io.env, logger);
+    }
     logger.info({ devicePath: device.devicePath, size: formatSize(size) }, 'ready');
     if (stopSignal === undefined && fatal === undefined)
       emit(
@@ -177,12 +192,15 @@ export async function serveCommand(
           blockSize: options.blockSize,
           backend: formatBackendLocation(options.backend),
           readOnly: options.readOnly,
+          ...(iscsi ? { iscsi: iscsi.url } : {}),
           pid: io.pid,
         },
-        `ready ${options.name} ${device.devicePath}`,
+        `ready ${options.name} ${device.devicePath}${iscsi ? ` ${iscsi.url}` : ''}`,
       );
     if (stopSignal === undefined && fatal === undefined) await stopped;
     const stats = device.stats;
+    await iscsi?.remove();
+    iscsi = undefined;
     await device.close();
     device = undefined;
     await opened.close();
@@ -193,6 +211,10 @@ export async function serveCommand(
     return 0;
   } catch (error) {
     // Undo whatever was set up, in reverse order; report the first failure, log the others.
+    if (iscsi)
+      await iscsi
+        .remove()
+        .catch((removeError) => logger.error({ err: removeError }, 'iSCSI teardown failed'));
     if (device)
       await device.close().catch((closeError) => logger.error({ err: closeError }, 'teardown failed'));
     if (opened) {
