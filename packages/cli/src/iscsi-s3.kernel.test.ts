@@ -21,12 +21,20 @@ import {
 
 const rgw = fileURLToPath(new URL('../../../tools/s3/rgw', import.meta.url));
 const rgwDirectory = '/tmp/tcmu-rgw-lab';
+/**
+ * Opt-in: booting a Ceph RGW in the guest and serving S3 under TCG took 508 s in one run (2 vCPUs),
+ * too much for the default kernel-test budget of tools/test.sh. Run it with TCMU_LAB_ISCSI_S3=1.
+ */
+const enabled = process.env.TCMU_LAB_ISCSI_S3 === '1';
+const skipReason =
+  'skipped: set TCMU_LAB_ISCSI_S3=1 (boots a Ceph RGW in the guest, about 8 minutes under TCG)';
 
 describeKernel('moving an S3 volume served over iSCSI (RGW in the guest)', () => {
   let env: NodeJS.ProcessEnv = process.env;
   let before: string[] = [];
 
   beforeAll(async () => {
+    if (!enabled) return;
     expect(existsSync(cli), `${cli} exists (run pnpm build before the kernel tests)`).toBe(true);
     const rgwEnv = { ...process.env, TCMU_RGW_DIR: rgwDirectory };
     const started = await run(rgw, ['start'], rgwEnv);
@@ -46,11 +54,12 @@ describeKernel('moving an S3 volume served over iSCSI (RGW in the guest)', () =>
   });
 
   afterAll(async () => {
+    if (!enabled) return;
     await run(rgw, ['stop'], { ...process.env, TCMU_RGW_DIR: rgwDirectory });
   }, SLOW);
 
-  it(
-    'serve here, write over iSCSI, stop (lease released), serve "there", read back over iSCSI',
+  it.skipIf(!enabled)(
+    `serve here, write over iSCSI, stop (lease released), serve "there", read back over iSCSI${enabled ? '' : ` (${skipReason})`}`,
     async () => {
       const url = `s3://${env.TCMU_S3_BUCKET}/iscsi/${randomBytes(3).toString('hex')}/vol1?endpoint=${env.TCMU_S3_ENDPOINT}`;
       const tcmu = (args: string[]) => run(process.execPath, [cli, ...args], env);
