@@ -272,7 +272,9 @@ describe('tcmu serve --iscsi', () => {
       deps,
     );
     await vi.waitFor(() =>
-      expect(stdout()).toBe('ready v /dev/sdq iscsi://127.0.0.1:3260/iqn.2024-01.com.example:t/0\n'),
+      expect(stdout()).toBe(
+        'ready v /dev/sdq /dev/tcmu/v iscsi://127.0.0.1:3260/iqn.2024-01.com.example:t/0\n',
+      ),
     );
     (deps as unknown as { stop: (s: NodeJS.Signals) => void }).stop('SIGTERM');
     expect(await done).toBe(0);

@@ -152,7 +152,9 @@ describeKernel('operating a served disk (tcmu CLI) in the real kernel', () => {
         'mkfs.ext4 -q "$TCMU_LINK" && test -b "$TCMU_DEVICE" && test "$(readlink "$TCMU_LINK")" = "$TCMU_DEVICE" && exit 5',
       ]);
       expect(result.exitCode, result.stderr).toBe(5);
-      expect(result.stdout).toMatch(/^ready k-run \/dev\/sd[a-z]+ \/dev\/tcmu\/k-run\nstopped k-run\n$/);
+      expect(result.stdout).toMatch(
+        /^ready k-run \/dev\/sd[a-z]+ \/dev\/tcmu\/k-run window \d+s\nstopped k-run\n$/,
+      );
       expect(existsSync('/dev/tcmu/k-run')).toBe(false);
       expect(await configfsSnapshot()).toEqual(before);
     },

@@ -190,7 +190,7 @@ describe('tcmu serve', () => {
       const first = stdout().split('\n')[0]!;
       if (json)
         expect(JSON.parse(first)).toMatchObject({ event: 'ready', takenOver: true, window: device.window });
-      else expect(first).toBe('ready w /dev/sdq window 90s (taken over)');
+      else expect(first).toBe('ready w /dev/sdq /dev/tcmu/w window 90s (taken over)');
     }
   });
 

@@ -131,7 +131,7 @@ describe.skipIf(skip !== undefined)(`tcmu volume against RGW${skip ? ` [skipped:
         '--size',
         '1M',
       );
-      expect(dotted.status).toBe(1);
+      expect(dotted.status).toBe(2); // a malformed URL is a usage error
       expect(dotted.stderr).toMatch(/"\.\." segment/);
       for (const secretUrl of [
         `s3://KEY:s3safe-hunter2@${bucket}/${outer}`,
