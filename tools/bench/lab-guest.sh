@@ -177,7 +177,21 @@ for t in "${servers[@]}"; do
 done
 echo "$(getconf CLK_TCK)" >"$out/clk-tck.txt"
 
-# Teardown: ours exit on SIGTERM; the peers' configfs entries go with the guest.
+# Teardown. The peers' configfs entries are removed while tcmu-runner still runs (removing a user
+# device sends a netlink request the daemon must answer; without it the removal and the guest's
+# power-off hang). Ours remove their own on SIGTERM.
+unloop() {
+  local tpgt=$cfg/loopback/$1/tpgt_1
+  rm -f "$tpgt"/lun/lun_0/* 2>/dev/null || true
+  rmdir "$tpgt/lun/lun_0" 2>/dev/null || true
+  echo NULL >"$tpgt/nexus" 2>/dev/null || true
+  rmdir "$tpgt" "$cfg/loopback/$1" 2>/dev/null || true
+}
+unloop naa.5001405000000900
+unloop naa.5001405000000901
+rmdir "$cfg/core/user_900/runner" "$cfg/core/user_900" "$cfg/core/fileio_901/fileio" "$cfg/core/fileio_901" 2>/dev/null ||
+  log "could not remove the peers' configfs entries"
+kill -TERM "$runner_pid" 2>/dev/null || true
 ours_pids=()
 for t in "${servers[@]}"; do [ "$t" = runner-file ] || ours_pids+=("${pid_of[$t]}"); done
 kill -TERM "${ours_pids[@]}"

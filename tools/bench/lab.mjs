@@ -61,6 +61,8 @@ if (!dir) {
   }
   const handlerDir = setup.stdout.trim().split('\n').at(-1);
   dir = join(repo, '.results', `bench-lab-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'params.json'), `${JSON.stringify({ rounds, seconds, jobs })}\n`);
   log(
     `bench:lab: one lab boot, ${jobs.length} jobs × ${rounds} rounds × 4 targets × ${seconds} s; results in ${dir}`,
   );
@@ -242,9 +244,22 @@ out.push(
 );
 for (const job of jobs) {
   const row = results[job];
+  if (Object.keys(row).length === 0) continue;
   out.push(
     `| ${job} | ${targets.map((t) => perf(job, row[t])).join(' | ')} | ${fmt(row['ours-memory']?.vsRunner, 2)}x | ${fmt(row['ours-file']?.vsRunner, 2)}x | ${fmt(row['ours-memory']?.vsFileio, 2)}x | ${fmt(row['ours-file']?.vsFileio, 2)}x |`,
   );
+}
+const baselines = targets.filter((t) => t.startsWith('base-'));
+if (baselines.length > 0) {
+  out.push('', '| fio job | this build ÷ baseline build, memory | file |', '|---|---:|---:|');
+  for (const job of jobs) {
+    const row = results[job];
+    const gain = (kind) =>
+      row[`ours-${kind}`] && row[`base-${kind}`]
+        ? row[`ours-${kind}`].iops / row[`base-${kind}`].iops
+        : undefined;
+    out.push(`| ${job} | ${fmt(gain('memory'), 2)}x | ${fmt(gain('file'), 2)}x |`);
+  }
 }
 out.push(
   '',
