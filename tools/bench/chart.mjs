@@ -36,9 +36,10 @@ const escapeXml = (text) => String(text).replace(/&/g, '&amp;').replace(/</g, '&
 const parts = [];
 parts.push(
   `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+  `<title>bench:lab throughput as a ratio to tcmu-runner's file handler, per fio job</title>`,
   `<rect width="${width}" height="${height}" fill="white"/>`,
   `<text x="${margin.left}" y="20" font-size="14" font-weight="bold">bench:lab: throughput ÷ tcmu-runner (file handler), median of ${report.rounds} rounds × ${report.seconds} s</text>`,
-  `<text x="${margin.left}" y="36" fill="#555">${escapeXml(report.machine?.guest ?? '')}; ${escapeXml(report.date ?? '')}</text>`,
+  `<text x="${margin.left}" y="36" fill="#555">${escapeXml(report.machine?.guest ?? '')}; run ${escapeXml(String(report.folder ?? '').split('/').pop())}</text>`,
 );
 for (let tick = 0; tick <= top; tick += 0.5) {
   parts.push(
