@@ -39,7 +39,11 @@ parts.push(
   `<title>bench:lab throughput as a ratio to tcmu-runner's file handler, per fio job</title>`,
   `<rect width="${width}" height="${height}" fill="white"/>`,
   `<text x="${margin.left}" y="20" font-size="14" font-weight="bold">bench:lab: throughput ÷ tcmu-runner (file handler), median of ${report.rounds} rounds × ${report.seconds} s</text>`,
-  `<text x="${margin.left}" y="36" fill="#555">${escapeXml(report.machine?.guest ?? '')}; run ${escapeXml(String(report.folder ?? '').split('/').pop())}</text>`,
+  `<text x="${margin.left}" y="36" fill="#555">${escapeXml(report.machine?.guest ?? '')}; run ${escapeXml(
+    String(report.folder ?? '')
+      .split('/')
+      .pop(),
+  )}</text>`,
 );
 for (let tick = 0; tick <= top; tick += 0.5) {
   parts.push(
