@@ -25,7 +25,9 @@ log() { echo "[bench $(date +%T)] $*" | tee -a "$out/summary.txt" >&2; }
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  sleep 2
+  # tcmu-runner does not always exit on SIGTERM with its device still configured.
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 
@@ -59,9 +61,12 @@ loop_target() {
 }
 
 # Ours: `tcmu serve` in the background; its "ready NAME /dev/sdX" line says the disk is usable.
+# $3: the checkout whose CLI serves (default this one; TCMU_BENCH_BASELINE adds a before/after).
+# $4: extra node flags (TCMU_BENCH_NODE_FLAGS adds a flags-memory target to measure them).
 serve_ours() {
-  local name=$1 spec=$2 i
-  node "$repo/packages/cli/dist/cli.js" serve "$spec" --size ${size_mb}M --name "$name" --log-level warn \
+  local name=$1 spec=$2 checkout=${3:-$repo} flags=${4:-} i
+  # shellcheck disable=SC2086
+  node $flags "$checkout/packages/cli/dist/cli.js" serve "$spec" --size ${size_mb}M --name "$name" --log-level warn \
     >"$work/$name.out" 2>>"$out/$name.log" &
   pids+=($!)
   for i in $(seq 1 600); do
@@ -100,6 +105,27 @@ fileio_dev=$(loop_target "$cfg/core/fileio_901/fileio" naa.5001405000000901)
 declare -A dev=([ours-memory]=$ours_memory_dev [ours-file]=$ours_file_dev [runner-file]=$runner_dev [fileio]=$fileio_dev)
 declare -A pid_of=([ours-memory]=$ours_memory_pid [ours-file]=$ours_file_pid [runner-file]=$runner_pid)
 targets=(ours-memory ours-file runner-file fileio)
+servers=(ours-memory ours-file runner-file)
+# Before/after in the same boot: the same disks served by another checkout's build (e.g. main).
+if [ -n "${TCMU_BENCH_BASELINE:-}" ]; then
+  cp "$work/runner.img" "$work/base.img"
+  serve_ours base-memory memory: "$TCMU_BENCH_BASELINE"
+  pid_of[base-memory]=${pids[-1]}
+  dev[base-memory]=$(awk '/^ready/ { print $3 }' "$work/base-memory.out")
+  serve_ours base-file "file:$work/base.img" "$TCMU_BENCH_BASELINE"
+  pid_of[base-file]=${pids[-1]}
+  dev[base-file]=$(awk '/^ready/ { print $3 }' "$work/base-file.out")
+  targets=(ours-memory base-memory ours-file base-file runner-file fileio)
+  servers=(ours-memory base-memory ours-file base-file runner-file)
+fi
+if [ -n "${TCMU_BENCH_NODE_FLAGS:-}" ]; then
+  serve_ours flags-memory memory: "$repo" "$TCMU_BENCH_NODE_FLAGS"
+  pid_of[flags-memory]=${pids[-1]}
+  dev[flags-memory]=$(awk '/^ready/ { print $3 }' "$work/flags-memory.out")
+  targets=(flags-memory "${targets[@]}")
+  servers=(flags-memory "${servers[@]}")
+  log "flags-memory: node $TCMU_BENCH_NODE_FLAGS"
+fi
 for t in "${targets[@]}"; do log "$t: ${dev[$t]}"; done
 for t in "${targets[@]}"; do echo "$t ${dev[$t]} ${pid_of[$t]:-}" >>"$out/targets.txt"; done
 
@@ -140,18 +166,34 @@ for job in "${jobs[@]}"; do
 done
 
 # Idle: CPU ticks of each server over 5 s with no I/O (must stay under 1%).
-for t in ours-memory ours-file runner-file; do
+for t in "${servers[@]}"; do
   before=$(proc_sample "${pid_of[$t]}")
   sleep 5
   after=$(proc_sample "${pid_of[$t]}")
   echo "$t $before $after" >>"$out/idle.txt"
 done
-for t in ours-memory ours-file runner-file; do
+for t in "${servers[@]}"; do
   echo "$t $(awk '/VmHWM/ { print $2 }' "/proc/${pid_of[$t]}/status")" >>"$out/peak-rss-kib.txt"
 done
 echo "$(getconf CLK_TCK)" >"$out/clk-tck.txt"
 
-# Teardown: ours exit on SIGTERM; the peers' configfs entries go with the guest.
-kill -TERM "$ours_memory_pid" "$ours_file_pid"
-wait "$ours_memory_pid" "$ours_file_pid" 2>/dev/null || true
+# Teardown. The peers' configfs entries are removed while tcmu-runner still runs (removing a user
+# device sends a netlink request the daemon must answer; without it the removal and the guest's
+# power-off hang). Ours remove their own on SIGTERM.
+unloop() {
+  local tpgt=$cfg/loopback/$1/tpgt_1
+  rm -f "$tpgt"/lun/lun_0/* 2>/dev/null || true
+  rmdir "$tpgt/lun/lun_0" 2>/dev/null || true
+  echo NULL >"$tpgt/nexus" 2>/dev/null || true
+  rmdir "$tpgt" "$cfg/loopback/$1" 2>/dev/null || true
+}
+unloop naa.5001405000000900
+unloop naa.5001405000000901
+rmdir "$cfg/core/user_900/runner" "$cfg/core/user_900" "$cfg/core/fileio_901/fileio" "$cfg/core/fileio_901" 2>/dev/null ||
+  log "could not remove the peers' configfs entries"
+kill -TERM "$runner_pid" 2>/dev/null || true
+ours_pids=()
+for t in "${servers[@]}"; do [ "$t" = runner-file ] || ours_pids+=("${pid_of[$t]}"); done
+kill -TERM "${ours_pids[@]}"
+wait "${ours_pids[@]}" 2>/dev/null || true
 log "finished"

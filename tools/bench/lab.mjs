@@ -8,7 +8,7 @@
 // default 5), --jobs a,b (subset), --from DIR (re-read a finished run's folder, no lab boot),
 // --out FILE (also write the JSON there).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -19,8 +19,14 @@ const value = (name, fallback) => {
   const at = args.indexOf(name);
   return at >= 0 ? args[at + 1] : fallback;
 };
-const rounds = Number(value('--rounds', 3));
-const seconds = Number(value('--seconds', 5));
+const fromDir = value('--from');
+// A finished run's parameters (written when it started) win over the defaults.
+const saved =
+  fromDir && existsSync(join(fromDir, 'params.json'))
+    ? JSON.parse(readFileSync(join(fromDir, 'params.json'), 'utf8'))
+    : {};
+const rounds = Number(value('--rounds', saved.rounds ?? 3));
+const seconds = Number(value('--seconds', saved.seconds ?? 5));
 const log = (...parts) => {
   if (!json) console.error(...parts);
 };
@@ -34,7 +40,7 @@ export const jobNames = [
   'read-1m-qd4',
   'write-1m-qd4',
 ];
-const jobs = value('--jobs') ? value('--jobs').split(',') : jobNames;
+const jobs = value('--jobs') ? value('--jobs').split(',') : (saved.jobs ?? jobNames);
 const targets = ['ours-memory', 'ours-file', 'runner-file', 'fileio'];
 const ours = ['ours-memory', 'ours-file'];
 const targetsGoal = {
@@ -43,7 +49,7 @@ const targetsGoal = {
   vsFileio4kQd16: 0.7,
 };
 
-let dir = value('--from');
+let dir = fromDir;
 if (!dir) {
   const setup = spawnSync('bash', [join(repo, 'tools/bench/setup-peers.sh')], {
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -55,6 +61,8 @@ if (!dir) {
   }
   const handlerDir = setup.stdout.trim().split('\n').at(-1);
   dir = join(repo, '.results', `bench-lab-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'params.json'), `${JSON.stringify({ rounds, seconds, jobs })}\n`);
   log(
     `bench:lab: one lab boot, ${jobs.length} jobs × ${rounds} rounds × 4 targets × ${seconds} s; results in ${dir}`,
   );
@@ -114,6 +122,9 @@ function readRun(file) {
   };
 }
 
+// The targets the guest served (a TCMU_BENCH_BASELINE run adds base-memory and base-file).
+const served = lines(join(dir, 'targets.txt')).map((fields) => fields[0]);
+if (served.length > 0) targets.splice(0, targets.length, ...served);
 const files = new Set(readdirSync(dir));
 const results = {};
 for (const job of jobs) {
@@ -233,9 +244,22 @@ out.push(
 );
 for (const job of jobs) {
   const row = results[job];
+  if (Object.keys(row).length === 0) continue;
   out.push(
     `| ${job} | ${targets.map((t) => perf(job, row[t])).join(' | ')} | ${fmt(row['ours-memory']?.vsRunner, 2)}x | ${fmt(row['ours-file']?.vsRunner, 2)}x | ${fmt(row['ours-memory']?.vsFileio, 2)}x | ${fmt(row['ours-file']?.vsFileio, 2)}x |`,
   );
+}
+const baselines = targets.filter((t) => t.startsWith('base-'));
+if (baselines.length > 0) {
+  out.push('', '| fio job | this build ÷ baseline build, memory | file |', '|---|---:|---:|');
+  for (const job of jobs) {
+    const row = results[job];
+    const gain = (kind) =>
+      row[`ours-${kind}`] && row[`base-${kind}`]
+        ? row[`ours-${kind}`].iops / row[`base-${kind}`].iops
+        : undefined;
+    out.push(`| ${job} | ${fmt(gain('memory'), 2)}x | ${fmt(gain('file'), 2)}x |`);
+  }
 }
 out.push(
   '',
@@ -243,7 +267,7 @@ out.push(
   '|---|---|---:|---:|---:|---:|',
 );
 for (const job of jobs)
-  for (const target of [...ours, 'runner-file']) {
+  for (const target of targets.filter((t) => t !== 'fileio')) {
     const r = results[job][target];
     if (r)
       out.push(

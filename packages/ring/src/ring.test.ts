@@ -546,6 +546,21 @@ describe('Ring over the simulated kernel', () => {
     await again.close();
   });
 
+  it('notices a new command while another stays in flight and nothing completes (no completion re-checks the ring)', async () => {
+    const held: RingCommand[] = [];
+    const { kernel, ring } = await setUp({}, { onCommand: (command) => held.push(command) });
+    const first = kernel.submit({ cdb: cdbWithTag(READ, 1), dataInLength: 64 });
+    await until(() => held.length === 1);
+    // The ring is busy (one command in flight): the second command must still be consumed.
+    const second = kernel.submit({ cdb: cdbWithTag(READ, 2), dataInLength: 64 });
+    await until(() => held.length === 2);
+    for (const command of held) ring.complete(command.id, { status: 0 });
+    expect((await first).status).toBe(0);
+    expect((await second).status).toBe(0);
+    // Idle again: the ring sleeps in the waiter's poll().
+    await until(() => processWaiter().polling);
+  });
+
   it('leaves no native call pending once every ring is closed', async () => {
     const { kernel, ring } = await setUp(
       {},
