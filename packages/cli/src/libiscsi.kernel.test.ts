@@ -173,6 +173,9 @@ function parseCunitOutput(output: string): CunitSummary | undefined {
     if (s) suite = s[1]!;
     const t = /^Test:\s*(\S+).*FAILED/.exec(line.trim());
     if (t) failures.add(`${suite}.${t[1]}`);
+    // Normal mode names them at the end: "Suite Reserve6, Test Logout had failures:".
+    const named = /Suite (\S+), Test (\S+) had failures/.exec(line);
+    if (named) failures.add(`${named[1]}.${named[2]}`);
   }
   return { run: Number(row[2]), passed: Number(row[3]), failed: Number(row[4]), failures: [...failures] };
 }
