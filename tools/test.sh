@@ -51,7 +51,7 @@ if [ -x tools/lab/run ]; then
   # vitest through node directly: pnpm's own start-up costs seconds under emulation.
   # TCMU_CONFORMANCE=1 adds libiscsi's SCSI family (about 16 min per disk, docs/conformance.md).
   kernel_timeout=1500
-  [ -n "${TCMU_CONFORMANCE:-}" ] && kernel_timeout=5400
+  [ -n "${TCMU_CONFORMANCE:-}" ] && kernel_timeout=10800
   tools/lab/run --timeout "${TCMU_KERNEL_TESTS_TIMEOUT:-$kernel_timeout}" env TCMU_TEST_MODE=kernel \
     TCMU_CONFORMANCE="${TCMU_CONFORMANCE:-}" \
     "$(command -v node)" "$root/node_modules/vitest/vitest.mjs" run \
