@@ -41,9 +41,16 @@ export function tcmu(args: readonly string[], options: { user?: number } = {}) {
   return runProgram(command, [...prefix, cli, ...args], { timeoutMilliseconds: 300_000 });
 }
 
-/** Runs a program that must succeed; returns its stdout. */
-export async function must(file: string, args: readonly string[]): Promise<string> {
-  const result = await runProgram(file, args, { timeoutMilliseconds: 300_000 });
+/** Runs a program that must succeed (default limit 300 s); returns its stdout. */
+export async function must(
+  file: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMilliseconds?: number } = {},
+): Promise<string> {
+  const result = await runProgram(file, args, {
+    timeoutMilliseconds: options.timeoutMilliseconds ?? 300_000,
+    ...(options.env ? { env: options.env } : {}),
+  });
   if (result.exitCode !== 0) {
     throw new Error(
       `${file} ${args.join(' ')} exited ${result.exitCode ?? result.signal}: ${result.stderr}${result.stdout}`,
@@ -66,10 +73,11 @@ export interface Server {
 
 export const running = new Set<ChildProcess>();
 
-/** Starts `tcmu serve … --json` and waits for its ready event. */
-export function serve(args: readonly string[]): Promise<Server> {
+/** Starts `tcmu serve … --json` (with `env`, default this process's) and waits for its ready event. */
+export function serve(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<Server> {
   const child = spawn(process.execPath, [cli, 'serve', ...args, '--json'], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env,
   });
   running.add(child);
   let stdout = '';

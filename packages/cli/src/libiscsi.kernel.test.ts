@@ -3,20 +3,25 @@
 // fabric on 127.0.0.1 (configfs written by hand here), and the whole SCSI family runs against it,
 // destructive tests included, for memory, file and S3 disks. Every test must pass; configfs must end
 // exactly as it began. Uses the built CLI (dist/cli.js): run `pnpm build` first.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, rm, rmdir, symlink, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, rmdir, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeKernel } from '@tcmu/lab';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import {
+  cli,
+  configfsSnapshot,
+  must as mustSucceed,
+  serve,
+  stopAllServers,
+  TARGET,
+} from './kernel-test-support.js';
 import { runProgram } from './run-program.js';
 
-const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const rgwScript = fileURLToPath(new URL('../../../tools/s3/rgw', import.meta.url));
-const TARGET = '/sys/kernel/config/target';
 const ISCSI = `${TARGET}/iscsi`;
 const PORTAL = '127.0.0.1:3260';
 /** Per-test limit: the lab emulates the CPU (TCG), and the SCSI family sends thousands of commands. */
@@ -41,70 +46,9 @@ const title = (disk: string, text: string) => {
   return reason ? `${text} [skipped: ${reason}]` : text;
 };
 
-/** Every directory and symlink under configfs's target tree (attribute files left out), sorted. */
-async function configfsSnapshot(): Promise<string[]> {
-  const out: string[] = [];
-  async function walk(path: string): Promise<void> {
-    const entries = await readdir(path).catch(() => [] as string[]);
-    for (const entry of entries) {
-      const child = join(path, entry);
-      const info = await lstat(child).catch(() => undefined);
-      if (!info) continue;
-      if (info.isSymbolicLink()) out.push(`${child} ->`);
-      else if (info.isDirectory()) {
-        out.push(`${child}/`);
-        await walk(child);
-      }
-    }
-  }
-  await walk(TARGET);
-  return out.sort();
-}
-
-async function must(file: string, args: readonly string[], env?: NodeJS.ProcessEnv): Promise<string> {
-  const result = await runProgram(file, args, { timeoutMilliseconds: 600_000, env });
-  if (result.exitCode !== 0)
-    throw new Error(
-      `${file} ${args.join(' ')} exited ${result.exitCode ?? result.signal}: ${result.stderr}${result.stdout}`,
-    );
-  return result.stdout;
-}
-
-const running = new Set<ChildProcess>();
-
-/** Starts `tcmu serve … --json` and resolves once it is ready; `stop` sends SIGTERM and waits. */
-function serve(args: readonly string[], env: NodeJS.ProcessEnv) {
-  const child = spawn(process.execPath, [cli, 'serve', ...args, '--json'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env,
-  });
-  running.add(child);
-  let stdout = '';
-  let stderr = '';
-  const exited = new Promise<number | string>((resolve) => {
-    child.once('exit', (code, signal) => {
-      running.delete(child);
-      resolve(code ?? signal ?? 'unknown');
-    });
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return new Promise<{ stop(): Promise<number | string>; stderr(): string }>((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      if (stdout.includes('"event":"ready"'))
-        resolve({
-          stderr: () => stderr,
-          stop: () => {
-            child.kill('SIGTERM');
-            return exited;
-          },
-        });
-    });
-    exited.then((code) => reject(new Error(`tcmu serve exited (${code}) before ready: ${stderr}${stdout}`)));
-  });
-}
+/** A program that must succeed, with this suite's longer limit (600 s). */
+const must = (file: string, args: readonly string[], env?: NodeJS.ProcessEnv) =>
+  mustSucceed(file, args, { env, timeoutMilliseconds: 600_000 });
 
 /** The configfs folder of the user backstore named `name` (core/user_N/name). */
 async function findBackstore(name: string): Promise<string> {
@@ -198,16 +142,7 @@ describeKernel('libiscsi iscsi-test-cu SCSI family against tcmu disks exported o
   }, 120_000);
 
   afterAll(async () => {
-    await Promise.all(
-      [...running].map(
-        (child) =>
-          new Promise((resolve) => {
-            child.once('exit', resolve);
-            child.kill('SIGTERM');
-            setTimeout(() => child.kill('SIGKILL'), 60_000).unref();
-          }),
-      ),
-    );
+    await stopAllServers();
     if (s3Env) await must(rgwScript, ['stop'], rgwEnv).catch(() => {});
     if (work) await rm(work, { recursive: true, force: true });
   }, 180_000);
@@ -226,7 +161,7 @@ describeKernel('libiscsi iscsi-test-cu SCSI family against tcmu disks exported o
       );
     } finally {
       await unexport();
-      expect(await server.stop(), server.stderr()).toBe(0);
+      expect(await server.stop('SIGTERM'), server.stderr()).toBe(0);
     }
     const summary = parseCunitOutput(result.stdout);
     console.log(

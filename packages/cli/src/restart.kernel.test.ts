@@ -6,46 +6,19 @@
 // identical; configfs ends as it began. Uses the built CLI (dist/cli.js): run `pnpm build` first.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describeKernel } from '@tcmu/lab';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { cli, configfsSnapshot, must, serve } from './kernel-test-support.js';
 import { runProgram } from './run-program.js';
 
-const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-const TARGET = '/sys/kernel/config/target';
 /**
  * The restart window for this test. Under TCG (everything emulated) `tcmu serve` itself needs 19-34 s
  * to start (docs/restart.md); natively it needs well under a second, so the default 30 s suffices there.
  */
 const WINDOW_SECONDS = 120;
-
-async function configfsSnapshot(): Promise<string[]> {
-  const out: string[] = [];
-  async function walk(path: string): Promise<void> {
-    for (const entry of await readdir(path).catch(() => [] as string[])) {
-      const child = join(path, entry);
-      const info = await lstat(child).catch(() => undefined);
-      if (!info) continue;
-      if (info.isSymbolicLink()) out.push(`${child} ->`);
-      else if (info.isDirectory()) {
-        out.push(`${child}/`);
-        await walk(child);
-      }
-    }
-  }
-  await walk(TARGET);
-  return out.sort();
-}
-
-async function must(file: string, args: readonly string[]): Promise<string> {
-  const result = await runProgram(file, args, { timeoutMilliseconds: 300_000 });
-  if (result.exitCode !== 0)
-    throw new Error(`${file} ${args.join(' ')} exited ${result.exitCode ?? result.signal}: ${result.stderr}`);
-  return result.stdout;
-}
 
 /** The writer: files of random data, each written then fsynced; prints `ok <i> <sha256> <ms>` or `err`. */
 const WRITER = `
@@ -229,35 +202,16 @@ describeKernel('restart after a crash (kill -9 of tcmu serve)', () => {
     const window = 5;
     // A file: disk (a memory: disk is never taken over: its data died with its server).
     const image = `file:${join(work, 'orphan.img')}`;
-    const child = spawn(
-      process.execPath,
-      [
-        cli,
-        'serve',
-        image,
-        '--size',
-        '16M',
-        '--name',
-        'orphan0',
-        '--json',
-        '--command-timeout',
-        String(window),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stdout = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    const deadline = Date.now() + 300_000;
-    while (!stdout.includes('"event":"ready"')) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`serve did not start: ${stdout}`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    const ready = JSON.parse(
-      stdout.split('\n').find((line) => line.includes('"event":"ready"'))!,
-    ) as ReadyEvent;
+    const server = await serve([
+      image,
+      '--size',
+      '16M',
+      '--name',
+      'orphan0',
+      '--command-timeout',
+      String(window),
+    ]);
+    const ready = server.event as unknown as ReadyEvent;
     expect(ready.window).toEqual({
       commandTimeoutSeconds: 5,
       queueFullTimeoutSeconds: 5,
@@ -284,8 +238,7 @@ describeKernel('restart after a crash (kill -9 of tcmu serve)', () => {
       'status=none',
     ]);
 
-    child.kill('SIGKILL');
-    await exited;
+    await server.stop('SIGKILL');
     const started = Date.now();
     const write = await runProgram(
       'dd',
