@@ -266,25 +266,14 @@ export async function openDevice(options: OpenDeviceOptions): Promise<TcmuDevice
       ...(options.maxDataAreaMb !== undefined ? { maxDataAreaMb: options.maxDataAreaMb } : {}),
       attributes,
     });
-    const ring = await openRing({
-      uio: userDevice.uio,
-      ...(system.sysfsRoot !== undefined ? { sysfsRoot: system.sysfsRoot } : {}),
-      ...(system.devRoot !== undefined ? { devRoot: system.devRoot } : {}),
-    });
     // By default the kernel's initial probe (INQUIRY, READ CAPACITY…) sees no power-on unit
     // attention (`powerOnUnitAttention: true` queues one; sd retries on it).
-    served = serveRing(ring, handler ?? backend!, {
-      ...options,
-      name: options.name,
+    served = await serveUserDevice(userDevice, options, {
+      system,
       size,
       blockSize,
       serial,
-      ...(backend ? { backend } : {}),
       powerOnUnitAttention: options.powerOnUnitAttention ?? false,
-      limits: {
-        maxTransferBlocks: options.maxSectors ?? Math.max(8, Math.floor((8 * 1024 * 1024) / blockSize)),
-        ...options.limits,
-      },
     });
     attachment = await userDevice.attachLoopback({
       lun: options.lun ?? 0,
@@ -322,6 +311,40 @@ export async function openDevice(options: OpenDeviceOptions): Promise<TcmuDevice
     false,
     window,
   );
+}
+
+/** Maps `userDevice`'s ring and serves the handler or backend of `options` on it. */
+async function serveUserDevice(
+  userDevice: UserDevice,
+  options: OpenDeviceOptions,
+  disk: {
+    system: SystemRoots;
+    size: number;
+    blockSize: number;
+    serial: string;
+    powerOnUnitAttention: boolean;
+  },
+): Promise<ServedDevice> {
+  const { backend, handler } = options;
+  const { system, size, blockSize, serial, powerOnUnitAttention } = disk;
+  const ring = await openRing({
+    uio: userDevice.uio,
+    ...(system.sysfsRoot !== undefined ? { sysfsRoot: system.sysfsRoot } : {}),
+    ...(system.devRoot !== undefined ? { devRoot: system.devRoot } : {}),
+  });
+  return serveRing(ring, handler ?? backend!, {
+    ...options,
+    name: options.name,
+    size,
+    blockSize,
+    serial,
+    ...(backend ? { backend } : {}),
+    powerOnUnitAttention,
+    limits: {
+      maxTransferBlocks: options.maxSectors ?? Math.max(8, Math.floor((8 * 1024 * 1024) / blockSize)),
+      ...options.limits,
+    },
+  });
 }
 
 /** Runs `work`; true when it settled within `ms` (it is not cancelled otherwise, just not awaited). */
@@ -385,7 +408,7 @@ async function takeOverIfOrphaned(
   },
 ): Promise<TcmuDevice | undefined> {
   const { system, hba, size, blockSize, logger } = context;
-  const { backend, handler } = options;
+  const { backend } = options;
   const fail = (message: string, cause?: unknown) =>
     new CoreError(CoreErrorCode.Open, `cannot take over device ${options.name}: ${message}`, { cause });
   let candidate: Awaited<ReturnType<typeof findTakeOverCandidate>>;
@@ -448,23 +471,12 @@ async function takeOverIfOrphaned(
     throw fail((error as Error).message, error);
   }
   try {
-    const ring = await openRing({
-      uio: userDevice.uio,
-      ...(system.sysfsRoot !== undefined ? { sysfsRoot: system.sysfsRoot } : {}),
-      ...(system.devRoot !== undefined ? { devRoot: system.devRoot } : {}),
-    });
-    served = serveRing(ring, handler ?? backend!, {
-      ...options,
-      name: options.name,
+    served = await serveUserDevice(userDevice, options, {
+      system,
       size,
       blockSize,
       serial,
-      ...(backend ? { backend } : {}),
       powerOnUnitAttention: false,
-      limits: {
-        maxTransferBlocks: options.maxSectors ?? Math.max(8, Math.floor((8 * 1024 * 1024) / blockSize)),
-        ...options.limits,
-      },
     });
     const attachment =
       userDevice.attachments[0] ??
