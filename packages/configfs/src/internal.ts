@@ -274,3 +274,20 @@ export async function ensureDeviceNode(
   }
   return { path, created: true };
 }
+
+/** The absolute, normalized path a symlink at `linkPath` whose content is `target` points at. */
+export function resolveLinkTarget(linkPath: string, target: string): string {
+  if (target.startsWith('/')) return normalize(target);
+  const base = linkPath.slice(0, linkPath.lastIndexOf('/'));
+  return normalize(`${base}/${target}`);
+}
+
+function normalize(path: string): string {
+  const out: string[] = [];
+  for (const part of path.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') out.pop();
+    else out.push(part);
+  }
+  return `/${out.join('/')}`;
+}

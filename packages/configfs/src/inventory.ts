@@ -14,6 +14,7 @@ import {
   readOptional,
   removeDirectory,
   removeDirectoryIfUnused,
+  resolveLinkTarget,
   resolveRoots,
   unlinkOptional,
   waitFor,
@@ -39,22 +40,6 @@ interface FoundLun extends LunRecord {
   linkPath: string;
   targetPath: string;
   tpgtPath: string;
-}
-
-function resolveLinkTarget(linkPath: string, target: string): string {
-  if (target.startsWith('/')) return normalize(target);
-  const base = linkPath.slice(0, linkPath.lastIndexOf('/'));
-  return normalize(`${base}/${target}`);
-}
-
-function normalize(path: string): string {
-  const out: string[] = [];
-  for (const part of path.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part === '..') out.pop();
-    else out.push(part);
-  }
-  return `/${out.join('/')}`;
 }
 
 /** Every tcm_loop LUN whose link points at the device `devicePath`. */

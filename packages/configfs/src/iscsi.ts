@@ -8,6 +8,7 @@ import {
   readOptional,
   removeDirectory,
   removeDirectoryIfUnused,
+  resolveLinkTarget,
   resolveRoots,
   unlinkOptional,
   withLock,
@@ -495,24 +496,11 @@ async function removeTarget(context: Context, targetPath: string): Promise<void>
   await removeDirectory(context, targetPath);
 }
 
-function resolveLink(linkPath: string, target: string): string {
-  const joined = target.startsWith('/')
-    ? target
-    : `${linkPath.slice(0, linkPath.lastIndexOf('/'))}/${target}`;
-  const out: string[] = [];
-  for (const part of joined.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part === '..') out.pop();
-    else out.push(part);
-  }
-  return `/${out.join('/')}`;
-}
-
 /** True when the LUN link at `linkPath` points at the backstore `devicePath` (compared from `target/core/` on). */
 async function linksTo(context: Context, linkPath: string, devicePath: string): Promise<boolean> {
   let target: string;
   try {
-    target = resolveLink(linkPath, await context.system.readlink(linkPath));
+    target = resolveLinkTarget(linkPath, await context.system.readlink(linkPath));
   } catch {
     return false;
   }
