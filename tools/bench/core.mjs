@@ -9,6 +9,7 @@
 import { cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { benchOptions, KiB, MiB, measureMemcpy, median } from './common.mjs';
 
 const args = process.argv.slice(2);
 // --root DIR measures the built packages of another checkout (a before/after comparison).
@@ -19,20 +20,8 @@ const load = (path) => import(pathToFileURL(resolve(root, path)).href);
 const { openMemoryBackend } = await load('packages/backends/memory/dist/index.js');
 const { serveRing } = await load('packages/core/dist/index.js');
 const { SimulatedKernel } = await load('packages/ring/dist/testing/index.js');
-const json = args.includes('--json');
-const option = (name, fallback) => {
-  const at = args.indexOf(name);
-  return at >= 0 ? Number(args[at + 1]) : fallback;
-};
-const seconds = option('--seconds', 1);
-const rounds = option('--rounds', 3);
-const KiB = 1024;
-const MiB = 1024 * KiB;
+const { json, seconds, rounds, log } = benchOptions(args);
 const diskSize = 64 * MiB;
-const log = (...parts) => {
-  if (!json) console.log(...parts);
-};
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 const targets = { commandsPerSecond4k: 1_000_000, readToMemcpyRatio1m: 0.5 };
 
@@ -40,25 +29,6 @@ const targets = { commandsPerSecond4k: 1_000_000, readToMemcpyRatio1m: 0.5 };
 const image = Buffer.alloc(diskSize);
 for (let i = 0; i < image.length; i += 4) image.writeUInt32LE((i * 2654435761) >>> 0, i);
 for (let i = 0; i < image.length; i += 512) image.writeUInt32LE(i / 512, i);
-
-/** memcpy reference: a 1 MiB TypedArray copy (what a backend's read into the ring costs at best). */
-function measureMemcpy(duration) {
-  const target = new Uint8Array(MiB);
-  let bytes = 0;
-  let offset = 0;
-  const start = performance.now();
-  const end = start + duration * 1000;
-  let now = start;
-  while (now < end) {
-    for (let i = 0; i < 16; i++) {
-      target.set(image.subarray(offset, offset + MiB));
-      offset = (offset + 7 * MiB) % image.length;
-      bytes += MiB;
-    }
-    now = performance.now();
-  }
-  return bytes / MiB / ((now - start) / 1000);
-}
 
 function cdb16(opcode, lba, blocks) {
   const cdb = new Uint8Array(16);
@@ -152,7 +122,7 @@ const only = args.includes('--jobs') ? args[args.indexOf('--jobs') + 1].split(',
 const jobs = only ? allJobs.filter((job) => only.includes(job.key)) : allJobs;
 
 // Warm-up (JIT, page faults in the data area).
-measureMemcpy(0.2);
+measureMemcpy(image, 0.2);
 for (const job of jobs) await closedLoop(kernel, job.kind, job.size, job.depth, 0.3);
 // Writes wrote the image's own bytes back: the disk still equals the image.
 await verify(kernel);
@@ -160,7 +130,7 @@ await verify(kernel);
 const samples = { memcpy: [] };
 for (const job of jobs) samples[job.key] = [];
 for (let round = 0; round < rounds; round++) {
-  samples.memcpy.push(measureMemcpy(seconds));
+  samples.memcpy.push(measureMemcpy(image, seconds));
   for (const job of jobs)
     samples[job.key].push(await closedLoop(kernel, job.kind, job.size, job.depth, seconds));
   log(

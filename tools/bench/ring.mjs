@@ -6,44 +6,14 @@
 import { loadavg } from 'node:os';
 import { scatterCopyFrom } from '../../packages/ring/dist/index.js';
 import { SimulatedKernel } from '../../packages/ring/dist/testing/index.js';
+import { benchOptions, KiB, MiB, measureMemcpy, median } from './common.mjs';
 
 const args = process.argv.slice(2);
-const json = args.includes('--json');
-const option = (name, fallback) => {
-  const at = args.indexOf(name);
-  return at >= 0 ? Number(args[at + 1]) : fallback;
-};
-const seconds = option('--seconds', 1);
-const rounds = option('--rounds', 3);
-const KiB = 1024;
-const MiB = 1024 * KiB;
-const log = (...parts) => {
-  if (!json) console.log(...parts);
-};
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const { json, seconds, rounds, log } = benchOptions(args);
 
 // The memory disk both the handler and the memcpy reference copy from.
 const disk = Buffer.alloc(64 * MiB);
 for (let i = 0; i < disk.length; i += 512) disk.writeUInt32LE(i / 512, i);
-
-/** memcpy reference: the handler's own copy (TypedArray set from the disk) into a 1 MiB buffer. */
-function measureMemcpy(duration) {
-  const target = new Uint8Array(MiB);
-  let bytes = 0;
-  let offset = 0;
-  const start = performance.now();
-  const end = start + duration * 1000;
-  let now = start;
-  while (now < end) {
-    for (let i = 0; i < 16; i++) {
-      target.set(disk.subarray(offset, offset + MiB));
-      offset = (offset + 7 * MiB) % disk.length;
-      bytes += MiB;
-    }
-    now = performance.now();
-  }
-  return bytes / MiB / ((now - start) / 1000);
-}
 
 /** A ring over a simulated kernel, served by a memory handler: READ(16) copies from `disk`. */
 async function serve() {
@@ -133,13 +103,13 @@ async function verify(kernel) {
 const { kernel, ring } = await serve();
 await verify(kernel);
 // Warm-up (JIT, page faults in the data area).
-measureMemcpy(0.2);
+measureMemcpy(disk, 0.2);
 await closedLoop(kernel, 4 * KiB, 256, 0.5, false);
 await closedLoop(kernel, MiB, 8, 0.3, true);
 
 const samples = { memcpy: [], small: [], smallCpu: [], large: [], largeWithCopy: [] };
 for (let round = 0; round < rounds; round++) {
-  samples.memcpy.push(measureMemcpy(seconds));
+  samples.memcpy.push(measureMemcpy(disk, seconds));
   const small = await closedLoop(kernel, 4 * KiB, 256, seconds, false);
   samples.small.push(small.perSecond);
   samples.smallCpu.push(small.perCpuSecond);
