@@ -51,7 +51,9 @@ describe('volume metadata', () => {
     const bad = [
       Buffer.from('not json'),
       encodeMetadata({ ...good, format: 'other' as typeof formatName }),
-      encodeMetadata({ ...good, version: 2 }),
+      encodeMetadata({ ...good, version: 3 }),
+      encodeMetadata({ ...good, version: 2, compression: "zstd" as "deflate" }),
+      encodeMetadata({ ...good, version: 2, snapshots: "x" as unknown as [] }),
       encodeMetadata({ ...good, chunkSize: 3000 }),
       encodeMetadata({ ...good, size: 1000 }),
     ];

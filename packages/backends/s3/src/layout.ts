@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { BackendError, BackendErrorCode } from '@tcmu/backend';
+import { featuresFormatVersion, parseFeatures, type VolumeFeatures } from './volume-features.ts';
 
 /**
  * The on-bucket layout of a volume under its prefix `P` (format version 1):
@@ -25,8 +26,8 @@ export const maximumChunkSize = 64 * 1024 * 1024;
 /** Default chunk size: 1 MiB, measured against RGW (see the README's Limits and docs/s3.md). */
 export const defaultChunkSize = 1024 * 1024;
 
-/** The geometry stored in `tcmu-volume.json`. */
-export interface VolumeMetadata {
+/** The geometry stored in `tcmu-volume.json`, plus the format-2 features (volume-features.ts). */
+export interface VolumeMetadata extends VolumeFeatures {
   readonly format: typeof formatName;
   readonly version: number;
   /** Capacity in bytes, a multiple of blockSize. */
@@ -117,10 +118,10 @@ export function parseMetadata(body: Uint8Array, where: string): VolumeMetadata {
       `${where}: ${metadataName} is not a tcmu S3 volume description`,
     );
   }
-  if (value.version !== formatVersion) {
+  if (value.version !== formatVersion && value.version !== featuresFormatVersion) {
     throw new BackendError(
       BackendErrorCode.Open,
-      `${where}: volume format version ${value.version} is not supported (this package reads version ${formatVersion})`,
+      `${where}: volume format version ${value.version} is not supported (this package reads versions ${formatVersion} and ${featuresFormatVersion})`,
     );
   }
   const size = value.size;
@@ -132,8 +133,11 @@ export function parseMetadata(body: Uint8Array, where: string): VolumeMetadata {
   checkChunkSize(chunkSize);
   checkVolumeSize(size, blockSize);
   return {
+    ...(value.version === featuresFormatVersion
+      ? parseFeatures(value as Record<string, unknown>, where)
+      : {}),
     format: formatName,
-    version: formatVersion,
+    version: value.version,
     size,
     chunkSize,
     blockSize,

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import {
   type AllocationExtent,
@@ -18,10 +19,21 @@ import {
   formatVersion,
   type VolumeMetadata,
 } from './layout.ts';
+import { ChunkCodec, loadKey } from './chunk-codec.ts';
+import { type ChunkSpace, openChunkSpace } from './chunk-space.ts';
 import { type ObjectStore, S3ObjectStore } from './object-store.ts';
 import { defaultRetryPolicy, type RetryPolicy } from './retry.ts';
 import { Semaphore } from './semaphore.ts';
+import { ControlPoller, withSnapshot } from './snapshot.ts';
+import { StatsFileWriter } from './stats-file.ts';
 import { normalizeLocation, type S3Location } from './url.ts';
+import {
+  type CompressionName,
+  featuresFormatVersion,
+  needsVersion2,
+  type SnapshotInfo,
+  splitSnapshotPrefix,
+} from './volume-features.ts';
 import { type LeaseInfo, type RequestCounters, toBackendError, VolumeStore } from './volume-store.ts';
 
 /** Options of {@link openS3Backend}. Sizes in bytes, times in milliseconds. */
@@ -58,6 +70,22 @@ export interface S3BackendOptions extends S3Location {
   readonly client?: S3Client;
   /** @internal Test seam: the object store to use instead of S3 (fault injection). */
   readonly store?: ObjectStore;
+  /** Open this snapshot (read-only; needs `readOnly`). Also written as the prefix `vol@NAME`. */
+  readonly snapshot?: string;
+  /** Chunk compression of a NEW volume: `deflate` (skipped per chunk when it does not shrink it) or `none` (default). */
+  readonly compression?: CompressionName;
+  /** The 32-byte AES-256-GCM key: required to open an encrypted volume; given at creation, encrypts the new volume. */
+  readonly encryptionKey?: Uint8Array;
+  /** A file holding the key (32 raw bytes, 64 hex digits or base64). */
+  readonly keyFile?: string;
+  /** The NAME of an environment variable holding the key (64 hex digits or base64). */
+  readonly keyEnv?: string;
+  /** Write {@link S3Backend.stats} as JSON to this file every `statsInterval` ms and at close. */
+  readonly statsFile?: string;
+  /** Default 1000. */
+  readonly statsInterval?: number;
+  /** How often a read-write open looks for requests (a snapshot asked by `tcmu volume snapshot`). Default 1000; 0: never. */
+  readonly controlInterval?: number;
 }
 
 /** What {@link S3Backend.stats} reports. */
@@ -72,6 +100,8 @@ export interface S3BackendStats extends Readonly<RequestCounters> {
   readonly dirtyChunks: number;
   readonly storedChunks: number;
   readonly uploadsInFlight: number;
+  /** The generation new chunk writes go to (bumped by each snapshot). */
+  readonly generation: number;
 }
 
 interface Chunk {
@@ -124,6 +154,11 @@ export class S3Backend implements Backend {
 
   #size: number;
   readonly #volume: VolumeStore;
+  readonly #space: ChunkSpace;
+  readonly #background: { stop(): Promise<void> }[];
+  /** Set while a snapshot is taken: mutating calls wait for it. */
+  #freeze: Promise<void> | undefined;
+  #writers = 0;
   readonly #lease: LeaseInfo | undefined;
   #metadata: VolumeMetadata;
   readonly #cacheSize: number;
@@ -162,6 +197,8 @@ export class S3Backend implements Backend {
   /** @internal Use {@link openS3Backend}. */
   constructor(init: {
     volume: VolumeStore;
+    space: ChunkSpace;
+    background: { stop(): Promise<void> }[];
     metadata: VolumeMetadata;
     stored: Set<number>;
     lease: LeaseInfo | undefined;
@@ -173,6 +210,8 @@ export class S3Backend implements Backend {
     maxRequests: number;
   }) {
     this.#volume = init.volume;
+    this.#space = init.space;
+    this.#background = init.background;
     this.location = init.volume.location;
     this.#metadata = init.metadata;
     this.#size = init.metadata.size;
@@ -207,7 +246,38 @@ export class S3Backend implements Backend {
       dirtyChunks: this.#dirty.size,
       storedChunks: this.#stored.size,
       uploadsInFlight: this.#uploadsInFlight,
+      generation: this.#space.generation,
     };
+  }
+
+  /**
+   * Takes snapshot `name` of the volume as it is now: new writes wait, every acknowledged write is
+   * stored, the current generation is frozen in the description, and writes resume in the next
+   * generation. No data is copied. `tcmu volume snapshot` reaches a serving process through this.
+   */
+  snapshot(name: string): Promise<SnapshotInfo> {
+    return this.#guard(false, async () => {
+      if (this.readOnly) {
+        throw new BackendError(BackendErrorCode.ReadOnly, `${this.#volume.where} is open read-only`);
+      }
+      while (this.#freeze) await this.#freeze;
+      let release!: () => void;
+      this.#freeze = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      try {
+        while (this.#writers > 0) await new Promise((resolve) => setTimeout(resolve, 1));
+        await this.#flushAll();
+        const next = withSnapshot(this.#metadata, name, this.#volume.where);
+        await this.#volume.writeMetadata(next, false);
+        this.#metadata = next;
+        this.#space.advance(next.generation ?? 0, next.snapshots ?? []);
+        return next.snapshots!.at(-1)!;
+      } finally {
+        this.#freeze = undefined;
+        release();
+      }
+    });
   }
 
   // ---- call bookkeeping ------------------------------------------------------------------------
@@ -219,9 +289,11 @@ export class S3Backend implements Backend {
     }
     if (mutating && this.#fenced) throw this.#fenced;
     this.#active++;
+    if (mutating) this.#writers++;
   }
 
-  #leave(): void {
+  #leave(mutating: boolean): void {
+    if (mutating) this.#writers--;
     if (--this.#active === 0) {
       const waiters = this.#idleWaiters;
       this.#idleWaiters = [];
@@ -230,6 +302,7 @@ export class S3Backend implements Backend {
   }
 
   async #guard<T>(mutating: boolean, body: () => Promise<T>): Promise<T> {
+    if (mutating && this.#freeze) while (this.#freeze) await this.#freeze;
     this.#enter(mutating);
     try {
       return await body();
@@ -240,7 +313,7 @@ export class S3Backend implements Backend {
         this.#volume.where,
       );
     } finally {
-      this.#leave();
+      this.#leave(mutating);
     }
   }
 
@@ -479,6 +552,7 @@ export class S3Backend implements Backend {
   async #close(): Promise<void> {
     if (this.#active > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
     try {
+      for (const task of this.#background.splice(0)) await task.stop();
       if (this.#fenced) throw this.#fenced;
       if (!this.readOnly) {
         try {
@@ -552,7 +626,7 @@ export class S3Backend implements Backend {
     if (pending) return pending;
     if (this.#chunks.has(index)) return Promise.resolve();
     const load = (async () => {
-      const data = await this.#requests.run(() => this.#volume.readChunk(index, this.chunkSize));
+      const data = await this.#requests.run(() => this.#space.readChunk(index));
       // A writer got there first: a whole-chunk write holds newer data; a partial one takes the rest from here.
       const cached = this.#chunks.get(index);
       if (cached) {
@@ -639,7 +713,7 @@ export class S3Backend implements Backend {
     if (!chunk.valid) return Promise.resolve();
     chunk.completing ??= (async () => {
       try {
-        const data = await this.#requests.run(() => this.#volume.readChunk(chunk.index, this.chunkSize));
+        const data = await this.#requests.run(() => this.#space.readChunk(chunk.index));
         if (data === null && chunk.valid) this.#stored.delete(chunk.index);
         this.#merge(chunk, data);
       } finally {
@@ -794,11 +868,11 @@ export class S3Backend implements Backend {
           this.#zeros.equals(Buffer.from(snapshot.buffer, snapshot.byteOffset, snapshot.byteLength));
         if (zero) {
           if (this.#stored.has(chunk.index)) {
-            await this.#requests.run(() => this.#volume.deleteChunk(chunk.index));
+            await this.#requests.run(() => this.#space.deleteChunk(chunk.index));
             this.#stored.delete(chunk.index);
           }
         } else {
-          await this.#requests.run(() => this.#volume.writeChunk(chunk.index, snapshot));
+          await this.#requests.run(() => this.#space.writeChunk(chunk.index, snapshot));
           this.#stored.add(chunk.index);
         }
         chunk.uploadedVersion = version;
@@ -909,9 +983,29 @@ export class S3Backend implements Backend {
  * `_INVALID_ARGUMENT` (bad options).
  */
 export async function openS3Backend(options: S3BackendOptions): Promise<S3Backend> {
+  const named = splitSnapshotPrefix(options.prefix);
+  const snapshot = options.snapshot ?? named.snapshot;
+  if (snapshot !== undefined && options.readOnly !== true) {
+    throw new BackendError(
+      BackendErrorCode.ReadOnly,
+      `snapshot "${snapshot}" is read-only: open it read-only (tcmu serve … --read-only), or clone it to write`,
+    );
+  }
+  const key =
+    options.encryptionKey ??
+    loadKey({
+      ...(options.keyFile === undefined ? {} : { keyFile: options.keyFile }),
+      ...(options.keyEnv === undefined ? {} : { keyEnv: options.keyEnv }),
+    });
+  if (options.compression !== undefined && options.compression !== 'none' && options.compression !== 'deflate') {
+    throw new BackendError(
+      BackendErrorCode.InvalidArgument,
+      `compression "${String(options.compression)}" is not supported (none or deflate)`,
+    );
+  }
   const location = normalizeLocation({
     bucket: options.bucket,
-    prefix: options.prefix,
+    prefix: named.prefix,
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
     ...(options.region ? { region: options.region } : {}),
   });
@@ -948,14 +1042,13 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
           `${volume.where}: no volume there${readOnly || options.create === false ? '' : '; give a size to create one'}`,
         );
       }
-      metadata = {
-        format: formatName,
-        version: formatVersion,
+      metadata = newVolumeMetadata({
         size: options.size,
         chunkSize: options.chunkSize ?? defaultChunkSize,
         blockSize,
-        created: new Date().toISOString(),
-      };
+        ...(options.compression === undefined ? {} : { compression: options.compression }),
+        ...(key === undefined ? {} : { key }),
+      });
       await volume.writeMetadata(metadata, true);
     } else {
       if (options.size !== undefined && options.size !== metadata.size) {
@@ -978,16 +1071,21 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
       }
     }
     const chunkCount = Math.ceil(metadata.size / metadata.chunkSize);
-    const listed = await volume.listChunks();
-    const stored = new Set<number>();
-    for (const index of listed.keys()) if (index < chunkCount) stored.add(index);
+    const space = await openChunkSpace(volume, metadata, {
+      ...(snapshot === undefined ? {} : { snapshot }),
+      ...(key === undefined ? {} : { key }),
+    });
+    const stored = space.stored(chunkCount);
+    const background: { stop(): Promise<void> }[] = [];
     const cacheSize = Math.max(options.cacheSize ?? 64 * 1024 * 1024, 4 * metadata.chunkSize);
     const dirtyLimit = Math.min(
       cacheSize,
       Math.max(options.dirtyLimit ?? Math.floor(cacheSize / 2), metadata.chunkSize),
     );
-    return new S3Backend({
+    const backend = new S3Backend({
       volume,
+      space,
+      background,
       metadata,
       stored,
       lease,
@@ -998,9 +1096,46 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
       readAhead: options.readAhead ?? 8 * 1024 * 1024,
       maxRequests,
     });
+    if (!readOnly) {
+      const poller = new ControlPoller(volume, options.controlInterval ?? 1000, (request) =>
+        backend.snapshot(request.name),
+      );
+      poller.start();
+      background.push(poller);
+    }
+    if (options.statsFile !== undefined) {
+      const writer = new StatsFileWriter(options.statsFile, options.statsInterval ?? 1000, () => backend.stats());
+      writer.start();
+      background.push(writer);
+    }
+    return backend;
   } catch (error) {
     if (lease) await volume.releaseLease(lease).catch(() => {});
     volume.close();
     throw toBackendError(error, BackendErrorCode.Open, volume.where);
   }
+}
+
+/** The description of a new volume: format 1 unless it uses a format-2 feature (compression, encryption). */
+export function newVolumeMetadata(init: {
+  size: number;
+  chunkSize: number;
+  blockSize: number;
+  compression?: CompressionName;
+  key?: Uint8Array;
+}): VolumeMetadata {
+  const base: VolumeMetadata = {
+    format: formatName,
+    version: formatVersion,
+    size: init.size,
+    chunkSize: init.chunkSize,
+    blockSize: init.blockSize,
+    created: new Date().toISOString(),
+  };
+  const features = {
+    ...(init.compression && init.compression !== 'none' ? { compression: init.compression } : {}),
+    ...(init.key ? { encryption: new ChunkCodec({ compression: 'none', key: init.key }).makeEncryptionInfo() } : {}),
+  };
+  if (!needsVersion2(features)) return base;
+  return { ...base, version: featuresFormatVersion, volumeId: randomUUID(), generation: 0, snapshots: [], ...features };
 }

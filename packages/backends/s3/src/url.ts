@@ -1,4 +1,5 @@
 import { BackendError, BackendErrorCode } from '@tcmu/backend';
+import { applyUrlFeature, type UrlFeatureOptions, urlFeatureParameters } from './volume-features.ts';
 
 /**
  * Where a volume lives: a bucket, a key prefix inside it (the volume's folder), and how to reach the
@@ -20,7 +21,7 @@ export interface S3Location {
 }
 
 /** What `parseS3Url` returns: the location plus the geometry hints the URL may carry. */
-export interface ParsedS3Url extends S3Location {
+export interface ParsedS3Url extends S3Location, UrlFeatureOptions {
   /** From `?chunk=` (bytes), e.g. `chunk=1M`. */
   readonly chunkSize?: number;
   /** From `?size=` (bytes), e.g. `size=10G`. */
@@ -135,6 +136,8 @@ export function parseS3Url(text: string): ParsedS3Url {
     );
   }
   const result: {
+    -readonly [K in keyof UrlFeatureOptions]?: UrlFeatureOptions[K];
+  } & {
     bucket: string;
     prefix: string;
     endpoint?: string;
@@ -157,9 +160,10 @@ export function parseS3Url(text: string): ParsedS3Url {
         result.size = parseByteSize(value, 'size');
         break;
       default:
+        if (applyUrlFeature(result, key, value)) break;
         throw new BackendError(
           BackendErrorCode.InvalidArgument,
-          `unknown parameter "${key}" in "${text}" (known: endpoint, region, chunk, size)`,
+          `unknown parameter "${key}" in "${text}" (known: endpoint, region, chunk, size, ${urlFeatureParameters.join(', ')})`,
         );
     }
   }
