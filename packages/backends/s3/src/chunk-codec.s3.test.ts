@@ -16,7 +16,7 @@ import {
   skipReason,
   testPrefix,
 } from './test-support/environment.ts';
-import { createS3Volume, inspectS3Volume, snapshotS3Volume, cloneS3Volume } from './volume.ts';
+import { cloneS3Volume, createS3Volume, inspectS3Volume, snapshotS3Volume } from './volume.ts';
 import { chunkKeyAt } from './volume-features.ts';
 
 const KiB = 1024;
@@ -77,7 +77,13 @@ if (!endpoint) {
     it('stores ciphertext, refuses a missing or wrong key at open, and reads a tampered or swapped chunk as an error', async () => {
       const prefix = testPrefix('aes');
       const admin = { bucket, endpoint: endpoint!, prefix };
-      const info = await createS3Volume({ ...admin, size, chunkSize: chunk, compression: 'deflate', keyFile });
+      const info = await createS3Volume({
+        ...admin,
+        size,
+        chunkSize: chunk,
+        compression: 'deflate',
+        keyFile,
+      });
       expect(info).toMatchObject({ encryption: 'aes-256-gcm', compression: 'deflate' });
       const backend = await openS3Backend(options(prefix, { keyFile }));
       await backend.write(0, [text]);
@@ -121,7 +127,9 @@ if (!endpoint) {
       await backend.close();
       await snapshotS3Volume({ bucket, endpoint: endpoint!, prefix, name: 's' });
       await cloneS3Volume({ bucket, endpoint: endpoint!, prefix, snapshot: 's', target: clone });
-      expect(await code(openS3Backend(options(clone, { keyFile: otherKeyFile })))).toBe('TCMU_ERR_BACKEND_OPEN');
+      expect(await code(openS3Backend(options(clone, { keyFile: otherKeyFile })))).toBe(
+        'TCMU_ERR_BACKEND_OPEN',
+      );
       const c = await openS3Backend(options(clone, { keyFile }));
       expect((await readAt(c, 0, chunk)).equals(Buffer.from(pattern(5, chunk)))).toBe(true);
       await c.write(chunk, [pattern(6, chunk)]);
@@ -148,7 +156,8 @@ if (!endpoint) {
       }
       expect(during).toMatchObject({ puts: 1, dirtyChunks: 0, bytesUploaded: chunk });
       expect(during.cacheHits).toBeGreaterThanOrEqual(1);
-      for (const field of ['gets', 'retries', 'cacheMisses', 'deletes', 'lists', 'time']) expect(during).toHaveProperty(field);
+      for (const field of ['gets', 'retries', 'cacheMisses', 'deletes', 'lists', 'time'])
+        expect(during).toHaveProperty(field);
       await backend.write(chunk, [pattern(2, chunk)]);
       await backend.close();
       const after = JSON.parse(readFileSync(statsFile, 'utf8'));

@@ -69,7 +69,8 @@ describe('chunk codec', () => {
     writeFileSync(join(dir, 'hex'), `${key.toString('hex')}\n`);
     writeFileSync(join(dir, 'b64'), key.toString('base64'));
     writeFileSync(join(dir, 'bad'), 'secret-but-short');
-    for (const name of ['raw', 'hex', 'b64']) expect(loadKey({ keyFile: join(dir, name) })?.equals(key)).toBe(true);
+    for (const name of ['raw', 'hex', 'b64'])
+      expect(loadKey({ keyFile: join(dir, name) })?.equals(key)).toBe(true);
     process.env.TCMU_TEST_KEY = key.toString('hex');
     expect(loadKey({ keyEnv: 'TCMU_TEST_KEY' })?.equals(key)).toBe(true);
     delete process.env.TCMU_TEST_KEY;

@@ -89,7 +89,10 @@ export class ChunkCodec {
       decipher.setAAD(Buffer.from(aad));
       decipher.setAuthTag(b.subarray(b.length - tagLength));
       try {
-        encoded = Buffer.concat([decipher.update(b.subarray(nonceLength, b.length - tagLength)), decipher.final()]);
+        encoded = Buffer.concat([
+          decipher.update(b.subarray(nonceLength, b.length - tagLength)),
+          decipher.final(),
+        ]);
       } catch {
         throw fail('failed authentication (damaged, swapped with another chunk, or another key)');
       }
@@ -131,7 +134,10 @@ export class ChunkCodec {
       const decipher = createDecipheriv('aes-256-gcm', this.#key, b.subarray(0, nonceLength));
       decipher.setAAD(Buffer.from('tcmu-key-check'));
       decipher.setAuthTag(b.subarray(b.length - tagLength));
-      const text = Buffer.concat([decipher.update(b.subarray(nonceLength, b.length - tagLength)), decipher.final()]);
+      const text = Buffer.concat([
+        decipher.update(b.subarray(nonceLength, b.length - tagLength)),
+        decipher.final(),
+      ]);
       return text.equals(keyCheckText);
     } catch {
       return false;
@@ -171,7 +177,10 @@ export function parseKey(raw: Uint8Array, where: string): Buffer {
 /** Loads the key a source names; undefined when the source names none. The key is never in a message. */
 export function loadKey(source: KeySource): Buffer | undefined {
   if (source.keyFile !== undefined && source.keyEnv !== undefined) {
-    throw new BackendError(BackendErrorCode.InvalidArgument, 'give the key file or the key variable, not both');
+    throw new BackendError(
+      BackendErrorCode.InvalidArgument,
+      'give the key file or the key variable, not both',
+    );
   }
   if (source.keyFile !== undefined) {
     let raw: Buffer;

@@ -1,12 +1,7 @@
 import { BackendError, BackendErrorCode } from '@tcmu/backend';
 import { ChunkCodec, chunkAad } from './chunk-codec.ts';
 import { chunkListPrefixes, type VolumeMetadata } from './layout.ts';
-import {
-  chunkKeyAt,
-  parseChunkKeyAt,
-  type SnapshotInfo,
-  volumeIdOf,
-} from './volume-features.ts';
+import { chunkKeyAt, parseChunkKeyAt, type SnapshotInfo, volumeIdOf } from './volume-features.ts';
 import type { VolumeStore } from './volume-store.ts';
 
 /** The objects of one chunk in one layer: generation → object size (0: tombstone). */
@@ -22,15 +17,18 @@ export interface ChunkLayer {
 }
 
 /** Lists every chunk object of a volume prefix: chunk number → generation → size. */
-export async function listChunkObjects(volume: VolumeStore, prefix: string): Promise<Map<number, Generations>> {
+export async function listChunkObjects(
+  volume: VolumeStore,
+  prefix: string,
+): Promise<Map<number, Generations>> {
   const pages = await Promise.all(chunkListPrefixes(prefix).map((p) => volume.listAll(p)));
   const objects = new Map<number, Generations>();
   for (const page of pages) {
     for (const object of page) {
       const parsed = parseChunkKeyAt(prefix, object.key);
       if (!parsed) continue;
-      let generations = objects.get(parsed.index);
-      if (!generations) objects.set(parsed.index, (generations = new Map()));
+      const generations = objects.get(parsed.index) ?? new Map<number, number>();
+      objects.set(parsed.index, generations);
       generations.set(parsed.generation, object.size);
     }
   }
@@ -162,7 +160,8 @@ export class ChunkSpace {
     const g = this.#generation;
     const generations = own.objects.get(index);
     const older = [...(generations?.keys() ?? [])].some((h) => h < g);
-    const underneath = older || this.#layers.slice(1).some((l) => visible(l.objects.get(index), l.cap) !== undefined);
+    const underneath =
+      older || this.#layers.slice(1).some((l) => visible(l.objects.get(index), l.cap) !== undefined);
     const key = chunkKeyAt(own.prefix, index, g);
     if (underneath) {
       await this.#volume.writeChunkObject(key, `chunk ${index} (tombstone)`, new Uint8Array(0));
@@ -177,8 +176,8 @@ export class ChunkSpace {
 
   #record(index: number, generation: number, size: number): void {
     const own = this.#layers[0]!;
-    let generations = own.objects.get(index);
-    if (!generations) own.objects.set(index, (generations = new Map()));
+    const generations = own.objects.get(index) ?? new Map<number, number>();
+    own.objects.set(index, generations);
     generations.set(generation, size);
   }
 
@@ -229,7 +228,10 @@ export async function openChunkSpace(
     );
   }
   if (!metadata.encryption && options.key) {
-    throw new BackendError(BackendErrorCode.Open, `${where}: a key was given but the volume is not encrypted`);
+    throw new BackendError(
+      BackendErrorCode.Open,
+      `${where}: a key was given but the volume is not encrypted`,
+    );
   }
   const codec = new ChunkCodec({
     compression: metadata.compression ?? 'none',
@@ -255,14 +257,15 @@ export async function openChunkSpace(
     }
     cap = snapshot.generation;
   }
-  const layers: ChunkLayer[] = [
-    { prefix, volumeId, cap, objects: await listChunkObjects(volume, prefix) },
-  ];
+  const layers: ChunkLayer[] = [{ prefix, volumeId, cap, objects: await listChunkObjects(volume, prefix) }];
   let origin = metadata.origin;
   const visited = new Set([prefix]);
   while (origin) {
     if (visited.has(origin.prefix)) {
-      throw new BackendError(BackendErrorCode.Open, `${where}: the chain of origins loops at ${origin.prefix}`);
+      throw new BackendError(
+        BackendErrorCode.Open,
+        `${where}: the chain of origins loops at ${origin.prefix}`,
+      );
     }
     visited.add(origin.prefix);
     const originStore = volume.sibling(origin.prefix);

@@ -52,8 +52,8 @@ describe('volume metadata', () => {
       Buffer.from('not json'),
       encodeMetadata({ ...good, format: 'other' as typeof formatName }),
       encodeMetadata({ ...good, version: 3 }),
-      encodeMetadata({ ...good, version: 2, compression: "zstd" as "deflate" }),
-      encodeMetadata({ ...good, version: 2, snapshots: "x" as unknown as [] }),
+      encodeMetadata({ ...good, version: 2, compression: 'zstd' as 'deflate' }),
+      encodeMetadata({ ...good, version: 2, snapshots: 'x' as unknown as [] }),
       encodeMetadata({ ...good, chunkSize: 3000 }),
       encodeMetadata({ ...good, size: 1000 }),
     ];

@@ -11,6 +11,8 @@ import {
   scatterLength,
   scatterZero,
 } from '@tcmu/backend';
+import { ChunkCodec, loadKey } from './chunk-codec.ts';
+import { type ChunkSpace, openChunkSpace } from './chunk-space.ts';
 import {
   checkChunkSize,
   checkVolumeSize,
@@ -19,8 +21,6 @@ import {
   formatVersion,
   type VolumeMetadata,
 } from './layout.ts';
-import { ChunkCodec, loadKey } from './chunk-codec.ts';
-import { type ChunkSpace, openChunkSpace } from './chunk-space.ts';
 import { type ObjectStore, S3ObjectStore } from './object-store.ts';
 import { defaultRetryPolicy, type RetryPolicy } from './retry.ts';
 import { Semaphore } from './semaphore.ts';
@@ -997,7 +997,11 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
       ...(options.keyFile === undefined ? {} : { keyFile: options.keyFile }),
       ...(options.keyEnv === undefined ? {} : { keyEnv: options.keyEnv }),
     });
-  if (options.compression !== undefined && options.compression !== 'none' && options.compression !== 'deflate') {
+  if (
+    options.compression !== undefined &&
+    options.compression !== 'none' &&
+    options.compression !== 'deflate'
+  ) {
     throw new BackendError(
       BackendErrorCode.InvalidArgument,
       `compression "${String(options.compression)}" is not supported (none or deflate)`,
@@ -1104,7 +1108,9 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
       background.push(poller);
     }
     if (options.statsFile !== undefined) {
-      const writer = new StatsFileWriter(options.statsFile, options.statsInterval ?? 1000, () => backend.stats());
+      const writer = new StatsFileWriter(options.statsFile, options.statsInterval ?? 1000, () =>
+        backend.stats(),
+      );
       writer.start();
       background.push(writer);
     }
@@ -1134,8 +1140,17 @@ export function newVolumeMetadata(init: {
   };
   const features = {
     ...(init.compression && init.compression !== 'none' ? { compression: init.compression } : {}),
-    ...(init.key ? { encryption: new ChunkCodec({ compression: 'none', key: init.key }).makeEncryptionInfo() } : {}),
+    ...(init.key
+      ? { encryption: new ChunkCodec({ compression: 'none', key: init.key }).makeEncryptionInfo() }
+      : {}),
   };
   if (!needsVersion2(features)) return base;
-  return { ...base, version: featuresFormatVersion, volumeId: randomUUID(), generation: 0, snapshots: [], ...features };
+  return {
+    ...base,
+    version: featuresFormatVersion,
+    volumeId: randomUUID(),
+    generation: 0,
+    snapshots: [],
+    ...features,
+  };
 }

@@ -111,11 +111,15 @@ if (!endpoint) {
       const prefix = testPrefix('snap-refuse');
       await (await openS3Backend(options(prefix))).close();
       await snapshotS3Volume({ ...admin(prefix), name: 'a' });
-      expect(await code(openS3Backend(options(`${prefix.slice(0, -1)}@a`)))).toBe('TCMU_ERR_BACKEND_READ_ONLY');
+      expect(await code(openS3Backend(options(`${prefix.slice(0, -1)}@a`)))).toBe(
+        'TCMU_ERR_BACKEND_READ_ONLY',
+      );
       expect(await code(openS3Backend(options(`${prefix.slice(0, -1)}@nope`, { readOnly: true })))).toBe(
         'TCMU_ERR_BACKEND_NOT_FOUND',
       );
-      expect(await code(snapshotS3Volume({ ...admin(prefix), name: 'a' }))).toBe('TCMU_ERR_BACKEND_INVALID_ARGUMENT');
+      expect(await code(snapshotS3Volume({ ...admin(prefix), name: 'a' }))).toBe(
+        'TCMU_ERR_BACKEND_INVALID_ARGUMENT',
+      );
       expect(await code(snapshotS3Volume({ ...admin(prefix), name: '../x' }))).toBe(
         'TCMU_ERR_BACKEND_INVALID_ARGUMENT',
       );
@@ -169,7 +173,9 @@ if (!endpoint) {
         await backend.flush();
       }
       await backend.close();
-      expect(await listKeys(`${prefix}data/`)).toEqual([chunkKeyAt(prefix, 0, 0), chunkKeyAt(prefix, 0, 1)].sort());
+      expect(await listKeys(`${prefix}data/`)).toEqual(
+        [chunkKeyAt(prefix, 0, 0), chunkKeyAt(prefix, 0, 1)].sort(),
+      );
       // Deleting the snapshot deletes the objects only it needed.
       expect(await deleteS3Snapshot({ ...admin(prefix), name: 's' })).toEqual({ objectsDeleted: 1 });
       expect(await listKeys(`${prefix}data/`)).toEqual([chunkKeyAt(prefix, 0, 1)]);
@@ -204,7 +210,9 @@ if (!endpoint) {
       await clone.write(100, [pattern(3, 1000)]); // copy-on-write of a partial chunk
       await clone.unmap(chunk, chunk); // hides the origin's chunk
       await clone.close();
-      expect(await listKeys(`${clonePrefix}data/`)).toEqual([chunkKey(clonePrefix, 0), chunkKey(clonePrefix, 1)].sort());
+      expect(await listKeys(`${clonePrefix}data/`)).toEqual(
+        [chunkKey(clonePrefix, 0), chunkKey(clonePrefix, 1)].sort(),
+      );
       const reopened = await openS3Backend(options(clonePrefix, { readOnly: true }));
       const expected = Buffer.from(pattern(1, chunk));
       expected.set(pattern(3, 1000), 100);
@@ -216,7 +224,9 @@ if (!endpoint) {
       await originSnap.close();
 
       // Neither the snapshot nor the origin can go while the clone reads them.
-      expect(await code(deleteS3Snapshot({ ...admin(origin), name: 'base' }))).toBe('TCMU_ERR_BACKEND_LOCKED');
+      expect(await code(deleteS3Snapshot({ ...admin(origin), name: 'base' }))).toBe(
+        'TCMU_ERR_BACKEND_LOCKED',
+      );
       expect(await code(deleteS3Volume({ ...admin(origin), force: true }))).toBe('TCMU_ERR_BACKEND_LOCKED');
       expect((await inspectS3Volume(admin(origin))).snapshots[0]!.clones).toEqual([
         `s3://${bucket}/${clonePrefix}`,
@@ -274,7 +284,9 @@ if (!endpoint) {
       await backend.write(0, [pattern(9, chunk)]);
       await backend.close();
       // Still format 1 (no format-2 feature used), and its keys are format 1's.
-      expect(JSON.parse(Buffer.from((await getObject(`${prefix}${metadataName}`)).body).toString()).version).toBe(1);
+      expect(
+        JSON.parse(Buffer.from((await getObject(`${prefix}${metadataName}`)).body).toString()).version,
+      ).toBe(1);
       expect(await listKeys(`${prefix}data/`)).toEqual([chunkKey(prefix, 0), chunkKey(prefix, 2)].sort());
       await snapshotS3Volume({ ...admin(prefix), name: 'first' });
       expect((await inspectS3Volume(admin(prefix))).formatVersion).toBe(2);

@@ -57,7 +57,11 @@ export class ControlPoller {
   #running: Promise<void> | undefined;
   #stopped = false;
 
-  constructor(volume: VolumeStore, interval: number, handle: (request: ControlRequest) => Promise<SnapshotInfo>) {
+  constructor(
+    volume: VolumeStore,
+    interval: number,
+    handle: (request: ControlRequest) => Promise<SnapshotInfo>,
+  ) {
     this.#volume = volume;
     this.#interval = interval;
     this.#handle = handle;
@@ -99,7 +103,9 @@ export class ControlPoller {
     } catch (error) {
       reply = { id: String(request.id), ok: false, message: (error as Error).message };
     }
-    await this.#volume.putFile(replyName(reply.id), Buffer.from(`${JSON.stringify(reply)}\n`)).catch(() => {});
+    await this.#volume
+      .putFile(replyName(reply.id), Buffer.from(`${JSON.stringify(reply)}\n`))
+      .catch(() => {});
   }
 }
 
@@ -122,7 +128,11 @@ async function underLease<T>(volume: VolumeStore, body: () => Promise<T>): Promi
  * data is copied). Served read-write: the serving process is asked (`tcmu-request.json`); it stops
  * admitting writes, flushes, records the snapshot, and answers; this waits up to `timeout` ms.
  */
-export async function takeSnapshot(volume: VolumeStore, name: string, timeout = 30_000): Promise<SnapshotInfo> {
+export async function takeSnapshot(
+  volume: VolumeStore,
+  name: string,
+  timeout = 30_000,
+): Promise<SnapshotInfo> {
   checkSnapshotName(name);
   const where = volume.where;
   const metadata = await volume.readMetadata();
@@ -156,7 +166,10 @@ export async function takeSnapshot(volume: VolumeStore, name: string, timeout = 
     await volume.deleteObject(`${volume.location.prefix}${replyName(id)}`, 'the reply').catch(() => {});
     const reply = JSON.parse(Buffer.from(body).toString('utf8')) as ControlReply;
     if (!reply.ok || !reply.snapshot) {
-      throw new BackendError(BackendErrorCode.Write, `${where}: the server refused the snapshot: ${reply.message}`);
+      throw new BackendError(
+        BackendErrorCode.Write,
+        `${where}: the server refused the snapshot: ${reply.message}`,
+      );
     }
     return reply.snapshot;
   }
@@ -184,7 +197,10 @@ export async function liveClones(
     const [snap, encoded] = key.slice(base.length).split('/');
     if (!snap || !encoded) continue;
     const prefix = decodeURIComponent(encoded);
-    const metadata = await volume.sibling(prefix).readMetadata().catch(() => undefined);
+    const metadata = await volume
+      .sibling(prefix)
+      .readMetadata()
+      .catch(() => undefined);
     if (metadata?.origin?.prefix === volume.location.prefix && metadata.origin.snapshot === snap) {
       live.push({ snapshot: snap, prefix });
     } else if (metadata === null) {
@@ -212,8 +228,15 @@ export async function cloneSnapshot(
   if (!found) {
     throw new BackendError(BackendErrorCode.NotFound, `${where}: no snapshot "${snapshot}"`);
   }
-  if (target === volume.location.prefix || target.startsWith(volume.location.prefix) || volume.location.prefix.startsWith(target)) {
-    throw new BackendError(BackendErrorCode.InvalidArgument, `${where}: a clone cannot be inside its origin or hold it`);
+  if (
+    target === volume.location.prefix ||
+    target.startsWith(volume.location.prefix) ||
+    volume.location.prefix.startsWith(target)
+  ) {
+    throw new BackendError(
+      BackendErrorCode.InvalidArgument,
+      `${where}: a clone cannot be inside its origin or hold it`,
+    );
   }
   const clone: VolumeMetadata = {
     format: formatName,

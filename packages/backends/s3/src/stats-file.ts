@@ -15,7 +15,12 @@ export class StatsFileWriter {
   #writing: Promise<void> = Promise.resolve();
   #failed = false;
 
-  constructor(path: string, interval: number, read: () => object, onError: (error: Error) => void = () => {}) {
+  constructor(
+    path: string,
+    interval: number,
+    read: () => object,
+    onError: (error: Error) => void = () => {},
+  ) {
     this.#path = path;
     this.#interval = Math.max(100, interval);
     this.#read = read;

@@ -201,7 +201,11 @@ export interface UrlFeatureOptions {
 export const urlFeatureParameters = ['compress', 'key_file', 'key_env', 'stats_file', 'cache_file'];
 
 /** Applies one URL query parameter to `out`; false when `key` is not one of these features. */
-export function applyUrlFeature(out: { -readonly [K in keyof UrlFeatureOptions]?: UrlFeatureOptions[K] }, key: string, value: string): boolean {
+export function applyUrlFeature(
+  out: { -readonly [K in keyof UrlFeatureOptions]?: UrlFeatureOptions[K] },
+  key: string,
+  value: string,
+): boolean {
   switch (key) {
     case 'compress':
       if (value !== 'deflate' && value !== 'none') {

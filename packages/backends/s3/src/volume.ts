@@ -5,9 +5,9 @@ import { listChunkObjects } from './chunk-space.ts';
 import { checkChunkSize, checkVolumeSize, defaultChunkSize, type VolumeMetadata } from './layout.ts';
 import { type ObjectStore, S3ObjectStore } from './object-store.ts';
 import { defaultRetryPolicy, type RetryPolicy } from './retry.ts';
-import { normalizeLocation, normalizePrefix, type S3Location } from './url.ts';
 import { newVolumeMetadata } from './s3-backend.ts';
 import { beforeVolumeDelete, cloneSnapshot, deleteSnapshot, liveClones, takeSnapshot } from './snapshot.ts';
+import { normalizeLocation, normalizePrefix, type S3Location } from './url.ts';
 import {
   type CompressionName,
   checkSnapshotName,
@@ -118,7 +118,9 @@ async function describe(volume: VolumeStore, metadata: VolumeMetadata): Promise<
       ...s,
       clones: clones.filter((c) => c.snapshot === s.name).map((c) => `s3://${bucket}/${c.prefix}`),
     })),
-    origin: metadata.origin ? `s3://${bucket}/${metadata.origin.prefix.replace(/\/$/, '')}@${metadata.origin.snapshot}` : null,
+    origin: metadata.origin
+      ? `s3://${bucket}/${metadata.origin.prefix.replace(/\/$/, '')}@${metadata.origin.snapshot}`
+      : null,
   };
 }
 
@@ -143,7 +145,11 @@ export function createS3Volume(
   let key: Uint8Array | undefined;
   try {
     key = options.encryptionKey ?? loadKey(options);
-    if (options.compression !== undefined && options.compression !== 'none' && options.compression !== 'deflate') {
+    if (
+      options.compression !== undefined &&
+      options.compression !== 'none' &&
+      options.compression !== 'deflate'
+    ) {
       throw new BackendError(
         BackendErrorCode.InvalidArgument,
         `compression "${String(options.compression)}" is not supported (none or deflate)`,
@@ -267,7 +273,10 @@ export function deleteS3Snapshot(
     split = snapshotTarget(options);
     const name = options.name ?? split.snapshot;
     if (name === undefined) {
-      throw new BackendError(BackendErrorCode.InvalidArgument, 'name the snapshot to delete (s3://bucket/volume@snapshot)');
+      throw new BackendError(
+        BackendErrorCode.InvalidArgument,
+        'name the snapshot to delete (s3://bucket/volume@snapshot)',
+      );
     }
     checkSnapshotName(name);
   } catch (error) {
