@@ -106,7 +106,7 @@ if (!endpoint) {
 
       // One flipped byte, with a matching MD5 so only the authentication can notice.
       const damaged = Buffer.from(stored.body);
-      damaged[damaged.length - 40] ^= 0x01;
+      damaged[damaged.length - 40] = (damaged[damaged.length - 40] ?? 0) ^ 0x01;
       await putObject(chunkKeyAt(prefix, 0, 0), damaged, { [md5MetadataKey]: md5(damaged).toString('hex') });
       // Chunk 1's object copied over chunk 2: a valid ciphertext in the wrong place.
       const one = await getObject(chunkKeyAt(prefix, 1, 0));
@@ -150,7 +150,7 @@ if (!endpoint) {
       await backend.read(0, 512, [new Uint8Array(512)]);
       // Written every 100 ms: wait for a write that shows the read above (no time limit asserted).
       let during: Record<string, number> = {};
-      for (let i = 0; i < 200 && !(during.cacheHits >= 1); i++) {
+      for (let i = 0; i < 200 && !((during.cacheHits ?? 0) >= 1); i++) {
         await new Promise((resolve) => setTimeout(resolve, 50));
         during = existsSync(statsFile) ? JSON.parse(readFileSync(statsFile, 'utf8')) : {};
       }
