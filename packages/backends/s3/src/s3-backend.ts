@@ -35,6 +35,7 @@ import {
   splitSnapshotPrefix,
 } from './volume-features.ts';
 import { type LeaseInfo, type RequestCounters, toBackendError, VolumeStore } from './volume-store.ts';
+import { type JournalRecord, WriteJournal } from './write-journal.ts';
 
 /** Options of {@link openS3Backend}. Sizes in bytes, times in milliseconds. */
 export interface S3BackendOptions extends S3Location {
@@ -84,6 +85,12 @@ export interface S3BackendOptions extends S3Location {
   readonly statsFile?: string;
   /** Default 1000. */
   readonly statsInterval?: number;
+  /**
+   * Crash-safe cache: a local file where every write is made durable before it is acknowledged;
+   * after a crash (kill -9) the next open with the same file replays and uploads it. Costs an
+   * fdatasync per write.
+   */
+  readonly cacheFile?: string;
   /** How often a read-write open looks for requests (a snapshot asked by `tcmu volume snapshot`). Default 1000; 0: never. */
   readonly controlInterval?: number;
 }
@@ -102,6 +109,10 @@ export interface S3BackendStats extends Readonly<RequestCounters> {
   readonly uploadsInFlight: number;
   /** The generation new chunk writes go to (bumped by each snapshot). */
   readonly generation: number;
+  /** Bytes in the crash-safe cache file (0 without one). */
+  readonly cacheFileBytes: number;
+  /** Writes replayed from the cache file at open (left by a crash). */
+  readonly recoveredWrites: number;
 }
 
 interface Chunk {
@@ -159,6 +170,8 @@ export class S3Backend implements Backend {
   /** Set while a snapshot is taken: mutating calls wait for it. */
   #freeze: Promise<void> | undefined;
   #writers = 0;
+  #journal: WriteJournal | undefined;
+  #recoveredWrites = 0;
   readonly #lease: LeaseInfo | undefined;
   #metadata: VolumeMetadata;
   readonly #cacheSize: number;
@@ -247,7 +260,41 @@ export class S3Backend implements Backend {
       storedChunks: this.#stored.size,
       uploadsInFlight: this.#uploadsInFlight,
       generation: this.#space.generation,
+      cacheFileBytes: this.#journal?.size ?? 0,
+      recoveredWrites: this.#recoveredWrites,
     };
+  }
+
+  /** @internal Used by openS3Backend once a crash's writes are replayed: from now on every write is journaled. */
+  attachJournal(journal: WriteJournal, recovered: number): void {
+    this.#journal = journal;
+    this.#recoveredWrites = recovered;
+    journal.setDirtySource(() => this.#dirtyRecords());
+  }
+
+  /** Records that rebuild every dirty chunk (for the journal's compaction). */
+  #dirtyRecords(): JournalRecord[] {
+    const records: JournalRecord[] = [];
+    const cs = this.chunkSize;
+    for (const chunk of this.#dirty.values()) {
+      const base = chunk.index * cs;
+      const end = Math.min(cs, this.#size - base);
+      if (end <= 0) continue;
+      if (chunk.data === null) records.push({ kind: 'zeroes', offset: base, length: end });
+      else if (!chunk.valid)
+        records.push({ kind: 'write', offset: base, length: end, data: chunk.data.slice(0, end) });
+      else
+        for (const [a, b] of chunk.valid) {
+          if (a < end)
+            records.push({
+              kind: 'write',
+              offset: base + a,
+              length: Math.min(b, end) - a,
+              data: chunk.data.slice(a, Math.min(b, end)),
+            });
+        }
+    }
+    return records;
   }
 
   /**
@@ -389,6 +436,7 @@ export class S3Backend implements Backend {
         );
         this.#markDirty(chunk, to === (i + 1) * this.chunkSize);
       });
+      if (this.#journal) await this.#journal.append('write', offset, length, data);
     });
   }
 
@@ -402,7 +450,10 @@ export class S3Backend implements Backend {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#guard(true, () => this.#zeroRange(offset, length));
+    return this.#guard(true, async () => {
+      await this.#zeroRange(offset, length);
+      if (this.#journal && length > 0) await this.#journal.append('zeroes', offset, length);
+    });
   }
 
   writeZeroes(offset: number, length: number): Promise<void> {
@@ -411,7 +462,10 @@ export class S3Backend implements Backend {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#guard(true, () => this.#zeroRange(offset, length));
+    return this.#guard(true, async () => {
+      await this.#zeroRange(offset, length);
+      if (this.#journal && length > 0) await this.#journal.append('zeroes', offset, length);
+    });
   }
 
   compareAndWrite(
@@ -477,6 +531,7 @@ export class S3Backend implements Backend {
           scatterCopyTo(data, from - offset, this.#mutable(chunk).subarray(from - i * cs, to - i * cs));
           this.#markDirty(chunk, false);
         }
+        if (this.#journal) await this.#journal.append('write', offset, length, data);
       } finally {
         for (const chunk of held) chunk.pins--;
         this.#scheduleEvict();
@@ -564,9 +619,11 @@ export class S3Backend implements Backend {
             `${this.#volume.where}: close could not store every write (the lease is kept)`,
           );
         }
+        if (this.#journal) await this.#journal.checkpoint();
         if (this.#lease) await this.#volume.releaseLease(this.#lease);
       }
     } finally {
+      await this.#journal?.close().catch(() => {});
       if (this.#timer) clearTimeout(this.#timer);
       this.#timer = undefined;
       this.#chunks.clear();
@@ -896,6 +953,8 @@ export class S3Backend implements Backend {
         if (data !== undefined && chunk.data === data) chunk.frozen = false;
         chunk.uploading = null;
         this.#uploadsInFlight--;
+        // Every change so far is stored: the cache file's records are not needed any more.
+        if (this.#dirty.size === 0 && this.#journal) this.#journal.checkpoint().catch(() => {});
         this.#notifyProgress();
         this.#scheduleEvict();
         this.#pump();
@@ -1100,6 +1159,31 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
       readAhead: options.readAhead ?? 8 * 1024 * 1024,
       maxRequests,
     });
+    if (options.cacheFile !== undefined) {
+      if (readOnly) {
+        throw new BackendError(BackendErrorCode.InvalidArgument, 'a cache file is for read-write opens only');
+      }
+      const identity = `s3://${location.bucket}/${location.prefix} created ${metadata.created}`;
+      const { journal, records } = await WriteJournal.open(
+        options.cacheFile,
+        identity,
+        Math.max(64 * 1024 * 1024, 2 * cacheSize),
+      );
+      try {
+        for (const record of records) {
+          const length = Math.min(record.length, backend.size - record.offset);
+          if (length <= 0) continue;
+          if (record.kind === 'write') await backend.write(record.offset, [record.data!.subarray(0, length)]);
+          else await backend.writeZeroes(record.offset, length);
+        }
+        await backend.flush();
+        await journal.checkpoint();
+      } catch (error) {
+        await journal.close().catch(() => {});
+        throw error;
+      }
+      backend.attachJournal(journal, records.length);
+    }
     if (!readOnly) {
       const poller = new ControlPoller(volume, options.controlInterval ?? 1000, (request) =>
         backend.snapshot(request.name),
