@@ -42,6 +42,8 @@ export interface RequestCounters extends RetryCounters {
   bytesDownloaded: number;
   bytesUploaded: number;
   integrityFailures: number;
+  /** Small control objects read or written (snapshot requests polled by a writer, replies, markers). */
+  controlRequests: number;
 }
 
 /** Maps a failure of the store to the BackendError a caller sees. */
@@ -77,6 +79,7 @@ export class VolumeStore {
     bytesDownloaded: 0,
     bytesUploaded: 0,
     integrityFailures: 0,
+    controlRequests: 0,
   };
   readonly #store: ObjectStore;
   readonly #policy: RetryPolicy;
@@ -164,7 +167,7 @@ export class VolumeStore {
   async getFile(name: string): Promise<Uint8Array | null> {
     const key = `${this.location.prefix}${name}`;
     const object = await this.#retry(BackendErrorCode.Read, `reading ${name}`, (signal) => {
-      this.counters.gets++;
+      this.counters.controlRequests++;
       return this.#store.get(key, signal);
     });
     return object?.body ?? null;
@@ -175,7 +178,7 @@ export class VolumeStore {
     const key = `${this.location.prefix}${name}`;
     try {
       await this.#retry(BackendErrorCode.Write, `writing ${name}`, (signal) => {
-        this.counters.puts++;
+        this.counters.controlRequests++;
         return this.#store.put(key, body, { createOnly, contentType: 'application/json' }, signal);
       });
       return true;
