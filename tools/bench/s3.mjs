@@ -158,6 +158,7 @@ async function benchS3backer(env) {
         `--size=${sizeMiB}M`,
         '--blockCacheSize=64',
         '--md5CacheSize=0',
+        '--md5CacheTime=0',
         '--minWriteDelay=0',
         '--directIO',
         '--prefix=s3backer-bench/',
@@ -171,7 +172,18 @@ async function benchS3backer(env) {
     child.stderr.on('data', (d) => {
       stderr += d;
     });
-    await waitFor(`s3backer mount (${stderr})`, () => existsSync(join(mount, 'file')), 120_000);
+    let exited;
+    child.once('exit', (code) => {
+      exited = code;
+    });
+    await waitFor(
+      's3backer mount',
+      () => {
+        if (exited !== undefined) throw new Error(`s3backer exited (${exited}): ${stderr}`);
+        return existsSync(join(mount, 'file'));
+      },
+      120_000,
+    );
   };
   const stop = async () => {
     peak = Math.max(peak, vmHwm(child.pid) ?? 0);
@@ -202,7 +214,7 @@ async function benchTcmu(env) {
   let peak = 0;
   let first = true;
   const start = async () => {
-    child = spawn(process.execPath, [cli, 'serve', url, ...(first ? ['--size', `${sizeMiB}M`] : []), '--json'], {
+    child = spawn(process.execPath, [cli, 'serve', url, '--name', 's3bench', ...(first ? ['--size', `${sizeMiB}M`] : []), '--json'], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env,
     });
