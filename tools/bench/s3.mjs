@@ -39,14 +39,26 @@ const log = (...parts) => {
 if (!args.includes('--inside')) {
   for (const tool of ['s3backer', 'fio']) {
     if (spawnSync('which', [tool]).status !== 0) {
-      console.error(`bench:s3: ${tool} is missing: apt-get install ${tool} (the lab guest runs the host's root)`);
+      console.error(
+        `bench:s3: ${tool} is missing: apt-get install ${tool} (the lab guest runs the host's root)`,
+      );
       process.exit(2);
     }
   }
   execFileSync('pnpm', ['-s', 'build'], { cwd: repo, stdio: ['ignore', 'ignore', 'inherit'] });
   const lab = spawnSync(
     join(repo, 'tools/lab/run'),
-    ['--timeout', '2400', '--memory', '3072', '--', process.execPath, fileURLToPath(import.meta.url), '--inside', ...args],
+    [
+      '--timeout',
+      '2400',
+      '--memory',
+      '3072',
+      '--',
+      process.execPath,
+      fileURLToPath(import.meta.url),
+      '--inside',
+      ...args,
+    ],
     { cwd: repo, stdio: ['ignore', 'inherit', 'inherit'] },
   );
   process.exit(lab.status ?? 1);
@@ -54,7 +66,8 @@ if (!args.includes('--inside')) {
 
 // ---- inside the lab ------------------------------------------------------------------------------
 
-const sh = (file, argv, env = process.env) => execFileSync(file, argv, { env, encoding: 'utf8', maxBuffer: 64 << 20 });
+const sh = (file, argv, env = process.env) =>
+  execFileSync(file, argv, { env, encoding: 'utf8', maxBuffer: 64 << 20 });
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const MiB = 1024 * 1024;
 
@@ -91,7 +104,13 @@ async function jobs(system, targetOf, durable, restartCold) {
   const out = {};
   log(`${system}: sequential write ${sizeMiB} MiB`);
   const write = await timed(async () => {
-    fio('seqwrite', targetOf(), ['--rw=write', '--bs=1M', '--iodepth=4', `--size=${sizeMiB}M`, '--end_fsync=1']);
+    fio('seqwrite', targetOf(), [
+      '--rw=write',
+      '--bs=1M',
+      '--iodepth=4',
+      `--size=${sizeMiB}M`,
+      '--end_fsync=1',
+    ]);
     await durable();
   });
   out.seqWriteMiBs = sizeMiB / write.seconds;
@@ -197,10 +216,15 @@ async function benchS3backer(env) {
       return match !== null && Number(match[1]) === 0;
     });
   await start();
-  const out = await jobs('s3backer', () => join(mount, 'file'), durable, async () => {
-    await stop();
-    await start();
-  });
+  const out = await jobs(
+    's3backer',
+    () => join(mount, 'file'),
+    durable,
+    async () => {
+      await stop();
+      await start();
+    },
+  );
   await stop();
   out.peakRssMB = peak / 1e6;
   return out;
@@ -214,10 +238,14 @@ async function benchTcmu(env) {
   let peak = 0;
   let first = true;
   const start = async () => {
-    child = spawn(process.execPath, [cli, 'serve', url, '--name', 's3bench', ...(first ? ['--size', `${sizeMiB}M`] : []), '--json'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env,
-    });
+    child = spawn(
+      process.execPath,
+      [cli, 'serve', url, '--name', 's3bench', ...(first ? ['--size', `${sizeMiB}M`] : []), '--json'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env,
+      },
+    );
     first = false;
     let stdout = '';
     let stderr = '';
@@ -242,10 +270,15 @@ async function benchTcmu(env) {
   await start();
   // The device node can change with every start: the jobs read it through a getter.
   // fio's end_fsync is a SYNCHRONIZE CACHE: it returns when every upload is done.
-  const out = await jobs('tcmu', () => device, async () => {}, async () => {
-    await stop();
-    await start();
-  });
+  const out = await jobs(
+    'tcmu',
+    () => device,
+    async () => {},
+    async () => {
+      await stop();
+      await start();
+    },
+  );
   await stop();
   out.peakRssMB = peak / 1e6;
   return out;
@@ -278,7 +311,10 @@ const rows = [
 const s = report.systems.s3backer ?? {};
 const t = report.systems.tcmu ?? {};
 report.ratios = Object.fromEntries(
-  rows.map(([, key, higher]) => [key, s[key] && t[key] ? (higher ? t[key] / s[key] : s[key] / t[key]) : null]),
+  rows.map(([, key, higher]) => [
+    key,
+    s[key] && t[key] ? (higher ? t[key] / s[key] : s[key] / t[key]) : null,
+  ]),
 );
 mkdirSync(results, { recursive: true });
 writeFileSync(join(results, 'bench-s3.json'), `${JSON.stringify(report, null, 2)}\n`);
@@ -287,5 +323,6 @@ else {
   const f = (v) => (v === undefined || v === null ? '-' : v.toFixed(1));
   console.log(`| job | s3backer | tcmu | ratio (tcmu vs s3backer, >1 = tcmu better) |`);
   console.log('|---|---|---|---|');
-  for (const [label, key] of rows) console.log(`| ${label} | ${f(s[key])} | ${f(t[key])} | ${f(report.ratios[key])}x |`);
+  for (const [label, key] of rows)
+    console.log(`| ${label} | ${f(s[key])} | ${f(t[key])} | ${f(report.ratios[key])}x |`);
 }

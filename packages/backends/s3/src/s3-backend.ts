@@ -1133,6 +1133,9 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
         );
       }
     }
+    // A snapshot has the size the volume had when it was taken.
+    const snapshotSize = metadata.snapshots?.find((s) => s.name === snapshot)?.size;
+    if (snapshot !== undefined && snapshotSize !== undefined) metadata = { ...metadata, size: snapshotSize };
     const chunkCount = Math.ceil(metadata.size / metadata.chunkSize);
     const space = await openChunkSpace(volume, metadata, {
       ...(snapshot === undefined ? {} : { snapshot }),

@@ -107,6 +107,24 @@ if (!endpoint) {
       expect(info.snapshots.map((s) => s.name)).toEqual(['s1']);
     });
 
+    it('keep the size the volume had: a resize after the snapshot does not change it', async () => {
+      const prefix = testPrefix('snap-size');
+      const backend = await openS3Backend(options(prefix));
+      await backend.write(0, [pattern(1, 4096)]);
+      await backend.close();
+      await snapshotS3Volume({ ...admin(prefix), name: 'small' });
+      const grown = await openS3Backend(options(prefix, { size: undefined }));
+      await grown.resize(2 * size);
+      await grown.close();
+      const snap = await openS3Backend(
+        options(`${prefix.slice(0, -1)}@small`, { readOnly: true, size: undefined }),
+      );
+      expect(snap.size).toBe(size);
+      await snap.close();
+      const clone = testPrefix('snap-size-clone');
+      expect((await cloneS3Volume({ ...admin(prefix), snapshot: 'small', target: clone })).size).toBe(size);
+    });
+
     it('are refused read-write, unknown names are not found, duplicate names are refused', async () => {
       const prefix = testPrefix('snap-refuse');
       await (await openS3Backend(options(prefix))).close();

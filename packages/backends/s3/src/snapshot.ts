@@ -23,7 +23,7 @@ export function withSnapshot(metadata: VolumeMetadata, name: string, where: stri
     throw new BackendError(BackendErrorCode.InvalidArgument, `${where}: a snapshot "${name}" exists already`);
   }
   const generation = metadata.generation ?? 0;
-  const snapshot: SnapshotInfo = { name, generation, created: new Date().toISOString() };
+  const snapshot: SnapshotInfo = { name, generation, created: new Date().toISOString(), size: metadata.size };
   return {
     ...metadata,
     version: featuresFormatVersion,
@@ -241,7 +241,7 @@ export async function cloneSnapshot(
   const clone: VolumeMetadata = {
     format: formatName,
     version: featuresFormatVersion,
-    size: metadata.size,
+    size: found.size ?? metadata.size,
     chunkSize: metadata.chunkSize,
     blockSize: metadata.blockSize,
     created: new Date().toISOString(),

@@ -28,6 +28,8 @@ export interface SnapshotInfo {
   readonly generation: number;
   /** ISO time it was taken. */
   readonly created: string;
+  /** The volume's size then (bytes); absent: the volume's current size. */
+  readonly size?: number;
 }
 
 /** Where a clone's unchanged chunks come from: a snapshot of another volume in the same bucket. */
@@ -121,7 +123,12 @@ export function parseFeatures(value: Record<string, unknown>, where: string): Vo
     if (!Array.isArray(value.snapshots)) throw fail('snapshot list');
     out.snapshots = value.snapshots.map((s: Partial<SnapshotInfo>) => {
       if (typeof s?.name !== 'string' || !Number.isSafeInteger(s.generation)) throw fail('snapshot');
-      return { name: s.name, generation: s.generation as number, created: String(s.created ?? '') };
+      return {
+        name: s.name,
+        generation: s.generation as number,
+        created: String(s.created ?? ''),
+        ...(Number.isSafeInteger(s.size) ? { size: s.size as number } : {}),
+      };
     });
   }
   if (value.origin !== undefined) {
