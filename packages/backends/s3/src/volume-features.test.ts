@@ -38,3 +38,23 @@ describe('which generations a chunk still needs', () => {
     expect(unneededGenerations(g(4), 4, [snap(1)])).toEqual([]);
   });
 });
+
+describe('feature options on the volume URL', () => {
+  it('parses compress, key_file, key_env, stats_file and cache_file (paths and names, never keys)', async () => {
+    const { parseS3Url } = await import('./url.ts');
+    expect(
+      parseS3Url(
+        's3://b/v@s1?compress=deflate&key_file=/etc/k&key_env=VOLKEY&stats_file=/run/s.json&cache_file=/var/c',
+      ),
+    ).toMatchObject({
+      bucket: 'b',
+      prefix: 'v@s1/',
+      compression: 'deflate',
+      keyFile: '/etc/k',
+      keyEnv: 'VOLKEY',
+      statsFile: '/run/s.json',
+      cacheFile: '/var/c',
+    });
+    expect(() => parseS3Url('s3://b/v?compress=zstd')).toThrow(/zstd is not available/);
+  });
+});
