@@ -44,10 +44,10 @@ describe('feature options on the volume URL', () => {
     const { parseS3Url } = await import('./url.ts');
     expect(
       parseS3Url(
-        's3://b/v@s1?compress=deflate&key_file=/etc/k&key_env=VOLKEY&stats_file=/run/s.json&cache_file=/var/c',
+        's3://bkt/v@s1?compress=deflate&key_file=/etc/k&key_env=VOLKEY&stats_file=/run/s.json&cache_file=/var/c',
       ),
     ).toMatchObject({
-      bucket: 'b',
+      bucket: 'bkt',
       prefix: 'v@s1/',
       compression: 'deflate',
       keyFile: '/etc/k',
@@ -55,6 +55,6 @@ describe('feature options on the volume URL', () => {
       statsFile: '/run/s.json',
       cacheFile: '/var/c',
     });
-    expect(() => parseS3Url('s3://b/v?compress=zstd')).toThrow(/zstd is not available/);
+    expect(() => parseS3Url('s3://bkt/v?compress=zstd')).toThrow(/zstd is not available/);
   });
 });
