@@ -54,6 +54,8 @@ describe('parseBackendLocation', () => {
     ['s3://bucket/%E0%A4%A', /bad %-escape/],
     ['s3://bucket/../etc', /"\.\." segment/],
     ['s3://bucket/a/./b', /"\." segment/],
+    ['s3://bucket/..@snap', /"\.\." segment before its @snapshot/],
+    ['s3://bucket/a/.@snap', /"\." segment before its @snapshot/],
     ['s3://bucket/a//b', /empty segment/],
     ['s3://bucket/a%2Fb', /encoded "\/"/],
   ])('rejects %j with TCMU_ERR_CLI_BACKEND_URL', (text, message) => {

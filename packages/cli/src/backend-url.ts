@@ -149,6 +149,16 @@ function parseS3(text: string): BackendLocation {
       hint: `name the volume's folder plainly, e.g. s3://${bucket}/disks/vol1`,
     });
   }
+  // `vol@NAME` names a snapshot (@tcmu/backend-s3): the volume part obeys the same rules.
+  const last = segments.at(-1)!;
+  const volumePart = last.slice(0, Math.max(0, last.lastIndexOf('@')));
+  if (volumePart === '.' || volumePart === '..') {
+    throw new CliError(
+      'TCMU_ERR_CLI_BACKEND_URL',
+      `invalid backend "${shown}": the path has a "${volumePart}" segment before its @snapshot`,
+      { hint: `name the volume's folder plainly, e.g. s3://${bucket}/disks/vol1@snapshot` },
+    );
+  }
   const prefix = segments.join('/');
   const parameters: Record<string, string> = {};
   for (const [key, value] of url.searchParams) {

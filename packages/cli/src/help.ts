@@ -165,8 +165,11 @@ only from the AWS chain: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE 
 export const VOLUME_HELP = `Usage: tcmu volume create <url> --size N [--chunk-size N] [--block-size 512|4096] [--json]
        tcmu volume inspect <url> [--json]
        tcmu volume delete <url> --yes [--force] [--json]
+       tcmu volume snapshot <url> NAME [--delete --yes] [--json]
+       tcmu volume clone <url>@NAME <new-url> [--json]
 
-Creates, describes and deletes the S3 volumes that tcmu serve s3://… serves (through @tcmu/backend-s3).
+Creates, describes, deletes, snapshots and clones the S3 volumes that tcmu serve s3://… serves
+(through @tcmu/backend-s3).
 Needs no root and no TCMU. Each action takes --help.
 
 ${VOLUME_URL}
@@ -185,6 +188,10 @@ Options:
       --chunk-size N         bytes per object, a power of two from 4K to 64M (default 1M, or chunk= in
                              the URL); fixed for the volume's life
   -b, --block-size 512|4096  block size the volume is served with (default 512; serve it with the same)
+      --compress deflate     compress each chunk (skipped for a chunk it does not shrink); default none
+      --key-file PATH        encrypt (AES-256-GCM) with the key in PATH: 32 bytes, 64 hex digits or
+                             base64 (make one: head -c 32 /dev/urandom > key). Serve with ?key_file=PATH
+      --key-env NAME         the same with the key in environment variable NAME (hex or base64)
       --json                 print the volume's description as one JSON object
   -h, --help                 show this help
 `;
@@ -216,5 +223,38 @@ Options:
       --force                delete even while a writer lease is held, or when the prefix holds no
                              volume description (deletes whatever is under the prefix)
       --json                 print {"event":"deleted","volume":…,"objectsDeleted":N}
+  -h, --help                 show this help
+`;
+
+export const VOLUME_SNAPSHOT_HELP = `Usage: tcmu volume snapshot <url> NAME [--delete --yes] [--timeout S] [--json]
+
+Takes snapshot NAME of a volume: instant (no data is copied; later writes go to new objects) and
+read-only. A volume served read-write is snapshotted by its server, which stops admitting writes,
+flushes, records the snapshot and resumes (waits up to --timeout seconds, default 30). Serve a
+snapshot with: tcmu serve 's3://bucket/volume@NAME?endpoint=…' --read-only. Clone it with
+tcmu volume clone. With --delete --yes, deletes the snapshot and the objects only it needed
+(refused while a clone reads it or a server holds the volume).
+
+${VOLUME_URL}
+
+Options:
+      --delete               delete snapshot NAME instead (needs --yes)
+  -y, --yes                  really delete
+      --timeout S            seconds to wait for a serving process (default 30)
+      --json                 print one JSON object
+  -h, --help                 show this help
+`;
+
+export const VOLUME_CLONE_HELP = `Usage: tcmu volume clone <url>@NAME <new-url> [--json]
+
+Creates a new volume from snapshot NAME: instant and copy-on-write (the clone reads unchanged chunks
+from its origin and stores only what it writes). Same bucket and server as the origin; encrypted
+origins give encrypted clones with the same key. While the clone exists, deleting the snapshot or
+the origin volume is refused.
+
+${VOLUME_URL}
+
+Options:
+      --json                 print the clone's description as one JSON object
   -h, --help                 show this help
 `;

@@ -104,7 +104,7 @@ describe('run', () => {
     [['rm'], 2, /^tcmu rm: missing device name/],
     [['rm', 'x', '--stale'], 2, /^tcmu rm: give device names or --stale/],
     [['demo', '--size', '1M'], 2, /too small for the demo/],
-    [['volume'], 2, /^tcmu volume: missing action \(create, inspect or delete\)/],
+    [['volume'], 2, /^tcmu volume: missing action \(create, inspect, delete, snapshot or clone\)/],
     [
       ['volume', 'create', 'memory:', '--size', '1M'],
       2,

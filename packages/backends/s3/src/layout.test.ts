@@ -6,9 +6,11 @@ import {
   chunkListPrefixes,
   encodeMetadata,
   formatName,
+  isVolumeObjectKey,
   parseChunkKey,
   parseMetadata,
 } from './layout.ts';
+import { chunkKeyAt } from './volume-features.ts';
 
 describe('chunk keys', () => {
   it('round-trip through parseChunkKey and reject foreign keys', () => {
@@ -35,6 +37,34 @@ describe('chunk keys', () => {
   });
 });
 
+describe('isVolumeObjectKey', () => {
+  it("counts every object of format 1 and 2 as the volume's own, and nothing else", () => {
+    const own = [
+      'vol/tcmu-volume.json',
+      'vol/tcmu-lease.json',
+      'vol/tcmu-request.json',
+      'vol/tcmu-reply-1234.json',
+      chunkKey('vol/', 7),
+      chunkKeyAt('vol/', 7, 3),
+      chunkKeyAt('vol/', 2 ** 40 - 1, 0xffffffff),
+      `vol/tcmu-clones/snap1/${encodeURIComponent('clones/c1/')}`,
+    ];
+    for (const key of own) expect(isVolumeObjectKey('vol/', key), key).toBe(true);
+    const foreign = [
+      'other/tcmu-volume.json',
+      'vol/inner/tcmu-volume.json',
+      'vol/inner/data/0000/000000000001',
+      `${chunkKey('vol/', 7)}.00000000`, // generation 0 is never suffixed
+      `${chunkKey('vol/', 7)}.0000001`,
+      'vol/data/0000/000000000001', // wrong hash
+      'vol/tcmu-clones/snap1/a/b',
+      'vol/tcmu-clones/snap1',
+      'vol/notes.txt',
+    ];
+    for (const key of foreign) expect(isVolumeObjectKey('vol/', key), key).toBe(false);
+  });
+});
+
 describe('volume metadata', () => {
   const good = {
     format: formatName,
@@ -51,7 +81,9 @@ describe('volume metadata', () => {
     const bad = [
       Buffer.from('not json'),
       encodeMetadata({ ...good, format: 'other' as typeof formatName }),
-      encodeMetadata({ ...good, version: 2 }),
+      encodeMetadata({ ...good, version: 3 }),
+      encodeMetadata({ ...good, version: 2, compression: 'zstd' as 'deflate' }),
+      encodeMetadata({ ...good, version: 2, snapshots: 'x' as unknown as [] }),
       encodeMetadata({ ...good, chunkSize: 3000 }),
       encodeMetadata({ ...good, size: 1000 }),
     ];

@@ -1,5 +1,12 @@
 import { createHash } from 'node:crypto';
 import { BackendError, BackendErrorCode } from '@tcmu/backend';
+import {
+  clonesFolder,
+  featuresFormatVersion,
+  parseChunkKeyAt,
+  parseFeatures,
+  type VolumeFeatures,
+} from './volume-features.ts';
 
 /**
  * The on-bucket layout of a volume under its prefix `P` (format version 1):
@@ -10,7 +17,8 @@ import { BackendError, BackendErrorCode } from '@tcmu/backend';
  *
  * A chunk object holds exactly `chunkSize` bytes; a chunk with no object reads as zeros (never
  * written, unmapped, or all zeros). Each chunk object carries `x-amz-meta-tcmu-md5` (hex MD5 of its
- * body), checked on every read.
+ * body), checked on every read. Format version 2 (generations, snapshots, clones, compression,
+ * encryption) adds generation-suffixed chunk keys, tombstones and clone markers: see volume-features.ts.
  */
 export const formatName = 'tcmu-s3-volume';
 export const formatVersion = 1;
@@ -25,8 +33,8 @@ export const maximumChunkSize = 64 * 1024 * 1024;
 /** Default chunk size: 1 MiB, measured against RGW (see the README's Limits and docs/s3.md). */
 export const defaultChunkSize = 1024 * 1024;
 
-/** The geometry stored in `tcmu-volume.json`. */
-export interface VolumeMetadata {
+/** The geometry stored in `tcmu-volume.json`, plus the format-2 features (volume-features.ts). */
+export interface VolumeMetadata extends VolumeFeatures {
   readonly format: typeof formatName;
   readonly version: number;
   /** Capacity in bytes, a multiple of blockSize. */
@@ -68,15 +76,17 @@ export function parseChunkKey(prefix: string, key: string): number | undefined {
 }
 
 /**
- * Whether `key` is one of the volume's own objects: its description, its lease, a chunk (a well-formed
- * chunk key), or another `tcmu-*` object directly under the prefix. Anything else under the prefix
- * (a foreign object, another volume created inside it by an older version) is not the volume's and is
- * never deleted with it.
+ * Whether `key` is one of the volume's own objects: its description, its lease, a chunk of any
+ * generation (a well-formed chunk key, `…/IIIIIIIIIIII` or `…/IIIIIIIIIIII.GGGGGGGG`, tombstones
+ * included), a clone marker (`tcmu-clones/SNAP/ENCODED-PREFIX`), or another `tcmu-*` object directly
+ * under the prefix (snapshot requests and replies). Anything else under the prefix (a foreign object,
+ * another volume created inside it by an older version) is not the volume's and is never deleted with it.
  */
 export function isVolumeObjectKey(prefix: string, key: string): boolean {
   if (!key.startsWith(prefix)) return false;
   const rest = key.slice(prefix.length);
-  if (parseChunkKey(prefix, key) !== undefined) return true;
+  if (parseChunkKeyAt(prefix, key) !== undefined) return true;
+  if (rest.startsWith(clonesFolder)) return /^[^/]+\/[^/]+$/.test(rest.slice(clonesFolder.length));
   return rest.startsWith('tcmu-') && !rest.includes('/');
 }
 
@@ -139,10 +149,10 @@ export function parseMetadata(body: Uint8Array, where: string): VolumeMetadata {
       `${where}: ${metadataName} is not a tcmu S3 volume description`,
     );
   }
-  if (value.version !== formatVersion) {
+  if (value.version !== formatVersion && value.version !== featuresFormatVersion) {
     throw new BackendError(
       BackendErrorCode.Open,
-      `${where}: volume format version ${value.version} is not supported (this package reads version ${formatVersion})`,
+      `${where}: volume format version ${value.version} is not supported (this package reads versions ${formatVersion} and ${featuresFormatVersion})`,
     );
   }
   const size = value.size;
@@ -154,8 +164,11 @@ export function parseMetadata(body: Uint8Array, where: string): VolumeMetadata {
   checkChunkSize(chunkSize);
   checkVolumeSize(size, blockSize);
   return {
+    ...(value.version === featuresFormatVersion
+      ? parseFeatures(value as Record<string, unknown>, where)
+      : {}),
     format: formatName,
-    version: formatVersion,
+    version: value.version,
     size,
     chunkSize,
     blockSize,

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import {
   type AllocationExtent,
@@ -10,6 +11,8 @@ import {
   scatterLength,
   scatterZero,
 } from '@tcmu/backend';
+import { ChunkCodec, loadKey } from './chunk-codec.ts';
+import { type ChunkSpace, openChunkSpace } from './chunk-space.ts';
 import {
   checkChunkSize,
   checkVolumeSize,
@@ -22,8 +25,19 @@ import { defaultLeaseDuration, type LeaseEvents, WriterLease } from './lease.ts'
 import { type ObjectStore, S3ObjectStore } from './object-store.ts';
 import { defaultRetryPolicy, type RetryNotice, type RetryPolicy } from './retry.ts';
 import { Semaphore } from './semaphore.ts';
+import { ControlPoller, withSnapshot } from './snapshot.ts';
+import { StatsFileWriter } from './stats-file.ts';
 import { normalizeLocation, type S3Location } from './url.ts';
+import {
+  type CompressionName,
+  checkCompression,
+  featuresFormatVersion,
+  needsVersion2,
+  type SnapshotInfo,
+  splitSnapshotPrefix,
+} from './volume-features.ts';
 import { type RequestCounters, toBackendError, VolumeStore } from './volume-store.ts';
+import { type JournalRecord, WriteJournal } from './write-journal.ts';
 
 /** Options of {@link openS3Backend}. Sizes in bytes, times in milliseconds. */
 export interface S3BackendOptions extends S3Location, LeaseEvents {
@@ -69,6 +83,28 @@ export interface S3BackendOptions extends S3Location, LeaseEvents {
   readonly client?: S3Client;
   /** The object store to use instead of S3: e.g. `MemoryObjectStore` from `@tcmu/backend-s3/testing`, or a wrapper that injects faults. */
   readonly store?: ObjectStore;
+  /** Open this snapshot (read-only; needs `readOnly`). Also written as the prefix `vol@NAME`. */
+  readonly snapshot?: string;
+  /** Chunk compression of a NEW volume: `deflate` (skipped per chunk when it does not shrink it) or `none` (default). */
+  readonly compression?: CompressionName;
+  /** The 32-byte AES-256-GCM key: required to open an encrypted volume; given at creation, encrypts the new volume. */
+  readonly encryptionKey?: Uint8Array;
+  /** A file holding the key (32 raw bytes, 64 hex digits or base64). */
+  readonly keyFile?: string;
+  /** The NAME of an environment variable holding the key (64 hex digits or base64). */
+  readonly keyEnv?: string;
+  /** Write {@link S3Backend.stats} as JSON to this file every `statsInterval` ms and at close. */
+  readonly statsFile?: string;
+  /** Default 1000. */
+  readonly statsInterval?: number;
+  /**
+   * Crash-safe cache: a local file where every write is made durable before it is acknowledged;
+   * after a crash (kill -9) the next open with the same file replays and uploads it. Costs an
+   * fdatasync per write.
+   */
+  readonly cacheFile?: string;
+  /** How often a read-write open looks for requests (a snapshot asked by `tcmu volume snapshot`). Default 1000; 0: never. */
+  readonly controlInterval?: number;
 }
 
 /** What {@link S3Backend.stats} reports. */
@@ -83,6 +119,12 @@ export interface S3BackendStats extends Readonly<RequestCounters> {
   readonly dirtyChunks: number;
   readonly storedChunks: number;
   readonly uploadsInFlight: number;
+  /** The generation new chunk writes go to (bumped by each snapshot). */
+  readonly generation: number;
+  /** Bytes in the crash-safe cache file (0 without one). */
+  readonly cacheFileBytes: number;
+  /** Writes replayed from the cache file at open (left by a crash). */
+  readonly recoveredWrites: number;
 }
 
 interface Chunk {
@@ -137,6 +179,13 @@ export class S3Backend implements Backend {
 
   #size: number;
   readonly #volume: VolumeStore;
+  readonly #space: ChunkSpace;
+  readonly #background: { stop(): Promise<void> }[];
+  /** Set while a snapshot is taken: mutating calls wait for it. */
+  #freeze: Promise<void> | undefined;
+  #writers = 0;
+  #journal: WriteJournal | undefined;
+  #recoveredWrites = 0;
   readonly #lease: WriterLease | undefined;
   #metadata: VolumeMetadata;
   readonly #cacheSize: number;
@@ -172,6 +221,8 @@ export class S3Backend implements Backend {
   /** @internal Use {@link openS3Backend}. */
   constructor(init: {
     volume: VolumeStore;
+    space: ChunkSpace;
+    background: { stop(): Promise<void> }[];
     metadata: VolumeMetadata;
     stored: Set<number>;
     lease: WriterLease | undefined;
@@ -185,6 +236,8 @@ export class S3Backend implements Backend {
   }) {
     this.#volume = init.volume;
     this.created = init.created;
+    this.#space = init.space;
+    this.#background = init.background;
     this.location = init.volume.location;
     this.#metadata = init.metadata;
     this.#size = init.metadata.size;
@@ -219,7 +272,74 @@ export class S3Backend implements Backend {
       dirtyChunks: this.#dirty.size,
       storedChunks: this.#stored.size,
       uploadsInFlight: this.#uploadsInFlight,
+      generation: this.#space.generation,
+      cacheFileBytes: this.#journal?.size ?? 0,
+      recoveredWrites: this.#recoveredWrites,
     };
+  }
+
+  /** @internal Used by openS3Backend once a crash's writes are replayed: from now on every write is journaled. */
+  attachJournal(journal: WriteJournal, recovered: number): void {
+    this.#journal = journal;
+    this.#recoveredWrites = recovered;
+    journal.setDirtySource(() => this.#dirtyRecords());
+  }
+
+  /** Records that rebuild every dirty chunk (for the journal's compaction). */
+  #dirtyRecords(): JournalRecord[] {
+    const records: JournalRecord[] = [];
+    const cs = this.chunkSize;
+    for (const chunk of this.#dirty.values()) {
+      const base = chunk.index * cs;
+      const end = Math.min(cs, this.#size - base);
+      if (end <= 0) continue;
+      if (chunk.data === null) records.push({ kind: 'zeroes', offset: base, length: end });
+      else if (!chunk.valid)
+        records.push({ kind: 'write', offset: base, length: end, data: chunk.data.slice(0, end) });
+      else
+        for (const [a, b] of chunk.valid) {
+          if (a < end)
+            records.push({
+              kind: 'write',
+              offset: base + a,
+              length: Math.min(b, end) - a,
+              data: chunk.data.slice(a, Math.min(b, end)),
+            });
+        }
+    }
+    return records;
+  }
+
+  /**
+   * Takes snapshot `name` of the volume as it is now: new writes wait, every acknowledged write is
+   * stored, the current generation is frozen in the description, and writes resume in the next
+   * generation. No data is copied. `tcmu volume snapshot` reaches a serving process through this.
+   */
+  snapshot(name: string): Promise<SnapshotInfo> {
+    return this.#guard(false, async () => {
+      if (this.readOnly) {
+        throw new BackendError(BackendErrorCode.ReadOnly, `${this.#volume.where} is open read-only`);
+      }
+      while (this.#freeze) await this.#freeze;
+      let release!: () => void;
+      this.#freeze = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      try {
+        while (this.#writers > 0) await new Promise((resolve) => setTimeout(resolve, 1));
+        await this.#flushAll();
+        // The description is changed only while the lease holds (as every write is).
+        this.#lease?.check();
+        const next = withSnapshot(this.#metadata, name, this.#volume.where);
+        await this.#volume.writeMetadata(next, false);
+        this.#metadata = next;
+        this.#space.advance(next.generation ?? 0, next.snapshots ?? []);
+        return next.snapshots!.at(-1)!;
+      } finally {
+        this.#freeze = undefined;
+        release();
+      }
+    });
   }
 
   // ---- call bookkeeping ------------------------------------------------------------------------
@@ -231,9 +351,11 @@ export class S3Backend implements Backend {
     }
     if (mutating) this.#lease?.check();
     this.#active++;
+    if (mutating) this.#writers++;
   }
 
-  #leave(): void {
+  #leave(mutating: boolean): void {
+    if (mutating) this.#writers--;
     if (--this.#active === 0) {
       const waiters = this.#idleWaiters;
       this.#idleWaiters = [];
@@ -242,6 +364,7 @@ export class S3Backend implements Backend {
   }
 
   async #guard<T>(mutating: boolean, body: () => Promise<T>): Promise<T> {
+    if (mutating && this.#freeze) while (this.#freeze) await this.#freeze;
     this.#enter(mutating);
     try {
       const result = await body();
@@ -255,7 +378,7 @@ export class S3Backend implements Backend {
         this.#volume.where,
       );
     } finally {
-      this.#leave();
+      this.#leave(mutating);
     }
   }
 
@@ -331,6 +454,7 @@ export class S3Backend implements Backend {
         );
         this.#markDirty(chunk, to === (i + 1) * this.chunkSize);
       });
+      if (this.#journal) await this.#journal.append('write', offset, length, data);
     });
   }
 
@@ -344,7 +468,10 @@ export class S3Backend implements Backend {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#guard(true, () => this.#zeroRange(offset, length));
+    return this.#guard(true, async () => {
+      await this.#zeroRange(offset, length);
+      if (this.#journal && length > 0) await this.#journal.append('zeroes', offset, length);
+    });
   }
 
   writeZeroes(offset: number, length: number): Promise<void> {
@@ -353,7 +480,10 @@ export class S3Backend implements Backend {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#guard(true, () => this.#zeroRange(offset, length));
+    return this.#guard(true, async () => {
+      await this.#zeroRange(offset, length);
+      if (this.#journal && length > 0) await this.#journal.append('zeroes', offset, length);
+    });
   }
 
   compareAndWrite(
@@ -419,6 +549,7 @@ export class S3Backend implements Backend {
           scatterCopyTo(data, from - offset, this.#mutable(chunk).subarray(from - i * cs, to - i * cs));
           this.#markDirty(chunk, false);
         }
+        if (this.#journal) await this.#journal.append('write', offset, length, data);
       } finally {
         for (const chunk of held) chunk.pins--;
         this.#scheduleEvict();
@@ -494,6 +625,7 @@ export class S3Backend implements Backend {
   async #close(): Promise<void> {
     if (this.#active > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
     try {
+      for (const task of this.#background.splice(0)) await task.stop();
       if (this.#lease?.lost) throw this.#lease.lost;
       if (!this.readOnly) {
         try {
@@ -505,11 +637,13 @@ export class S3Backend implements Backend {
             `${this.#volume.where}: close could not store every write (the lease is kept)`,
           );
         }
+        if (this.#journal) await this.#journal.checkpoint();
         if (this.#lease) await this.#lease.release();
       }
     } finally {
       // Renewals stop whatever happened; a lease not released expires by itself.
       this.#lease?.abandon();
+      await this.#journal?.close().catch(() => {});
       if (this.#timer) clearTimeout(this.#timer);
       this.#timer = undefined;
       this.#chunks.clear();
@@ -569,7 +703,7 @@ export class S3Backend implements Backend {
     if (pending) return pending;
     if (this.#chunks.has(index)) return Promise.resolve();
     const load = (async () => {
-      const data = await this.#requests.run(() => this.#volume.readChunk(index, this.chunkSize));
+      const data = await this.#requests.run(() => this.#space.readChunk(index));
       // A writer got there first: a whole-chunk write holds newer data; a partial one takes the rest from here.
       const cached = this.#chunks.get(index);
       if (cached) {
@@ -656,7 +790,7 @@ export class S3Backend implements Backend {
     if (!chunk.valid) return Promise.resolve();
     chunk.completing ??= (async () => {
       try {
-        const data = await this.#requests.run(() => this.#volume.readChunk(chunk.index, this.chunkSize));
+        const data = await this.#requests.run(() => this.#space.readChunk(chunk.index));
         if (data === null && chunk.valid) this.#stored.delete(chunk.index);
         this.#merge(chunk, data);
       } finally {
@@ -823,11 +957,11 @@ export class S3Backend implements Backend {
           this.#zeros.equals(Buffer.from(snapshot.buffer, snapshot.byteOffset, snapshot.byteLength));
         if (zero) {
           if (this.#stored.has(chunk.index)) {
-            await this.#requests.run(() => this.#volume.deleteChunk(chunk.index));
+            await this.#requests.run(() => this.#space.deleteChunk(chunk.index));
             this.#stored.delete(chunk.index);
           }
         } else {
-          await this.#requests.run(() => this.#volume.writeChunk(chunk.index, snapshot));
+          await this.#requests.run(() => this.#space.writeChunk(chunk.index, snapshot));
           this.#stored.add(chunk.index);
         }
         chunk.uploadedVersion = version;
@@ -851,6 +985,8 @@ export class S3Backend implements Backend {
         if (data !== undefined && chunk.data === data) chunk.frozen = false;
         chunk.uploading = null;
         this.#uploadsInFlight--;
+        // Every change so far is stored: the cache file's records are not needed any more.
+        if (this.#dirty.size === 0 && this.#journal) this.#journal.checkpoint().catch(() => {});
         this.#notifyProgress();
         this.#scheduleEvict();
         this.#pump();
@@ -936,9 +1072,24 @@ export class S3Backend implements Backend {
  * `_INVALID_ARGUMENT` (bad options).
  */
 export async function openS3Backend(options: S3BackendOptions): Promise<S3Backend> {
+  const named = splitSnapshotPrefix(options.prefix);
+  const snapshot = options.snapshot ?? named.snapshot;
+  if (snapshot !== undefined && options.readOnly !== true) {
+    throw new BackendError(
+      BackendErrorCode.ReadOnly,
+      `snapshot "${snapshot}" is read-only: open it read-only (tcmu serve … --read-only), or clone it to write`,
+    );
+  }
+  const key =
+    options.encryptionKey ??
+    loadKey({
+      ...(options.keyFile === undefined ? {} : { keyFile: options.keyFile }),
+      ...(options.keyEnv === undefined ? {} : { keyEnv: options.keyEnv }),
+    });
+  checkCompression(options.compression);
   const location = normalizeLocation({
     bucket: options.bucket,
-    prefix: options.prefix,
+    prefix: named.prefix,
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
     ...(options.region ? { region: options.region } : {}),
   });
@@ -991,14 +1142,13 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
           `${volume.where}: no volume there${readOnly || options.create === false ? '' : '; give a size to create one'}`,
         );
       }
-      metadata = {
-        format: formatName,
-        version: formatVersion,
+      metadata = newVolumeMetadata({
         size: options.size,
         chunkSize: options.chunkSize ?? defaultChunkSize,
         blockSize,
-        created: new Date().toISOString(),
-      };
+        ...(options.compression === undefined ? {} : { compression: options.compression }),
+        ...(key === undefined ? {} : { key }),
+      });
       await volume.checkNotNested();
       await volume.writeMetadata(metadata, true);
       created = true;
@@ -1022,10 +1172,16 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
         );
       }
     }
+    // A snapshot has the size the volume had when it was taken.
+    const snapshotSize = metadata.snapshots?.find((s) => s.name === snapshot)?.size;
+    if (snapshot !== undefined && snapshotSize !== undefined) metadata = { ...metadata, size: snapshotSize };
     const chunkCount = Math.ceil(metadata.size / metadata.chunkSize);
-    const listed = await volume.listChunks();
-    const stored = new Set<number>();
-    for (const index of listed.keys()) if (index < chunkCount) stored.add(index);
+    const space = await openChunkSpace(volume, metadata, {
+      ...(snapshot === undefined ? {} : { snapshot }),
+      ...(key === undefined ? {} : { key }),
+    });
+    const stored = space.stored(chunkCount);
+    const background: { stop(): Promise<void> }[] = [];
     const cacheSize = Math.max(options.cacheSize ?? 64 * 1024 * 1024, 4 * metadata.chunkSize);
     const dirtyLimit = Math.min(
       cacheSize,
@@ -1033,8 +1189,10 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
     );
     // Serving from here on: an unreachable server is waited for (a restart), not a reason to fail.
     volume.setup = undefined;
-    return new S3Backend({
+    const backend = new S3Backend({
       volume,
+      space,
+      background,
       metadata,
       stored,
       lease,
@@ -1046,6 +1204,46 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
       maxRequests,
       created,
     });
+    if (options.cacheFile !== undefined) {
+      if (readOnly) {
+        throw new BackendError(BackendErrorCode.InvalidArgument, 'a cache file is for read-write opens only');
+      }
+      const identity = `s3://${location.bucket}/${location.prefix} created ${metadata.created}`;
+      const { journal, records } = await WriteJournal.open(
+        options.cacheFile,
+        identity,
+        Math.max(64 * 1024 * 1024, 2 * cacheSize),
+      );
+      try {
+        for (const record of records) {
+          const length = Math.min(record.length, backend.size - record.offset);
+          if (length <= 0) continue;
+          if (record.kind === 'write') await backend.write(record.offset, [record.data!.subarray(0, length)]);
+          else await backend.writeZeroes(record.offset, length);
+        }
+        await backend.flush();
+        await journal.checkpoint();
+      } catch (error) {
+        await journal.close().catch(() => {});
+        throw error;
+      }
+      backend.attachJournal(journal, records.length);
+    }
+    if (!readOnly) {
+      const poller = new ControlPoller(volume, options.controlInterval ?? 1000, (request) =>
+        backend.snapshot(request.name),
+      );
+      poller.start();
+      background.push(poller);
+    }
+    if (options.statsFile !== undefined) {
+      const writer = new StatsFileWriter(options.statsFile, options.statsInterval ?? 1000, () =>
+        backend.stats(),
+      );
+      writer.start();
+      background.push(writer);
+    }
+    return backend;
   } catch (error) {
     // A volume this call created is removed again: a failed open leaves nothing behind.
     if (created) await volume.deleteVolumeObjects().catch(() => {});
@@ -1053,4 +1251,37 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
     volume.close();
     throw toBackendError(error, BackendErrorCode.Open, volume.where);
   }
+}
+
+/** The description of a new volume: format 1 unless it uses a format-2 feature (compression, encryption). */
+export function newVolumeMetadata(init: {
+  size: number;
+  chunkSize: number;
+  blockSize: number;
+  compression?: CompressionName;
+  key?: Uint8Array;
+}): VolumeMetadata {
+  const base: VolumeMetadata = {
+    format: formatName,
+    version: formatVersion,
+    size: init.size,
+    chunkSize: init.chunkSize,
+    blockSize: init.blockSize,
+    created: new Date().toISOString(),
+  };
+  const features = {
+    ...(init.compression && init.compression !== 'none' ? { compression: init.compression } : {}),
+    ...(init.key
+      ? { encryption: new ChunkCodec({ compression: 'none', key: init.key }).makeEncryptionInfo() }
+      : {}),
+  };
+  if (!needsVersion2(features)) return base;
+  return {
+    ...base,
+    version: featuresFormatVersion,
+    volumeId: randomUUID(),
+    generation: 0,
+    snapshots: [],
+    ...features,
+  };
 }

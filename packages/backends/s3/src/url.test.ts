@@ -76,6 +76,45 @@ describe('parseS3Url', () => {
     expect(() => parseS3Url('s3://vols/x?size=1G&size=2G')).toThrow(/appears twice/);
   });
 
+  it("accepts format 2's options and vol@SNAP, still refusing . and .. and redacting", () => {
+    expect(
+      parseS3Url(
+        's3://vols/a/vol@nightly?compress=deflate&key_file=/k&key_env=K&stats_file=/s&cache_file=/c',
+      ),
+    ).toEqual({
+      bucket: 'vols',
+      prefix: 'a/vol@nightly/',
+      compression: 'deflate',
+      keyFile: '/k',
+      keyEnv: 'K',
+      statsFile: '/s',
+      cacheFile: '/c',
+    });
+    for (const bad of [
+      's3://vols/..@s1',
+      's3://vols/a/.@s1',
+      's3://vols/../v@s1',
+      's3://vols/v@bad%20name',
+    ]) {
+      expect(
+        codeOf(() => parseS3Url(bad)),
+        bad,
+      ).toBe('TCMU_ERR_BACKEND_INVALID_ARGUMENT');
+    }
+    expect(() => parseS3Url('s3://vols/..@s1?key_file=/hunter2pw')).toThrow(/"\.\." segment/);
+    expect(() => parseS3Url('s3://vols/v?compress=zstd&secret_access_key=hunter2pw')).toThrow(
+      /compress=zstd is not supported/,
+    );
+    let message = '';
+    try {
+      parseS3Url('s3://vols/v@x?stats_file=/s&bogus=hunter2pw');
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/unknown parameter "bogus".*known: .*lease, compress, key_file/);
+    expect(message).not.toContain('hunter2pw');
+  });
+
   it('never echoes a secret in its messages', () => {
     for (const bad of [
       's3://KEY:hunter2pw@vols/x',

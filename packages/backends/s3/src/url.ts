@@ -1,4 +1,10 @@
 import { BackendError, BackendErrorCode, joinUrlPath, redactUrl, splitUrlPath } from '@tcmu/backend';
+import {
+  applyUrlFeature,
+  splitSnapshotPrefix,
+  type UrlFeatureOptions,
+  urlFeatureParameters,
+} from './volume-features.ts';
 
 /**
  * Where a volume lives: a bucket, a key prefix inside it (the volume's folder), and how to reach the
@@ -20,7 +26,7 @@ export interface S3Location {
 }
 
 /** What `parseS3Url` returns: the location plus the geometry hints the URL may carry. */
-export interface ParsedS3Url extends S3Location {
+export interface ParsedS3Url extends S3Location, UrlFeatureOptions {
   /** From `?chunk=` (bytes), e.g. `chunk=1M`. */
   readonly chunkSize?: number;
   /** From `?size=` (bytes), e.g. `size=10G`. */
@@ -157,6 +163,8 @@ export function parseS3Url(text: string): ParsedS3Url {
     );
   }
   const result: {
+    -readonly [K in keyof UrlFeatureOptions]?: UrlFeatureOptions[K];
+  } & {
     bucket: string;
     prefix: string;
     endpoint?: string;
@@ -165,6 +173,12 @@ export function parseS3Url(text: string): ParsedS3Url {
     size?: number;
     leaseDuration?: number;
   } = { bucket: authority, prefix: `${segments.join('/')}/` };
+  try {
+    // `vol@NAME` names a snapshot: its name and the volume part before `@` are checked here already.
+    splitSnapshotPrefix(result.prefix);
+  } catch (error) {
+    throw new BackendError(BackendErrorCode.InvalidArgument, `"${shown}": ${(error as Error).message}`);
+  }
   const seen = new Set<string>();
   for (const [key, value] of new URLSearchParams(match[3] ?? '')) {
     if (seen.has(key)) {
@@ -199,9 +213,10 @@ export function parseS3Url(text: string): ParsedS3Url {
         break;
       }
       default:
+        if (applyUrlFeature(result, key, value)) break;
         throw new BackendError(
           BackendErrorCode.InvalidArgument,
-          `unknown parameter "${key}" in "${shown}" (known: endpoint, region, chunk, size, lease)`,
+          `unknown parameter "${key}" in "${shown}" (known: endpoint, region, chunk, size, lease, ${urlFeatureParameters.join(', ')})`,
         );
     }
   }

@@ -6,7 +6,14 @@ import { MemoryObjectStore } from './memory-object-store.ts';
 import { S3ObjectStore } from './object-store.ts';
 import { openS3Backend } from './s3-backend.ts';
 import { bucket, endpoint, listKeys, pattern, skipReason } from './test-support/environment.ts';
-import { createS3Volume, deleteS3Volume, type S3VolumeAdminOptions } from './volume.ts';
+import {
+  cloneS3Volume,
+  createS3Volume,
+  deleteS3Volume,
+  type S3VolumeAdminOptions,
+  snapshotS3Volume,
+} from './volume.ts';
+import { chunkKeyAt } from './volume-features.ts';
 
 const codeAndMessage = (promise: Promise<unknown>) =>
   promise.then(
@@ -100,6 +107,56 @@ for (const target of targets) {
       await deleteS3Volume({ ...at('a/') });
       await deleteS3Volume({ ...at('ab/') });
       await deleteS3Volume({ ...at('outer/inner/') });
+    });
+
+    it('format 2: delete removes generations, tombstones, requests and clone markers; clones do not nest', async () => {
+      const store =
+        target.at('').store ??
+        new S3ObjectStore({ bucket, prefix: '', endpoint: endpoint! }, { maxSockets: 4 });
+      const signal = AbortSignal.timeout(30_000);
+      const chunk = 64 << 10;
+      const origin = at('f2/');
+      const prefix = `${root}f2/`;
+      await createS3Volume({ ...origin, size: 1 << 20, chunkSize: chunk, compression: 'deflate' });
+      let backend = await openS3Backend({ ...origin });
+      await backend.write(0, [pattern(5, 2 * chunk)]);
+      await backend.close();
+      // Not served: taken under the lease (s3safe's WriterLease), released after.
+      await snapshotS3Volume({ ...origin, name: 's1' });
+      expect(await target.keys(`${prefix}tcmu-lease`)).toEqual([]);
+      backend = await openS3Backend({ ...origin });
+      await backend.write(0, [pattern(6, chunk)]); // generation 1 of chunk 0
+      await backend.writeZeroes!(chunk, chunk); // a tombstone hides chunk 1 of generation 0
+      await backend.close();
+      const keys = await target.keys(`${prefix}data/`);
+      expect(keys).toContain(chunkKeyAt(prefix, 0, 1));
+      expect(keys).toContain(chunkKeyAt(prefix, 1, 1));
+      expect((await store.get(chunkKeyAt(prefix, 1, 1), signal))!.body.byteLength).toBe(0);
+      // A snapshot request and a reply left behind by an interrupted `tcmu volume snapshot`.
+      await store.put(`${prefix}tcmu-request.json`, Buffer.from('{}'), {}, signal);
+      await store.put(`${prefix}tcmu-reply-x.json`, Buffer.from('{}'), {}, signal);
+
+      // A clone is a volume: never inside or around another one.
+      await createS3Volume({ ...at('host/'), size: 1 << 20 });
+      expect(
+        await codeAndMessage(cloneS3Volume({ ...origin, snapshot: 's1', target: `${root}host/c/` })),
+      ).toMatch(/TCMU_ERR_BACKEND_OPEN: .*inside the volume/);
+      await cloneS3Volume({ ...origin, snapshot: 's1', target: `${root}f2-clone/` });
+      expect(await target.keys(`${prefix}tcmu-clones/`)).toHaveLength(1);
+      // The clone marker is not mistaken for a volume below f2/.
+      expect(await codeAndMessage(createS3Volume({ ...at('f2/tcmu-clones/x/'), size: 1 << 20 }))).toMatch(
+        /TCMU_ERR_BACKEND_OPEN: .*inside the volume s3:\/\/.*\/f2\/;/,
+      );
+      expect(await codeAndMessage(deleteS3Volume(origin))).toMatch(/TCMU_ERR_BACKEND_LOCKED: .*clones/);
+      await deleteS3Volume(at('f2-clone/'));
+      expect(await target.keys(`${prefix}tcmu-clones/`)).toEqual([]);
+
+      await store.put(`${prefix}notes.txt`, Buffer.from('not the volume’s'), {}, signal);
+      const own = (await target.keys(prefix)).length - 1;
+      expect(await deleteS3Volume(origin)).toEqual({ objectsDeleted: own });
+      expect(await target.keys(prefix)).toEqual([`${prefix}notes.txt`]);
+      await store.delete(`${prefix}notes.txt`, signal);
+      await deleteS3Volume(at('host/'));
     });
   });
 }

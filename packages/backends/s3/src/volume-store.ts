@@ -58,6 +58,8 @@ export interface RequestCounters extends RetryCounters {
   bytesDownloaded: number;
   bytesUploaded: number;
   integrityFailures: number;
+  /** Small control objects read or written (lease writes and renewals, snapshot requests polled by a writer, replies, markers). */
+  controlRequests: number;
 }
 
 /** Maps a failure of the store to the BackendError a caller sees. */
@@ -93,6 +95,7 @@ export class VolumeStore {
     bytesDownloaded: 0,
     bytesUploaded: 0,
     integrityFailures: 0,
+    controlRequests: 0,
   };
   readonly #store: ObjectStore;
   readonly #policy: RetryPolicy;
@@ -105,6 +108,8 @@ export class VolumeStore {
   setup: { signal?: AbortSignal } | undefined = {};
   /** Called before every attempt to change a chunk: throws when this process may no longer write (lease). */
   beforeWrite: (() => void) | undefined;
+  /** For a {@link sibling}: the store whose `setup` mode it follows. */
+  #modeOf: VolumeStore | undefined;
 
   constructor(store: ObjectStore, location: S3Location, policy: RetryPolicy, hooks: VolumeStoreHooks = {}) {
     this.#store = store;
@@ -125,7 +130,7 @@ export class VolumeStore {
 
   async #retry<T>(code: BackendErrorCode, context: string, attempt: (signal: AbortSignal) => Promise<T>) {
     try {
-      const setup = this.setup;
+      const setup = (this.#modeOf ?? this).setup;
       return await withRetry(attempt, this.#policy, this.counters, setup?.signal, {
         failFastUnreachable: setup !== undefined,
         onRetry: (notice) => this.#hooks.onRetry?.({ ...notice, operation: `${this.#where}: ${context}` }),
@@ -136,26 +141,29 @@ export class VolumeStore {
   }
 
   /** Chunk `index`'s bytes (exactly `chunkSize`, integrity-checked), or null when no object exists. */
-  readChunk(index: number, chunkSize: number): Promise<Uint8Array | null> {
-    const key = chunkKey(this.location.prefix, index);
-    return this.#retry(BackendErrorCode.Read, `reading chunk ${index}`, async (signal) => {
+  async readChunk(index: number, chunkSize: number): Promise<Uint8Array | null> {
+    const body = await this.readChunkObject(chunkKey(this.location.prefix, index), `chunk ${index}`);
+    if (body !== null && body.byteLength !== chunkSize) {
+      this.counters.integrityFailures++;
+      throw new BackendError(
+        BackendErrorCode.Read,
+        `${this.#where}: chunk ${index} has ${body.byteLength} bytes, expected ${chunkSize}`,
+      );
+    }
+    return body;
+  }
+
+  /** A chunk object's body (MD5-checked against its metadata, retried on mismatch), or null when missing. */
+  readChunkObject(key: string, label: string): Promise<Uint8Array | null> {
+    return this.#retry(BackendErrorCode.Read, `reading ${label}`, async (signal) => {
       this.counters.gets++;
       const object = await this.#store.get(key, signal);
       if (!object) return null;
       this.counters.bytesDownloaded += object.body.byteLength;
       const expected = object.metadata[md5MetadataKey];
-      if (
-        object.body.byteLength !== chunkSize ||
-        (expected && md5(object.body).toString('hex') !== expected)
-      ) {
+      if (expected && md5(object.body).toString('hex') !== expected) {
         this.counters.integrityFailures++;
-        throw new StoreError(
-          object.body.byteLength !== chunkSize
-            ? `chunk ${index} has ${object.body.byteLength} bytes, expected ${chunkSize}`
-            : `chunk ${index} failed its MD5 check (stored ${expected})`,
-          true,
-          'transient',
-        );
+        throw new StoreError(`${label} failed its MD5 check (stored ${expected})`, true, 'transient');
       }
       return object.body;
     });
@@ -163,13 +171,17 @@ export class VolumeStore {
 
   /** Stores chunk `index` (Content-MD5 on the way up, the MD5 in metadata for the way down). */
   writeChunk(index: number, data: Uint8Array): Promise<void> {
-    const key = chunkKey(this.location.prefix, index);
+    return this.writeChunkObject(chunkKey(this.location.prefix, index), `chunk ${index}`, data);
+  }
+
+  /** Stores a chunk object body under `key` (Content-MD5 up, MD5 in metadata for reads). */
+  writeChunkObject(key: string, label: string, data: Uint8Array): Promise<void> {
     const digest = md5(data);
     const options = {
       contentMd5: digest.toString('base64'),
       metadata: { [md5MetadataKey]: digest.toString('hex') },
     };
-    return this.#retry(BackendErrorCode.Write, `writing chunk ${index}`, async (signal) => {
+    return this.#retry(BackendErrorCode.Write, `writing ${label}`, async (signal) => {
       this.beforeWrite?.();
       this.counters.puts++;
       await this.#store.put(key, data, options, signal);
@@ -178,12 +190,40 @@ export class VolumeStore {
   }
 
   deleteChunk(index: number): Promise<void> {
-    const key = chunkKey(this.location.prefix, index);
-    return this.#retry(BackendErrorCode.Write, `deleting chunk ${index}`, async (signal) => {
+    return this.deleteObject(chunkKey(this.location.prefix, index), `chunk ${index}`);
+  }
+
+  deleteObject(key: string, label: string): Promise<void> {
+    return this.#retry(BackendErrorCode.Write, `deleting ${label}`, async (signal) => {
       this.beforeWrite?.();
       this.counters.deletes++;
       await this.#store.delete(key, signal);
     });
+  }
+
+  /** A small object under the prefix (`name` relative to it), or null. */
+  async getFile(name: string): Promise<Uint8Array | null> {
+    const key = `${this.location.prefix}${name}`;
+    const object = await this.#retry(BackendErrorCode.Read, `reading ${name}`, (signal) => {
+      this.counters.controlRequests++;
+      return this.#store.get(key, signal);
+    });
+    return object?.body ?? null;
+  }
+
+  /** Writes a small object under the prefix; with `createOnly`, resolves false when it already exists. */
+  async putFile(name: string, body: Uint8Array, createOnly = false): Promise<boolean> {
+    const key = `${this.location.prefix}${name}`;
+    try {
+      await this.#retry(BackendErrorCode.Write, `writing ${name}`, (signal) => {
+        this.counters.controlRequests++;
+        return this.#store.put(key, body, { createOnly, contentType: 'application/json' }, signal);
+      });
+      return true;
+    } catch (error) {
+      if (createOnly && isPrecondition(error)) return false;
+      throw error;
+    }
   }
 
   /** Deletes keys in batches of 1000 (falls back to single deletes when the server refuses batches). */
@@ -296,7 +336,8 @@ export class VolumeStore {
     const key = `${this.location.prefix}${leaseName}`;
     const body = Buffer.from(`${JSON.stringify(info)}\n`);
     const put = async (attemptSignal: AbortSignal) => {
-      this.counters.puts++;
+      // A control object, not data: `puts` counts chunk uploads only (renewals would make it drift).
+      this.counters.controlRequests++;
       const result = await this.#store.put(
         key,
         body,
@@ -366,6 +407,16 @@ export class VolumeStore {
         `${this.#where}: the volume ${formatS3Url({ bucket: this.location.bucket, prefix: innerPrefix })} lies inside this prefix; volumes cannot nest (choose another prefix)`,
       );
     }
+  }
+
+  /**
+   * The same bucket and connection at another prefix (for a clone's origin); never close it. It
+   * follows this store's setup mode (fail fast while opening, wait for the server while serving).
+   */
+  sibling(prefix: string): VolumeStore {
+    const other = new VolumeStore(this.#store, { ...this.location, prefix }, this.#policy, this.#hooks);
+    other.#modeOf = this.#modeOf ?? this;
+    return other;
   }
 
   close(): void {

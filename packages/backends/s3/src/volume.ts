@@ -1,16 +1,20 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { BackendError, BackendErrorCode } from '@tcmu/backend';
-import {
-  checkChunkSize,
-  checkVolumeSize,
-  defaultChunkSize,
-  formatName,
-  formatVersion,
-  type VolumeMetadata,
-} from './layout.ts';
+import { type KeySource, loadKey } from './chunk-codec.ts';
+import { listChunkObjects } from './chunk-space.ts';
+import { checkChunkSize, checkVolumeSize, defaultChunkSize, type VolumeMetadata } from './layout.ts';
 import { type ObjectStore, S3ObjectStore } from './object-store.ts';
 import { defaultRetryPolicy, type RetryNotice, type RetryPolicy } from './retry.ts';
-import { normalizeLocation, type S3Location } from './url.ts';
+import { newVolumeMetadata } from './s3-backend.ts';
+import { beforeVolumeDelete, cloneSnapshot, deleteSnapshot, liveClones, takeSnapshot } from './snapshot.ts';
+import { normalizeLocation, normalizePrefix, type S3Location } from './url.ts';
+import {
+  type CompressionName,
+  checkCompression,
+  checkSnapshotName,
+  type SnapshotInfo,
+  splitSnapshotPrefix,
+} from './volume-features.ts';
 import { type LeaseInfo, toBackendError, VolumeStore } from './volume-store.ts';
 
 /** Options shared by the volume admin functions. */
@@ -43,6 +47,16 @@ export interface S3VolumeInfo {
   readonly bytesStored: number;
   /** The current writer, or null when nobody has the volume open read-write. */
   readonly lease: LeaseInfo | null;
+  /** Chunk compression: `none` or `deflate`. */
+  readonly compression: CompressionName;
+  /** Chunk encryption: `none` or `aes-256-gcm`. */
+  readonly encryption: 'none' | 'aes-256-gcm';
+  /** The generation new writes go to (one more per snapshot taken). */
+  readonly generation: number;
+  /** Snapshots, oldest first, with the clones made from each. */
+  readonly snapshots: readonly (SnapshotInfo & { readonly clones: readonly string[] })[];
+  /** For a clone: `s3://bucket/origin-prefix@snapshot`; else null. */
+  readonly origin: string | null;
 }
 
 function openVolumeStore(options: S3VolumeAdminOptions): VolumeStore {
@@ -81,15 +95,24 @@ async function withVolume<T>(
 }
 
 async function describe(volume: VolumeStore, metadata: VolumeMetadata): Promise<S3VolumeInfo> {
-  const [chunks, lease] = await Promise.all([volume.listChunks(), volume.readLease()]);
+  const [chunks, lease, clones] = await Promise.all([
+    listChunkObjects(volume, volume.location.prefix),
+    volume.readLease(),
+    liveClones(volume),
+  ]);
   const count = Math.ceil(metadata.size / metadata.chunkSize);
   let chunksStored = 0;
   let bytesStored = 0;
-  for (const [index, size] of chunks) {
+  // Every generation's objects count (a snapshot's chunks are stored too); tombstones do not.
+  for (const [index, generations] of chunks) {
     if (index >= count) continue;
-    chunksStored++;
-    bytesStored += size;
+    for (const size of generations.values()) {
+      if (size === 0) continue;
+      chunksStored++;
+      bytesStored += size;
+    }
   }
+  const bucket = volume.location.bucket;
   return {
     bucket: volume.location.bucket,
     prefix: volume.location.prefix,
@@ -101,6 +124,16 @@ async function describe(volume: VolumeStore, metadata: VolumeMetadata): Promise<
     chunksStored,
     bytesStored,
     lease,
+    compression: metadata.compression ?? 'none',
+    encryption: metadata.encryption ? metadata.encryption.algorithm : 'none',
+    generation: metadata.generation ?? 0,
+    snapshots: (metadata.snapshots ?? []).map((s) => ({
+      ...s,
+      clones: clones.filter((c) => c.snapshot === s.name).map((c) => `s3://${bucket}/${c.prefix}`),
+    })),
+    origin: metadata.origin
+      ? `s3://${bucket}/${metadata.origin.prefix.replace(/\/$/, '')}@${metadata.origin.snapshot}`
+      : null,
   };
 }
 
@@ -109,11 +142,23 @@ async function describe(volume: VolumeStore, metadata: VolumeMetadata): Promise<
  * Fails with `TCMU_ERR_BACKEND_OPEN` when a volume already exists at that prefix.
  */
 export function createS3Volume(
-  options: S3VolumeAdminOptions & { size: number; chunkSize?: number; blockSize?: number },
+  options: S3VolumeAdminOptions &
+    KeySource & {
+      size: number;
+      chunkSize?: number;
+      blockSize?: number;
+      /** `deflate` compresses each chunk (skipped when it does not shrink it). Default none. */
+      compression?: CompressionName;
+      /** Encrypt with this 32-byte key (prefer keyFile / keyEnv). */
+      encryptionKey?: Uint8Array;
+    },
 ): Promise<S3VolumeInfo> {
   const blockSize = options.blockSize ?? 512;
   const chunkSize = options.chunkSize ?? defaultChunkSize;
+  let key: Uint8Array | undefined;
   try {
+    key = options.encryptionKey ?? loadKey(options);
+    checkCompression(options.compression);
     if (blockSize !== 512 && blockSize !== 4096) {
       throw new BackendError(BackendErrorCode.InvalidArgument, `block size ${blockSize} must be 512 or 4096`);
     }
@@ -123,14 +168,13 @@ export function createS3Volume(
     return Promise.reject(error);
   }
   return withVolume(options, async (volume) => {
-    const metadata: VolumeMetadata = {
-      format: formatName,
-      version: formatVersion,
+    const metadata = newVolumeMetadata({
       size: options.size,
       chunkSize,
       blockSize,
-      created: new Date().toISOString(),
-    };
+      ...(options.compression === undefined ? {} : { compression: options.compression }),
+      ...(key === undefined ? {} : { key }),
+    });
     await volume.checkNotNested();
     await volume.writeMetadata(metadata, true);
     return describe(volume, metadata);
@@ -171,6 +215,79 @@ export function deleteS3Volume(
         );
       }
     }
-    return { objectsDeleted: await volume.deleteVolumeObjects() };
+    const metadata = await volume.readMetadata().catch(() => null);
+    const after = await beforeVolumeDelete(volume, metadata);
+    const result = { objectsDeleted: await volume.deleteVolumeObjects() };
+    await after();
+    return result;
   });
+}
+
+/** A volume URL's location with `vol@snap` split off (admin functions name snapshots that way). */
+function snapshotTarget(options: S3VolumeAdminOptions): { options: S3VolumeAdminOptions; snapshot?: string } {
+  const { prefix, snapshot } = splitSnapshotPrefix(options.prefix);
+  return { options: { ...options, prefix }, ...(snapshot === undefined ? {} : { snapshot }) };
+}
+
+/**
+ * Takes snapshot `name` (no data copied). A volume served read-write is asked through its server,
+ * which flushes and freezes first; `TCMU_ERR_BACKEND_LOCKED` when that server does not answer.
+ */
+export function snapshotS3Volume(
+  options: S3VolumeAdminOptions & { name: string; timeout?: number },
+): Promise<SnapshotInfo> {
+  try {
+    checkSnapshotName(options.name);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return withVolume(options, (volume) => takeSnapshot(volume, options.name, options.timeout));
+}
+
+/**
+ * Clones `options.prefix@snapshot` (given as `vol@snap` in the prefix, or `snapshot`) to `target`,
+ * a prefix in the same bucket: instant, copy-on-write. Returns the clone's description.
+ */
+export function cloneS3Volume(
+  options: S3VolumeAdminOptions & { snapshot?: string; target: string },
+): Promise<S3VolumeInfo> {
+  let split: ReturnType<typeof snapshotTarget>;
+  try {
+    split = snapshotTarget(options);
+    if ((options.snapshot ?? split.snapshot) === undefined) {
+      throw new BackendError(
+        BackendErrorCode.InvalidArgument,
+        'a clone is made from a snapshot: name it (s3://bucket/volume@snapshot)',
+      );
+    }
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  const snapshot = (options.snapshot ?? split.snapshot)!;
+  return withVolume(split.options, async (volume) => {
+    const metadata = await cloneSnapshot(volume, snapshot, options.target);
+    return describe(volume.sibling(normalizePrefix(options.target)), metadata);
+  });
+}
+
+/** Deletes a snapshot (given as `vol@snap` in the prefix, or `name`); refused while a clone reads it or a writer holds the volume. */
+export function deleteS3Snapshot(
+  options: S3VolumeAdminOptions & { name?: string },
+): Promise<{ objectsDeleted: number }> {
+  let split: ReturnType<typeof snapshotTarget>;
+  try {
+    split = snapshotTarget(options);
+    const name = options.name ?? split.snapshot;
+    if (name === undefined) {
+      throw new BackendError(
+        BackendErrorCode.InvalidArgument,
+        'name the snapshot to delete (s3://bucket/volume@snapshot)',
+      );
+    }
+    checkSnapshotName(name);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  const name = (options.name ?? split.snapshot)!;
+  return withVolume(split.options, (volume) => deleteSnapshot(volume, name));
 }

@@ -1,5 +1,9 @@
 // `tcmu volume …` and `serve --force-lease`'s backend opening against a real S3 server (the local Ceph
 // RGW: `tools/s3/rgw start` and `eval "$(tools/s3/rgw env)"`; tools/test.sh does both).
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { deleteS3Volume, openS3Backend } from '@tcmu/backend-s3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseBackendLocation } from '../backend-url.js';
@@ -143,6 +147,85 @@ describe.skipIf(skip !== undefined)(`tcmu volume against RGW${skip ? ` [skipped:
       }
     } finally {
       await deleteS3Volume({ bucket: bucket!, prefix: outer, endpoint: endpoint!, force: true }).catch(
+        () => {},
+      );
+    }
+  });
+
+  it('snapshot, serve the snapshot read-only, clone, inspect; an encrypted compressed volume by key file', async () => {
+    const base = `${prefix}-snap`;
+    const volumeUrl = `s3://${bucket}/${base}?endpoint=${endpoint}`;
+    const cloneUrl = `s3://${bucket}/${base}-clone?endpoint=${endpoint}`;
+    const dir = mkdtempSync(join(tmpdir(), 'tcmu-cli-key-'));
+    const keyFile = join(dir, 'key');
+    writeFileSync(keyFile, randomBytes(32).toString('hex'));
+    try {
+      const created = await tcmu(
+        'volume',
+        'create',
+        volumeUrl,
+        '--size',
+        '4M',
+        '--compress',
+        'deflate',
+        '--key-file',
+        keyFile,
+        '--json',
+      );
+      expect(created.status).toBe(0);
+      expect(JSON.parse(created.stdout)).toMatchObject({
+        compression: 'deflate',
+        encryption: 'aes-256-gcm',
+        formatVersion: 2,
+      });
+      expect(created.stdout).not.toContain(readFileSync(keyFile, 'utf8'));
+
+      const logger = createLogger('silent');
+      const open = (text: string, readOnly: boolean) =>
+        openBackend(
+          { backend: parseBackendLocation(text), size: undefined, blockSize: 512, readOnly },
+          logger,
+        );
+      // serve's path: the key comes from ?key_file= (a path, never the key).
+      await expect(open(volumeUrl, false)).rejects.toMatchObject({ code: 'TCMU_ERR_BACKEND_OPEN' });
+      const writer = await open(`${volumeUrl}&key_file=${keyFile}`, false);
+      await writer.backend.write(0, [new Uint8Array(4096).fill(1)]);
+      const snapped = await tcmu('volume', 'snapshot', volumeUrl, 'one');
+      expect(snapped).toMatchObject({ status: 0, stderr: '' });
+      expect(snapped.stdout).toMatch(/^snapshot s3:\/\/.*@one taken at /);
+      await writer.backend.write(0, [new Uint8Array(4096).fill(2)]);
+      await writer.close();
+
+      const snapshotUrl = `s3://${bucket}/${base}@one?endpoint=${endpoint}&key_file=${keyFile}`;
+      await expect(open(snapshotUrl, false)).rejects.toMatchObject({ code: 'TCMU_ERR_BACKEND_READ_ONLY' });
+      const reader = await open(snapshotUrl, true);
+      const out = new Uint8Array(4096);
+      await reader.backend.read(0, 4096, [out]);
+      expect(out.every((b) => b === 1)).toBe(true);
+      await reader.close();
+
+      const cloned = await tcmu(
+        'volume',
+        'clone',
+        `s3://${bucket}/${base}@one?endpoint=${endpoint}`,
+        cloneUrl,
+      );
+      expect(cloned.status).toBe(0);
+      const inspected = await tcmu('volume', 'inspect', volumeUrl);
+      expect(inspected.stdout).toMatch(/snapshots: +one \(.*; clones: s3:\/\/.*-clone\/\)/);
+      expect(inspected.stdout).toContain('encryption:    aes-256-gcm\n');
+      expect((await tcmu('volume', 'inspect', cloneUrl)).stdout).toMatch(/origin: +s3:\/\/.*@one\n/);
+      const refused = await tcmu('volume', 'snapshot', volumeUrl, 'one', '--delete', '--yes');
+      expect(refused.status).toBe(1);
+      expect(refused.stderr).toMatch(/delete them first.*\[TCMU_ERR_BACKEND_LOCKED\]/);
+    } finally {
+      await deleteS3Volume({
+        bucket: bucket!,
+        prefix: `${base}-clone`,
+        endpoint: endpoint!,
+        force: true,
+      }).catch(() => {});
+      await deleteS3Volume({ bucket: bucket!, prefix: base, endpoint: endpoint!, force: true }).catch(
         () => {},
       );
     }

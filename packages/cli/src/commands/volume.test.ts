@@ -95,6 +95,11 @@ function info(overrides: Partial<S3VolumeInfo> = {}): S3VolumeInfo {
     chunksStored: 3,
     bytesStored: 3 * 1024 ** 2,
     lease: null,
+    compression: 'none',
+    encryption: 'none',
+    generation: 0,
+    snapshots: [],
+    origin: null,
     ...overrides,
   };
 }
@@ -122,6 +127,18 @@ function fakeVolumes(state: { info?: S3VolumeInfo; error?: Error } = {}) {
     async delete(target, force) {
       calls.push(['delete', target, force]);
       return { objectsDeleted: 5 };
+    },
+    async snapshot(target, name, timeoutMs) {
+      calls.push(['snapshot', target, name, timeoutMs]);
+      return { name, generation: 0, created: '2026-11-25T00:00:00.000Z' };
+    },
+    async deleteSnapshot(target, name) {
+      calls.push(['deleteSnapshot', target, name]);
+      return { objectsDeleted: 2 };
+    },
+    async clone(target, targetUrl) {
+      calls.push(['clone', target, targetUrl]);
+      return info({ prefix: 'new/', origin: 's3://disks/vol-1@s1', chunksStored: 0, bytesStored: 0 });
     },
   };
   return { dependencies, calls };
@@ -194,5 +211,59 @@ describe('volumeCommand', () => {
     const { io, stdout } = captureIo();
     expect(await volumeCommand(['delete', url, '--yes', '--force', '--json'], io, fake.dependencies)).toBe(0);
     expect(JSON.parse(stdout())).toEqual({ event: 'deleted', volume: 's3://disks/vol-1', objectsDeleted: 5 });
+  });
+});
+
+describe('volume snapshot and clone', () => {
+  it('takes, deletes (only with --yes) and clones snapshots through the library', async () => {
+    const fake = fakeVolumes();
+    const { io, stdout } = captureIo();
+    expect(await volumeCommand(['snapshot', url, 's1', '--timeout', '5'], io, fake.dependencies)).toBe(0);
+    await expect(
+      volumeCommand(['snapshot', url, 's1', '--delete'], io, fake.dependencies),
+    ).rejects.toMatchObject({
+      code: 'TCMU_ERR_CLI_NOT_CONFIRMED',
+      message: expect.stringMatching(/without --yes/),
+    });
+    expect(await volumeCommand(['snapshot', url, 's1', '--delete', '--yes'], io, fake.dependencies)).toBe(0);
+    const source = 's3://disks/vol-1@s1?endpoint=http://127.0.0.1:7480';
+    const target = 's3://disks/new?endpoint=http://127.0.0.1:7480';
+    expect(await volumeCommand(['clone', source, target], io, fake.dependencies)).toBe(0);
+    expect(fake.calls).toEqual([
+      ['snapshot', url, 's1', 5000],
+      ['deleteSnapshot', url, 's1'],
+      ['clone', source, target],
+    ]);
+    expect(stdout()).toBe(
+      'snapshot s3://disks/vol-1@s1 taken at 2026-11-25T00:00:00.000Z\n' +
+        'deleted snapshot s3://disks/vol-1@s1: 2 objects no longer needed\n' +
+        'cloned s3://disks/vol-1@s1 to s3://disks/new (copy-on-write: nothing copied)\n',
+    );
+  });
+
+  it.each([
+    [['snapshot', url], /volume URL and the snapshot name/],
+    [['snapshot', url, 's', '--timeout', '0'], /invalid --timeout/],
+    [['clone', url, 's3://disks/new'], /names no snapshot/],
+    [['clone', 's3://disks/v@s'], /snapshot and the new volume/],
+    [['create', url, '--size', '1M', '--compress', 'zstd'], /invalid --compress/],
+    [['create', url, '--size', '1M', '--key-file', 'k', '--key-env', 'K'], /not both/],
+  ])('rejects %j', (argv, message) => {
+    expectCliError(() => parseVolumeArguments(argv), 'TCMU_ERR_CLI_USAGE', message);
+  });
+
+  it('inspect shows compression, encryption, origin and snapshots', () => {
+    const text = formatVolumeInfo(
+      's3://disks/vol-1',
+      info({
+        compression: 'deflate',
+        encryption: 'aes-256-gcm',
+        snapshots: [{ name: 's1', generation: 0, created: 'T', clones: ['s3://disks/new/'] }],
+      }),
+    );
+    expect(text).toContain('compression:   deflate\n');
+    expect(text).toContain('encryption:    aes-256-gcm\n');
+    expect(text).toContain('origin:        none\n');
+    expect(text).toContain('snapshots:     s1 (T; clones: s3://disks/new/)\n');
   });
 });

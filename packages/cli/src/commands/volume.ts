@@ -1,10 +1,17 @@
 import { redactUrl } from '@tcmu/backend';
-import type { S3VolumeInfo } from '@tcmu/backend-s3';
+import type { S3VolumeInfo, SnapshotInfo } from '@tcmu/backend-s3';
 import { parseBlockSize, parseCommandLine } from '../arguments.js';
 import { formatBackendLocation, parseBackendLocation } from '../backend-url.js';
 import { CliError, hasCode } from '../errors.js';
 import { rootCause } from '../explain-error.js';
-import { VOLUME_CREATE_HELP, VOLUME_DELETE_HELP, VOLUME_HELP, VOLUME_INSPECT_HELP } from '../help.js';
+import {
+  VOLUME_CLONE_HELP,
+  VOLUME_CREATE_HELP,
+  VOLUME_DELETE_HELP,
+  VOLUME_HELP,
+  VOLUME_INSPECT_HELP,
+  VOLUME_SNAPSHOT_HELP,
+} from '../help.js';
 import type { CommandIo } from '../io.js';
 import { importBackendPackage } from '../open-backend.js';
 import { formatSize, parseSize } from '../size.js';
@@ -26,6 +33,32 @@ export interface VolumeCreateOptions {
   /** From `--chunk-size`; undefined: the URL's `chunk=`, else the library default (1 MiB). */
   readonly chunkSize: number | undefined;
   readonly blockSize: 512 | 4096;
+  /** From `--compress` (deflate or none). */
+  readonly compression?: 'deflate' | 'none';
+  /** From `--key-file` / `--key-env`: where the encryption key is (never the key). */
+  readonly keyFile?: string;
+  readonly keyEnv?: string;
+  readonly json: boolean;
+}
+
+/** `tcmu volume snapshot <url> NAME [--delete --yes]`. */
+export interface VolumeSnapshotOptions {
+  readonly action: 'snapshot';
+  readonly volume: VolumeTarget;
+  readonly name: string;
+  /** `--delete`: delete the snapshot instead (needs `--yes`). */
+  readonly delete: boolean;
+  readonly yes: boolean;
+  /** Seconds to wait for a serving process to take it. */
+  readonly timeout: number;
+  readonly json: boolean;
+}
+
+/** `tcmu volume clone <url@NAME> <new-url>`. */
+export interface VolumeCloneOptions {
+  readonly action: 'clone';
+  readonly volume: VolumeTarget;
+  readonly target: VolumeTarget;
   readonly json: boolean;
 }
 
@@ -45,10 +78,21 @@ export interface VolumeDeleteOptions {
   readonly json: boolean;
 }
 
-export type VolumeOptions = VolumeCreateOptions | VolumeInspectOptions | VolumeDeleteOptions;
+export type VolumeOptions =
+  | VolumeCreateOptions
+  | VolumeInspectOptions
+  | VolumeDeleteOptions
+  | VolumeSnapshotOptions
+  | VolumeCloneOptions;
 
-const ACTIONS = ['create', 'inspect', 'delete'] as const;
-const ACTION_HELPS = { create: VOLUME_CREATE_HELP, inspect: VOLUME_INSPECT_HELP, delete: VOLUME_DELETE_HELP };
+const ACTIONS = ['create', 'inspect', 'delete', 'snapshot', 'clone'] as const;
+const ACTION_HELPS = {
+  create: VOLUME_CREATE_HELP,
+  inspect: VOLUME_INSPECT_HELP,
+  delete: VOLUME_DELETE_HELP,
+  snapshot: VOLUME_SNAPSHOT_HELP,
+  clone: VOLUME_CLONE_HELP,
+};
 
 /** What `tcmu volume` asked for: help text (of `volume` or of one action) or validated options. */
 export type ParsedVolume =
@@ -84,10 +128,11 @@ function parseVolumeTarget(positionals: readonly string[], command: string): Vol
  */
 export function parseVolumeArguments(argv: readonly string[]): ParsedVolume {
   const [action, ...rest] = argv;
-  if (action === undefined) throw usage('missing action (create, inspect or delete)', 'volume');
+  if (action === undefined)
+    throw usage('missing action (create, inspect, delete, snapshot or clone)', 'volume');
   if (action === '-h' || action === '--help' || action === 'help') return { help: VOLUME_HELP };
   if (!(ACTIONS as readonly string[]).includes(action)) {
-    throw usage(`unknown action "${action}" (use create, inspect or delete)`, 'volume');
+    throw usage(`unknown action "${action}" (use create, inspect, delete, snapshot or clone)`, 'volume');
   }
   const command = `volume ${action}`;
   switch (action as (typeof ACTIONS)[number]) {
@@ -96,9 +141,19 @@ export function parseVolumeArguments(argv: readonly string[]): ParsedVolume {
         size: { type: 'string', short: 's' },
         'chunk-size': { type: 'string' },
         'block-size': { type: 'string', short: 'b' },
+        compress: { type: 'string' },
+        'key-file': { type: 'string' },
+        'key-env': { type: 'string' },
         json: { type: 'boolean' },
       });
       if (values.help) return { help: ACTION_HELPS.create };
+      const compress = values.compress;
+      if (compress !== undefined && compress !== 'deflate' && compress !== 'none') {
+        throw usage(`invalid --compress "${compress}" (deflate or none; zstd is not available)`, command);
+      }
+      if (values['key-file'] !== undefined && values['key-env'] !== undefined) {
+        throw usage('give --key-file or --key-env, not both', command);
+      }
       const volume = parseVolumeTarget(positionals, command);
       const blockSize = values['block-size'] === undefined ? 512 : parseBlockSize(values['block-size']);
       const size = values.size === undefined ? undefined : parseSize(values.size);
@@ -111,8 +166,66 @@ export function parseVolumeArguments(argv: readonly string[]): ParsedVolume {
       const chunkSize = values['chunk-size'] === undefined ? undefined : parseSize(values['chunk-size']);
       return {
         help: undefined,
-        options: { action: 'create', volume, size, chunkSize, blockSize, json: values.json ?? false },
+        options: {
+          action: 'create',
+          volume,
+          size,
+          chunkSize,
+          blockSize,
+          ...(compress === undefined ? {} : { compression: compress }),
+          ...(values['key-file'] === undefined ? {} : { keyFile: values['key-file'] }),
+          ...(values['key-env'] === undefined ? {} : { keyEnv: values['key-env'] }),
+          json: values.json ?? false,
+        },
       };
+    }
+    case 'snapshot': {
+      const { values, positionals } = parseCommandLine(command, rest, {
+        delete: { type: 'boolean' },
+        yes: { type: 'boolean', short: 'y' },
+        timeout: { type: 'string' },
+        json: { type: 'boolean' },
+      });
+      if (values.help) return { help: ACTION_HELPS.snapshot };
+      if (positionals.length !== 2) {
+        throw usage(
+          'give the volume URL and the snapshot name: tcmu volume snapshot s3://b/vol NAME',
+          command,
+        );
+      }
+      const volume = parseVolumeTarget(positionals.slice(0, 1), command);
+      const timeout = values.timeout === undefined ? 30 : Number(values.timeout);
+      if (!Number.isFinite(timeout) || timeout <= 0) {
+        throw usage(`invalid --timeout "${values.timeout}" (seconds, e.g. 30)`, command);
+      }
+      return {
+        help: undefined,
+        options: {
+          action: 'snapshot',
+          volume,
+          name: positionals[1]!,
+          delete: values.delete ?? false,
+          yes: values.yes ?? false,
+          timeout,
+          json: values.json ?? false,
+        },
+      };
+    }
+    case 'clone': {
+      const { values, positionals } = parseCommandLine(command, rest, { json: { type: 'boolean' } });
+      if (values.help) return { help: ACTION_HELPS.clone };
+      if (positionals.length !== 2) {
+        throw usage(
+          'give the snapshot and the new volume: tcmu volume clone s3://b/vol@NAME s3://b/new',
+          command,
+        );
+      }
+      const volume = parseVolumeTarget(positionals.slice(0, 1), command);
+      const target = parseVolumeTarget(positionals.slice(1), command);
+      if (!/@[^/]+\/?$/.test(volume.display)) {
+        throw usage(`"${volume.display}" names no snapshot: clone from s3://bucket/volume@SNAPSHOT`, command);
+      }
+      return { help: undefined, options: { action: 'clone', volume, target, json: values.json ?? false } };
     }
     case 'inspect': {
       const { values, positionals } = parseCommandLine(command, rest, { json: { type: 'boolean' } });
@@ -146,10 +259,20 @@ export function parseVolumeArguments(argv: readonly string[]): ParsedVolume {
 export interface VolumeDependencies {
   create(
     url: string,
-    geometry: { size?: number; chunkSize?: number; blockSize: number },
+    geometry: {
+      size?: number;
+      chunkSize?: number;
+      blockSize: number;
+      compression?: 'deflate' | 'none';
+      keyFile?: string;
+      keyEnv?: string;
+    },
   ): Promise<S3VolumeInfo>;
   inspect(url: string): Promise<S3VolumeInfo>;
   delete(url: string, force: boolean): Promise<{ objectsDeleted: number }>;
+  snapshot(url: string, name: string, timeoutMs: number): Promise<SnapshotInfo>;
+  deleteSnapshot(url: string, name: string): Promise<{ objectsDeleted: number }>;
+  clone(url: string, targetUrl: string): Promise<S3VolumeInfo>;
 }
 
 async function loadS3() {
@@ -201,7 +324,35 @@ export const processVolumeDependencies: VolumeDependencies = {
       ...(chunkSize === undefined ? {} : { chunkSize }),
       blockSize: geometry.blockSize,
       onRetry: reportRetry,
+      ...(geometry.compression === undefined ? {} : { compression: geometry.compression }),
+      ...(geometry.keyFile === undefined ? {} : { keyFile: geometry.keyFile }),
+      ...(geometry.keyEnv === undefined ? {} : { keyEnv: geometry.keyEnv }),
     });
+  },
+  async snapshot(url, name, timeoutMs) {
+    const s3 = await loadS3();
+    return s3.snapshotS3Volume({
+      ...locationOf(s3.parseS3Url(url)),
+      name,
+      timeout: timeoutMs,
+      onRetry: reportRetry,
+    });
+  },
+  async deleteSnapshot(url, name) {
+    const s3 = await loadS3();
+    return s3.deleteS3Snapshot({ ...locationOf(s3.parseS3Url(url)), name, onRetry: reportRetry });
+  },
+  async clone(url, targetUrl) {
+    const s3 = await loadS3();
+    const source = s3.parseS3Url(url);
+    const target = s3.parseS3Url(targetUrl);
+    if (target.bucket !== source.bucket || (target.endpoint ?? '') !== (source.endpoint ?? '')) {
+      throw new CliError(
+        'TCMU_ERR_CLI_USAGE',
+        `a clone lives in its origin's bucket on the same server: ${targetUrl} is elsewhere`,
+      );
+    }
+    return s3.cloneS3Volume({ ...locationOf(source), target: target.prefix, onRetry: reportRetry });
   },
   async inspect(url) {
     const s3 = await loadS3();
@@ -240,6 +391,19 @@ export function formatVolumeInfo(display: string, info: S3VolumeInfo): string {
     ['writer', writerOf(info)],
     ['created', info.created],
     ['format', `${info.formatVersion}`],
+    ['compression', info.compression],
+    ['encryption', info.encryption],
+    ['origin', info.origin ?? 'none'],
+    [
+      'snapshots',
+      info.snapshots.length === 0
+        ? 'none'
+        : info.snapshots
+            .map(
+              (s) => `${s.name} (${s.created}${s.clones.length ? `; clones: ${s.clones.join(', ')}` : ''})`,
+            )
+            .join('\n               '),
+    ],
   ];
   return rows.map(([key, value]) => `${`${key}:`.padEnd(15)}${value}\n`).join('');
 }
@@ -269,6 +433,9 @@ export async function volumeCommand(
         ...(options.size === undefined ? {} : { size: options.size }),
         ...(options.chunkSize === undefined ? {} : { chunkSize: options.chunkSize }),
         blockSize: options.blockSize,
+        ...(options.compression === undefined ? {} : { compression: options.compression }),
+        ...(options.keyFile === undefined ? {} : { keyFile: options.keyFile }),
+        ...(options.keyEnv === undefined ? {} : { keyEnv: options.keyEnv }),
       });
       if (options.json) io.stdout(`${JSON.stringify({ event: 'created', volume: display, ...info })}\n`);
       else
@@ -313,6 +480,41 @@ export async function volumeCommand(
       if (options.json)
         io.stdout(`${JSON.stringify({ event: 'deleted', volume: display, objectsDeleted })}\n`);
       else io.stdout(`deleted ${display}: ${objectsDeleted} object${objectsDeleted === 1 ? '' : 's'}\n`);
+      return 0;
+    }
+    case 'snapshot': {
+      if (options.delete) {
+        if (!options.yes) {
+          throw new CliError(
+            'TCMU_ERR_CLI_NOT_CONFIRMED',
+            `not deleting snapshot ${options.name} of ${display} without --yes`,
+            {
+              hint: `tcmu volume snapshot '${url}' ${options.name} --delete --yes`,
+            },
+          );
+        }
+        const { objectsDeleted } = await dependencies.deleteSnapshot(url, options.name);
+        if (options.json)
+          io.stdout(
+            `${JSON.stringify({ event: 'snapshot-deleted', volume: display, snapshot: options.name, objectsDeleted })}\n`,
+          );
+        else
+          io.stdout(
+            `deleted snapshot ${display}@${options.name}: ${objectsDeleted} object${objectsDeleted === 1 ? '' : 's'} no longer needed\n`,
+          );
+        return 0;
+      }
+      const snapshot = await dependencies.snapshot(url, options.name, options.timeout * 1000);
+      if (options.json) io.stdout(`${JSON.stringify({ event: 'snapshot', volume: display, ...snapshot })}\n`);
+      else
+        io.stdout(`snapshot ${display.replace(/\/$/, '')}@${snapshot.name} taken at ${snapshot.created}\n`);
+      return 0;
+    }
+    case 'clone': {
+      const info = await dependencies.clone(url, options.target.url);
+      if (options.json)
+        io.stdout(`${JSON.stringify({ event: 'cloned', volume: options.target.display, ...info })}\n`);
+      else io.stdout(`cloned ${display} to ${options.target.display} (copy-on-write: nothing copied)\n`);
       return 0;
     }
   }

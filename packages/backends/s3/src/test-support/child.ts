@@ -4,7 +4,7 @@ import { openS3Backend, type S3BackendOptions } from '../index.ts';
 import { pattern } from './environment.ts';
 
 interface Request {
-  action: 'write' | 'verify' | 'open' | 'crash-after-write' | 'hold';
+  action: 'write' | 'verify' | 'open' | 'crash-after-write' | 'kill-after-write' | 'hold';
   options: S3BackendOptions;
   writes?: { offset: number; length: number; seed: number }[];
 }
@@ -53,6 +53,14 @@ async function main(): Promise<unknown> {
   if (request.action === 'open') {
     await backend.close();
     return { opened: true };
+  }
+  if (request.action === 'kill-after-write') {
+    // Acknowledged writes, no flush, then SIGKILL: what only a crash-safe cache file can save.
+    for (const w of request.writes ?? []) await backend.write(w.offset, [pattern(w.seed, w.length)]);
+    process.stdout.write(
+      `${JSON.stringify({ acknowledged: request.writes?.length ?? 0, stats: backend.stats() })}\n`,
+    );
+    process.kill(process.pid, 'SIGKILL');
   }
   if (request.action === 'write' || request.action === 'crash-after-write') {
     for (const w of request.writes ?? []) await backend.write(w.offset, [pattern(w.seed, w.length)]);
