@@ -4,14 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { md5, md5MetadataKey } from './layout.ts';
-import { openS3Backend, type S3Backend, type S3BackendOptions } from './s3-backend.ts';
+import { openS3Backend, type S3BackendOptions } from './s3-backend.ts';
 import {
   bucket,
+  code,
   endpoint,
   getObject,
   listKeys,
   pattern,
   putObject,
+  readAt,
   removeTestVolumes,
   skipReason,
   testPrefix,
@@ -28,23 +30,8 @@ const otherKeyFile = join(dir, 'other-key');
 writeFileSync(keyFile, Buffer.alloc(32, 0x5a));
 writeFileSync(otherKeyFile, Buffer.alloc(32, 0xa5));
 
-async function code(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-    return undefined;
-  } catch (error) {
-    return (error as { code?: string }).code;
-  }
-}
-
 function options(prefix: string, extra: Partial<S3BackendOptions> = {}): S3BackendOptions {
   return { bucket, endpoint: endpoint!, prefix, chunkSize: chunk, size, ...extra };
-}
-
-async function readAt(backend: S3Backend, offset: number, length: number): Promise<Buffer> {
-  const out = new Uint8Array(length);
-  await backend.read(offset, length, [out]);
-  return Buffer.from(out);
 }
 
 const text = Buffer.alloc(chunk, 'a compressible line of a file system\n');

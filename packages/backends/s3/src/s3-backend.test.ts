@@ -5,6 +5,7 @@ import { S3ObjectStore } from './object-store.ts';
 import { openS3Backend, type S3BackendOptions } from './s3-backend.ts';
 import {
   bucket,
+  code,
   endpoint,
   getObject,
   listKeys,
@@ -19,15 +20,6 @@ import { FaultyStore } from './test-support/faulty-store.ts';
 
 const KiB = 1024;
 const chunk = 64 * KiB;
-
-async function code(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-    return undefined;
-  } catch (error) {
-    return (error as { code?: string }).code;
-  }
-}
 
 function options(prefix: string, extra: Partial<S3BackendOptions> = {}): S3BackendOptions {
   return { bucket, endpoint: endpoint!, prefix, chunkSize: chunk, size: 4 * 1024 * KiB, ...extra };

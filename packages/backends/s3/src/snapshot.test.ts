@@ -1,14 +1,16 @@
 // Snapshots and clones against a real S3 server (the local Ceph RGW).
 import { afterAll, describe, expect, it } from 'vitest';
 import { chunkKey, metadataName } from './layout.ts';
-import { openS3Backend, type S3Backend, type S3BackendOptions } from './s3-backend.ts';
+import { openS3Backend, type S3BackendOptions } from './s3-backend.ts';
 import {
   bucket,
+  code,
   endpoint,
   getObject,
   listKeys,
   pattern,
   putObject,
+  readAt,
   removeTestVolumes,
   skipReason,
   testPrefix,
@@ -26,26 +28,11 @@ const KiB = 1024;
 const chunk = 64 * KiB;
 const size = 16 * chunk;
 
-async function code(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-    return undefined;
-  } catch (error) {
-    return (error as { code?: string }).code;
-  }
-}
-
 function options(prefix: string, extra: Partial<S3BackendOptions> = {}): S3BackendOptions {
   return { bucket, endpoint: endpoint!, prefix, chunkSize: chunk, size, ...extra };
 }
 
 const admin = (prefix: string) => ({ bucket, endpoint: endpoint!, prefix });
-
-async function readAt(backend: S3Backend, offset: number, length: number): Promise<Buffer> {
-  const out = new Uint8Array(length);
-  await backend.read(offset, length, [out]);
-  return Buffer.from(out);
-}
 
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
 

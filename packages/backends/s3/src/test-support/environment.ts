@@ -154,3 +154,24 @@ export async function putObject(
     new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, Metadata: metadata }),
   );
 }
+
+/** The error code a promise rejects with, or undefined when it resolves. */
+export async function code(promise: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await promise;
+    return undefined;
+  } catch (error) {
+    return (error as { code?: string }).code;
+  }
+}
+
+/** `length` bytes of `backend` from `offset`, read into one view. */
+export async function readAt(
+  backend: { read(offset: number, length: number, into: Uint8Array[]): Promise<void> },
+  offset: number,
+  length: number,
+): Promise<Buffer> {
+  const out = new Uint8Array(length);
+  await backend.read(offset, length, [out]);
+  return Buffer.from(out);
+}
