@@ -1,6 +1,6 @@
 // What a service manager expects of a daemon: a pid file, and READY=1 on $NOTIFY_SOCKET (systemd
 // Type=notify). Node has no unix datagram sockets, so the datagram is sent through libc with koffi.
-import { unlink, writeFile } from 'node:fs/promises';
+import { readlink, stat, unlink, writeFile } from 'node:fs/promises';
 import { CliError } from './errors.js';
 
 interface SocketCalls {
@@ -104,4 +104,19 @@ export async function removeFile(path: string): Promise<Error | undefined> {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : (error as Error);
   }
+}
+
+/** The symbolic link at `path`: its target and whether that target is gone; undefined when `path` is no link. */
+export async function inspectLink(path: string): Promise<{ target: string; dangling: boolean } | undefined> {
+  let target: string;
+  try {
+    target = await readlink(path);
+  } catch {
+    return undefined; // nothing there, or not a link
+  }
+  const dangling = await stat(path).then(
+    () => false,
+    () => true,
+  );
+  return { target, dangling };
 }

@@ -1,4 +1,3 @@
-import { readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DeviceRecord, SystemRoots } from '@tcmu/configfs';
 import { parseCommandLine, parseInteger } from '../arguments.js';
@@ -6,7 +5,7 @@ import { requireRoot } from '../environment.js';
 import { CliError } from '../errors.js';
 import { RM_HELP } from '../help.js';
 import type { CommandIo } from '../io.js';
-import { removeFile } from '../service.js';
+import { inspectLink, removeFile } from '../service.js';
 import { DEFAULT_LINK_DIRECTORY, readServerState, removeServerState, runDirectory } from '../state.js';
 import { type DeviceListing, listListings } from './ls.js';
 
@@ -68,16 +67,9 @@ export async function removeServerLeftovers(
   if (state?.link) candidates.add(state.link);
   const removed: string[] = [];
   for (const link of candidates) {
-    let target: string;
-    try {
-      target = await readlink(link);
-    } catch {
-      continue; // nothing there, or not a link
-    }
-    const dangling = await stat(link).then(
-      () => false,
-      () => true,
-    );
+    const found = await inspectLink(link);
+    if (!found) continue;
+    const { target, dangling } = found;
     if (dangling || devicePaths.includes(target) || (state !== undefined && target === state.device)) {
       if ((await removeFile(link)) === undefined) removed.push(link);
     }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdir, readlink, stat, unlink } from 'node:fs/promises';
+import { mkdir, unlink } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import type { Backend } from '@tcmu/backend';
@@ -20,7 +20,7 @@ import {
 import { formatListenAddress } from '../listen-address.js';
 import { createLogger, type Logger } from '../logger.js';
 import { checkBackendRequest, type OpenedBackend, openBackend } from '../open-backend.js';
-import { notifyServiceManager, removeFile, writePidFile } from '../service.js';
+import { inspectLink, notifyServiceManager, removeFile, writePidFile } from '../service.js';
 import { formatSize } from '../size.js';
 import { removeServerState, runDirectory, writeServerState } from '../state.js';
 
@@ -185,18 +185,9 @@ export const processServeDependencies: ServeDependencies = {
 async function prepareLink(directory: string, name: string, logger: Logger): Promise<void> {
   await mkdir(directory, { recursive: true, mode: 0o755 });
   const path = join(directory, name);
-  let target: string;
-  try {
-    target = await readlink(path);
-  } catch {
-    return; // nothing there, or not a link
-  }
-  const alive = await stat(path).then(
-    () => true,
-    () => false,
-  );
-  if (!alive) {
-    logger.info({ link: path, target }, 'removing a dangling link left by an earlier server');
+  const link = await inspectLink(path);
+  if (link?.dangling) {
+    logger.info({ link: path, target: link.target }, 'removing a dangling link left by an earlier server');
     await unlink(path).catch(() => {});
   }
 }
