@@ -9,6 +9,7 @@ const dir = process.argv[2] ?? '.results/test';
 let passed = 0;
 let failed = 0;
 let skipped = 0;
+const failures = [];
 
 const stepsFile = join(dir, 'steps.tsv');
 if (existsSync(stepsFile)) {
@@ -33,12 +34,30 @@ for (const file of readdirSync(dir)
   const p = report.numPassedTests ?? 0;
   const f = (report.numFailedTests ?? 0) + (report.numFailedTestSuites ?? 0);
   const s = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
+  const part = file.replace(/\.json$/, '');
+  for (const suite of report.testResults ?? []) {
+    const where = String(suite.name ?? '').replace(/^.*\/packages\//, 'packages/').replace(/^.*\/tools\//, 'tools/');
+    const failedHere = (suite.assertionResults ?? []).filter((t) => t.status === 'failed');
+    for (const test of failedHere) {
+      const why = String(test.failureMessages?.[0] ?? '').split('\n')[0].slice(0, 200);
+      failures.push(`${part}: ${where} > ${test.fullName ?? test.title}: ${why}`);
+    }
+    if (failedHere.length === 0 && suite.status === 'failed') {
+      failures.push(`${part}: ${where}: ${String(suite.message ?? 'the file failed').split('\n')[0].slice(0, 200)}`);
+    }
+  }
   passed += p;
   failed += f;
   skipped += s;
   console.log(
     `  tests ${f ? 'FAIL' : 'ok  '}  ${file.replace(/\.json$/, '')}: ${p} passed, ${f} failed, ${s} skipped`,
   );
+}
+// The failures again, by name, just above the totals: a CI log is often read from its tail only.
+if (failures.length > 0) {
+  console.log(`  failed tests (${failures.length}):`);
+  for (const line of failures.slice(0, 30)) console.log(`    ${line}`);
+  if (failures.length > 30) console.log(`    … and ${failures.length - 30} more`);
 }
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failed > 0 ? 1 : 0);
