@@ -36,14 +36,22 @@ for (const file of readdirSync(dir)
   const s = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
   const part = file.replace(/\.json$/, '');
   for (const suite of report.testResults ?? []) {
-    const where = String(suite.name ?? '').replace(/^.*\/packages\//, 'packages/').replace(/^.*\/tools\//, 'tools/');
+    const where = String(suite.name ?? '')
+      .replace(/^.*\/packages\//, 'packages/')
+      .replace(/^.*\/tools\//, 'tools/');
     const failedHere = (suite.assertionResults ?? []).filter((t) => t.status === 'failed');
     for (const test of failedHere) {
-      const why = String(test.failureMessages?.[0] ?? '').split('\n')[0].slice(0, 200);
+      const why = String(test.failureMessages?.[0] ?? '')
+        .split('\n')[0]
+        .slice(0, 200);
       failures.push(`${part}: ${where} > ${test.fullName ?? test.title}: ${why}`);
     }
     if (failedHere.length === 0 && suite.status === 'failed') {
-      failures.push(`${part}: ${where}: ${String(suite.message ?? 'the file failed').split('\n')[0].slice(0, 200)}`);
+      failures.push(
+        `${part}: ${where}: ${String(suite.message ?? 'the file failed')
+          .split('\n')[0]
+          .slice(0, 200)}`,
+      );
     }
   }
   passed += p;
