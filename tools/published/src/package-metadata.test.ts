@@ -17,7 +17,7 @@ function good(folder: string, extra: Record<string, unknown> = {}): PackageManif
   const json: Record<string, unknown> = {};
   for (const field of FIELD_ORDER) {
     if (field in extra) json[field] = extra[field];
-    else if ((REQUIRED_FIELDS as readonly string[]).includes(field)) json[field] = defaults[field];
+    else if (REQUIRED_FIELDS.includes(field)) json[field] = defaults[field];
   }
   return { folder, json, hasLicense: true };
 }

@@ -3,47 +3,37 @@
 // project (`repository`, `homepage`, `bugs`) on every package or on none, all naming one repository.
 
 /**
- * The order of a package.json's fields. The first group is required of every package; the rest
- * appear when a package needs them, always in this order.
+ * The order of a package.json's fields, each marked required (every package has it) or optional
+ * (present when a package needs it, always at this place).
  */
-export const REQUIRED_FIELDS = [
-  'name',
-  'version',
-  'description',
-  'license',
-  'keywords',
-  'type',
-  'exports',
-  'types',
-  'files',
-  'engines',
-  'sideEffects',
-  'scripts',
+const FIELDS = [
+  ['name', 'required'],
+  ['version', 'required'],
+  ['description', 'required'],
+  ['license', 'required'],
+  ['repository', 'optional'],
+  ['homepage', 'optional'],
+  ['bugs', 'optional'],
+  ['keywords', 'required'],
+  ['type', 'required'],
+  ['bin', 'optional'],
+  ['exports', 'required'],
+  ['types', 'required'],
+  ['files', 'required'],
+  ['engines', 'required'],
+  ['sideEffects', 'required'],
+  ['scripts', 'required'],
+  ['dependencies', 'optional'],
+  ['peerDependencies', 'optional'],
+  ['peerDependenciesMeta', 'optional'],
+  ['optionalDependencies', 'optional'],
+  ['devDependencies', 'optional'],
 ] as const;
 
-export const FIELD_ORDER = [
-  'name',
-  'version',
-  'description',
-  'license',
-  'repository',
-  'homepage',
-  'bugs',
-  'keywords',
-  'type',
-  'bin',
-  'exports',
-  'types',
-  'files',
-  'engines',
-  'sideEffects',
-  'scripts',
-  'dependencies',
-  'peerDependencies',
-  'peerDependenciesMeta',
-  'optionalDependencies',
-  'devDependencies',
-] as const;
+export const FIELD_ORDER: readonly string[] = FIELDS.map(([field]) => field);
+export const REQUIRED_FIELDS: readonly string[] = FIELDS.filter(([, kind]) => kind === 'required').map(
+  ([field]) => field,
+);
 
 /** The project links: set them on every package before the first publish (there is no public URL yet). */
 const LINK_FIELDS = ['repository', 'homepage', 'bugs'] as const;
@@ -71,10 +61,10 @@ function checkOne({ folder, json, hasLicense }: PackageManifest): string[] {
   for (const field of REQUIRED_FIELDS) {
     if (!(field in json)) problems.push(`${folder}: package.json has no "${field}"`);
   }
-  const unknown = fields.filter((field) => !(FIELD_ORDER as readonly string[]).includes(field));
+  const unknown = fields.filter((field) => !FIELD_ORDER.includes(field));
   if (unknown.length > 0)
     problems.push(`${folder}: package.json has fields outside the order: ${unknown.join(', ')}`);
-  const known = fields.filter((field) => (FIELD_ORDER as readonly string[]).includes(field));
+  const known = fields.filter((field) => FIELD_ORDER.includes(field));
   const expected = FIELD_ORDER.filter((field) => field in json);
   if (known.join(',') !== expected.join(',')) {
     problems.push(
