@@ -115,6 +115,27 @@ export async function mkdir(context: Context, path: string): Promise<void> {
   }
 }
 
+/** mkdir, recording its undo (rmdir) in `rollback`. */
+export async function mkdirUndoable(context: Context, path: string, rollback: Rollback): Promise<void> {
+  await mkdir(context, path);
+  rollback.push(() => removeDirectory(context, path));
+}
+
+/** Makes the symlink `path` → `target`, recording its undo (unlink) in `rollback`. */
+export async function symlinkUndoable(
+  context: Context,
+  target: string,
+  path: string,
+  rollback: Rollback,
+): Promise<void> {
+  try {
+    await context.system.symlink(target, path);
+  } catch (error) {
+    throw ioError('symlink', path, error);
+  }
+  rollback.push(() => unlinkOptional(context, path));
+}
+
 export async function write(context: Context, path: string, text: string): Promise<void> {
   try {
     await context.system.writeFile(path, text);

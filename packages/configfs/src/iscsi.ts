@@ -3,12 +3,14 @@ import {
   type Context,
   exists,
   mkdir,
+  mkdirUndoable,
   Rollback,
   readdirOptional,
   readOptional,
   removeDirectory,
   removeDirectoryIfUnused,
   resolveRoots,
+  symlinkUndoable,
   unlinkOptional,
   withLock,
   write,
@@ -288,10 +290,8 @@ export async function exportIscsi(options: ExportIscsiOptions): Promise<IscsiExp
           { path: targetPath },
         );
       }
-      await mkdir(context, targetPath);
-      rollback.push(() => removeDirectory(context, targetPath));
-      await mkdir(context, tpgt);
-      rollback.push(() => removeDirectory(context, tpgt));
+      await mkdirUndoable(context, targetPath, rollback);
+      await mkdirUndoable(context, tpgt, rollback);
       await write(context, `${tpgt}/param/TargetAlias`, `${ISCSI_ALIAS_PREFIX}${name}`);
       // Before any LUN is linked, so no initiator ever sees the disk writable by mistake.
       await write(context, `${tpgt}/attrib/prod_mode_write_protect`, readOnly ? '1' : '0');
@@ -305,34 +305,19 @@ export async function exportIscsi(options: ExportIscsiOptions): Promise<IscsiExp
       }
 
       const lunPath = `${tpgt}/lun/${LUN}`;
-      await mkdir(context, lunPath);
-      rollback.push(() => removeDirectory(context, lunPath));
-      const lunLink = `${lunPath}/${name}`;
-      try {
-        await context.system.symlink(devicePath, lunLink);
-      } catch (error) {
-        throw ioError('symlink', lunLink, error);
-      }
-      rollback.push(() => unlinkOptional(context, lunLink));
+      await mkdirUndoable(context, lunPath, rollback);
+      await symlinkUndoable(context, devicePath, `${lunPath}/${name}`, rollback);
 
       for (const initiator of allow) {
         const acl = `${tpgt}/acls/${initiator}`;
-        await mkdir(context, acl);
-        rollback.push(() => removeDirectory(context, acl));
+        await mkdirUndoable(context, acl, rollback);
         if (chap) {
           await write(context, `${acl}/auth/userid`, chap.userid);
           await writeSecret(context, `${acl}/auth/password`, chap.password);
         }
         const mapped = `${acl}/${LUN}`;
-        await mkdir(context, mapped);
-        rollback.push(() => removeDirectory(context, mapped));
-        const mappedLink = `${mapped}/${LUN}`;
-        try {
-          await context.system.symlink(lunPath, mappedLink);
-        } catch (error) {
-          throw ioError('symlink', mappedLink, error);
-        }
-        rollback.push(() => unlinkOptional(context, mappedLink));
+        await mkdirUndoable(context, mapped, rollback);
+        await symlinkUndoable(context, lunPath, `${mapped}/${LUN}`, rollback);
         // The kernel applies write_protect to the mapping made by the link, so it is written after it.
         await write(context, `${mapped}/write_protect`, readOnly ? '1' : '0');
       }

@@ -13,12 +13,13 @@ import {
   type Context,
   ensureDeviceNode,
   exists,
-  mkdir,
   mkdirInShared,
+  mkdirUndoable,
   type Rollback,
   readOptional,
   removeDirectory,
   removeDirectoryIfUnused,
+  symlinkUndoable,
   unlinkOptional,
   waitFor,
   write,
@@ -98,8 +99,7 @@ async function makeTarget(context: Context, paths: LoopbackPaths, rollback: Roll
     });
   }
   rollback.push(() => removeDirectory(context, paths.targetPath));
-  await mkdir(context, paths.tpgt);
-  rollback.push(() => removeDirectory(context, paths.tpgt));
+  await mkdirUndoable(context, paths.tpgt, rollback);
   if (!(await exists(context, `${paths.tpgt}/address`))) {
     throw new ConfigfsError(
       'TCMU_ERR_KERNEL_FEATURE_MISSING',
@@ -126,14 +126,8 @@ export async function linkLun(
       path: `${paths.tpgt}/lun`,
     });
   }
-  await mkdir(context, paths.lunPath);
-  rollback.push(() => removeDirectory(context, paths.lunPath));
-  try {
-    await context.system.symlink(devicePath, paths.lunLinkPath);
-  } catch (error) {
-    throw ioError('symlink', paths.lunLinkPath, error);
-  }
-  rollback.push(() => unlinkOptional(context, paths.lunLinkPath));
+  await mkdirUndoable(context, paths.lunPath, rollback);
+  await symlinkUndoable(context, devicePath, paths.lunLinkPath, rollback);
   const addressText = await readOptional(context, `${paths.tpgt}/address`);
   const address = parseLoopbackAddress(addressText, paths.lun);
   if (!address) {
@@ -205,12 +199,7 @@ export async function makeStableLink(
   if ((await context.system.kind(linkPath)) !== undefined) {
     throw new ConfigfsError('TCMU_ERR_ALREADY_EXISTS', `${linkPath} already exists`, { path: linkPath });
   }
-  try {
-    await context.system.symlink(diskPath, linkPath);
-  } catch (error) {
-    throw ioError('symlink', linkPath, error);
-  }
-  rollback.push(() => unlinkOptional(context, linkPath));
+  await symlinkUndoable(context, diskPath, linkPath, rollback);
   return linkPath;
 }
 
