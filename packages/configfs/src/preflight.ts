@@ -64,7 +64,7 @@ async function probeFeatures(context: Context, hba: number): Promise<KernelFeatu
   return withLock(context, async () => {
     const hbaDirectory = `${context.targetRoot}/core/user_${hba}`;
     // Other processes may make or remove the HBA and `loopback` at the same moment: made with
-    // mkdirInShared, and removed by whoever leaves them empty, like a device's (see adoptHba).
+    // mkdirInShared, and removed by whoever leaves them empty, like a device's (see the note on shared folders in user-device.ts).
     const probe = `${hbaDirectory}/tcmu-ts-probe-${process.pid}`;
     const features = noFeatures();
     try {

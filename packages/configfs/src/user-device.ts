@@ -54,16 +54,13 @@ import {
 
 export { randomWwn };
 
-/**
- * Shared folders (an HBA `core/user_N`, the `loopback` fabric folder) are not owned by the process that
- * made them: any number of processes create devices in them at once. Creating treats "already exists"
- * as success ({@link mkdirInShared}); whoever removes a device or target tries to remove its shared
- * folder and the last user succeeds ({@link removeDirectoryIfUnused}: ENOTEMPTY/EBUSY/ENOENT mean
- * "still used" or "already gone"). So an empty HBA or `loopback` folder (which holds no configuration)
- * is removed with the last toolkit device in it, whoever made it; one holding anyone else's device is
- * never removed. Reattach used to adopt the HBA; with this rule there is nothing to adopt.
- */
-export function adoptHba(_context: Context, _hba: number): void {}
+// Shared folders (an HBA `core/user_N`, the `loopback` fabric folder) are not owned by the process that
+// made them: any number of processes create devices in them at once. Creating treats "already exists"
+// as success (mkdirInShared); whoever removes a device or target tries to remove its shared folder and
+// the last user succeeds (removeDirectoryIfUnused: ENOTEMPTY/EBUSY/ENOENT mean "still used" or
+// "already gone"). So an empty HBA or `loopback` folder (which holds no configuration) is removed with
+// the last toolkit device in it, whoever made it; one holding anyone else's device is never removed.
+// Reattach therefore adopts no HBA.
 
 export function hbaPath(context: Context, hba: number): string {
   return `${context.targetRoot}/core/user_${hba}`;
@@ -111,12 +108,15 @@ export async function createUserDevice(options: CreateUserDeviceOptions): Promis
 }
 
 function validateUserDeviceRequest(options: CreateUserDeviceOptions): UserDeviceRequest {
+  // In the order the options are documented: with several bad ones, the first is reported.
+  const hba = validateHba(options.hba ?? 0);
+  const name = validateDeviceName(options.name);
   const blockSize = validateBlockSize(options.blockSize);
-  const optional = (name: string, value: number | undefined, max: number) =>
-    value === undefined ? undefined : validatePositiveInteger(name, value, max);
+  const optional = (what: string, value: number | undefined, max: number) =>
+    value === undefined ? undefined : validatePositiveInteger(what, value, max);
   return {
-    hba: validateHba(options.hba ?? 0),
-    name: validateDeviceName(options.name),
+    hba,
+    name,
     blockSize,
     size: validateSize(options.size, blockSize),
     serial: validateSerial(options.serial),
@@ -339,7 +339,7 @@ class Attachment implements LoopbackAttachment {
 
 /**
  * Tears down the tcm_loop target of `targetPath` if this process created it and no LUN remains, then
- * the `loopback` folder if that was its last target (whoever made it: see {@link adoptHba}).
+ * the `loopback` folder if that was its last target (whoever made it: see the note on shared folders).
  */
 async function releaseTarget(context: Context, targetPath: string, lun: number): Promise<void> {
   const targets = context.state.loopbackTargets;
@@ -545,7 +545,7 @@ export class UserDeviceImpl implements UserDevice {
       await removeDirectory(context, this.configfsPath);
       this.#removed = true;
       context.state.devices.delete(this.configfsPath);
-      // The last device out removes the HBA, whichever process made it (see adoptHba).
+      // The last device out removes the HBA, whichever process made it (see the note on shared folders).
       await removeDirectoryIfUnused(context, hbaPath(context, this.hba));
     });
   }
