@@ -362,6 +362,38 @@ describe('tcmu serve', () => {
     expect(stdout()).toBe('ready f /dev/sdq /dev/tcmu/f\n');
   });
 
+  it('a teardown step that fails on stop leaves the later steps to the failure path, which still runs them', async () => {
+    const fake = fakeDependencies();
+    const openDevice = fake.dependencies.openDevice;
+    fake.dependencies.openDevice = async (request) => ({
+      ...(await openDevice(request)),
+      close: async () => {
+        fake.events.push('close device fails');
+        throw coded('TCMU_ERR_CONFIGFS_IO', 'rmdir failed: EBUSY');
+      },
+    });
+    const { io, stdout } = captureIo();
+    const done = serveCommand(
+      ['memory:', '--size', '1M', '-n', 'g', '--log-level', 'silent'],
+      io,
+      fake.dependencies,
+    );
+    await vi.waitFor(() => expect(stdout()).toBe('ready g /dev/sdq /dev/tcmu/g\n'));
+    fake.signal('SIGTERM');
+    await expect(done).rejects.toMatchObject({ message: expect.stringMatching(/EBUSY/) });
+    // Pins today's behaviour (unchanged by the split into steps): the failure path also discards a
+    // backend this start created, even after it served (a created file image would go). Open question.
+    expect(fake.events.slice(-6)).toEqual([
+      'notify STOPPING=1',
+      'close device fails',
+      'close device fails',
+      'close backend',
+      'discard backend',
+      'signals off',
+    ]);
+    expect(stdout()).toBe('ready g /dev/sdq /dev/tcmu/g\n');
+  });
+
   it('prints help', async () => {
     const { io, stdout } = captureIo();
     expect(await serveCommand(['--help'], io, fakeDependencies().dependencies)).toBe(0);
