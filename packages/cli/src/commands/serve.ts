@@ -234,6 +234,8 @@ export async function serveCommand(
       options.linkDirectory === undefined ? undefined : join(options.linkDirectory, options.name);
     const size = opened.backend.size;
     logger.info({ devicePath: device.devicePath, link: linkPath, size: formatSize(size) }, 'ready');
+    // From here on the disk may hold the user's data: no failure may discard what this start created.
+    setup.served = true;
     const status = stop.requested
       ? 0
       : await serveUntilStopped(options, io, dependencies, logger, stop, setup, emit, linkPath);
@@ -262,6 +264,8 @@ interface Setup {
   device?: ServedDevice;
   iscsi?: StartedIscsiExport;
   announced?: Announced;
+  /** The disk was ready: initiators may have written to it, so a created image or volume is kept. */
+  served?: boolean;
 }
 
 /**
@@ -269,13 +273,18 @@ interface Setup {
  * (initiators go, in-flight commands drain), then the backend, then the pid file and state record
  * (`tcmu ls` shows the server until its disk is gone), the metrics endpoint last. A stop (`failed:
  * false`) throws the first failure, leaving the rest for the failure path; after a failure every
- * step runs, failures are logged, and a backend this start created is discarded.
+ * step runs, failures are logged, and a backend this start created is discarded unless the disk was
+ * ready (from then on it may hold data).
  */
 async function tearDown(setup: Setup, logger: Logger, { failed }: { failed: boolean }): Promise<void> {
   const steps: Array<[keyof Setup, string, (() => Promise<void>) | undefined]> = [
     ['iscsi', 'iSCSI teardown failed', setup.iscsi && (() => setup.iscsi!.remove())],
     ['device', 'teardown failed', setup.device && (() => setup.device!.close())],
-    ['backend', 'closing the backend failed', setup.backend && closeBackend(setup.backend, logger, failed)],
+    [
+      'backend',
+      'closing the backend failed',
+      setup.backend && closeBackend(setup.backend, logger, failed && !setup.served),
+    ],
     ['announced', 'withdrawing the pid file failed', setup.announced && (() => setup.announced!.withdraw())],
     ['observers', 'closing the metrics endpoint failed', setup.observers && (() => setup.observers!.close())],
   ];
@@ -288,8 +297,8 @@ async function tearDown(setup: Setup, logger: Logger, { failed }: { failed: bool
 }
 
 /** Closes the backend; after a failed start also discards what this start created (an image, a volume). */
-function closeBackend(opened: OpenedBackend, logger: Logger, failed: boolean): () => Promise<void> {
-  if (!failed) return () => opened.close();
+function closeBackend(opened: OpenedBackend, logger: Logger, discard: boolean): () => Promise<void> {
+  if (!discard) return () => opened.close();
   return async () => {
     await opened.close().catch((error) => logger.error({ err: error }, 'closing the backend failed'));
     await opened.discard().catch((error) => logger.warn({ err: error }, 'removing the image failed'));
