@@ -136,22 +136,19 @@ export async function buildPortableProject(): Promise<void> {
   writeFileSync(
     join(portableDirectory, 'emulate.mjs'),
     `import { openMemoryBackend } from '@tcmu/backend-memory';
-import { createEmulation, DeviceContext } from '@tcmu/core';
-import { buildCdb, decodeCdb } from '@tcmu/scsi';
+import { serveRing } from '@tcmu/core';
+import { SimulatedKernel } from '@tcmu/ring/testing';
+import { buildCdb } from '@tcmu/scsi';
 
 const backend = await openMemoryBackend({ size: 1 << 20 });
-const device = new DeviceContext({ name: 'portable', size: backend.size, blockSize: 512, backend, powerOnUnitAttention: false });
-const emulation = createEmulation();
-async function send(fields, data) {
-  const cdb = buildCdb(fields);
-  const command = { id: 1, cdb, decoded: decodeCdb(cdb), data: [data], dataLength: data.byteLength, device, signal: new AbortController().signal };
-  return (await emulation.handle(command)).status;
-}
+const kernel = new SimulatedKernel();
+const served = serveRing(await kernel.openRing(), { backend, name: 'portable', powerOnUnitAttention: false });
 const out = new Uint8Array(512).fill(7);
-const written = await send({ name: 'WRITE(10)', lba: 3n, transferLength: 1 }, out);
-const into = new Uint8Array(512);
-const read = await send({ name: 'READ(10)', lba: 3n, transferLength: 1 }, into);
-console.log(written, read, into[0], into[511]);
+const written = await kernel.submit({ cdb: buildCdb({ name: 'WRITE(10)', lba: 3n, transferLength: 1 }), dataOut: out });
+const read = await kernel.submit({ cdb: buildCdb({ name: 'READ(10)', lba: 3n, transferLength: 1 }), dataInLength: 512 });
+console.log(written.status, read.status, read.dataIn[0], read.dataIn[511]);
+await served.close();
+await kernel.close();
 `,
   );
 }
