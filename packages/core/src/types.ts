@@ -80,13 +80,18 @@ export function handlerFunction(fn: ScsiHandlerFunction): ScsiHandler {
   };
 }
 
+/** The members of the union `C` one of whose names is in `N` (`ReadCdb` for `'READ(10)'`). */
+type FamilyNamed<C, N> = C extends { name: infer M } ? ([Extract<M, N>] extends [never] ? never : C) : never;
+
 /** The decoded CDB of the commands named `N` (`'READ(10)'` → `ReadCdb`); any other name: any CDB. */
-export type DecodedNamed<N extends string> = N extends CommandName
-  ? Extract<DecodedCommand, { name: N }>
-  : DecodedCdb;
+export type DecodedNamed<N extends string> = string extends N
+  ? DecodedCdb
+  : [FamilyNamed<DecodedCommand, N>] extends [never]
+    ? DecodedCdb
+    : FamilyNamed<DecodedCommand, N>;
 
 /** A command whose CDB decoded as one of the commands named `N` (what {@link isCommand} narrows to). */
-export type CommandNamed<N extends CommandName> = ScsiCommand<Extract<DecodedCommand, { name: N }>>;
+export type CommandNamed<N extends CommandName> = ScsiCommand<FamilyNamed<DecodedCommand, N>>;
 
 /**
  * Type guard: true when the CDB decoded (`ok`) as one of `names`. Narrows `command` to the type the
