@@ -78,107 +78,55 @@ const canUnmap = (device: DeviceContext) => device.capabilities.unmap;
 
 const row = defineCommand;
 
+/** A row whose block reaches the medium through the emulation's backend (02/04 02 while stopped). */
+function mediumRow<const N extends string>(
+  name: N,
+  opcode: number,
+  block: (command: ScsiCommand<DecodedNamed<N>>, backend: Backend) => Promise<ScsiResponse>,
+  more: Partial<Pick<CommandDefinition<N>, 'serviceAction' | 'available'>> = {},
+): CommandDefinition<N> {
+  return { name, opcode, mediumAccess: true, ...more, handle: (command, e) => block(command, e.backend) };
+}
+
 /** The standard SBC/SPC command set served by {@link emulate}. */
 export const standardCommands: readonly AnyCommandDefinition[] = [
   row({ name: 'TEST UNIT READY', opcode: 0x00, handle: emulateTestUnitReady }),
   row({ name: 'REQUEST SENSE', opcode: 0x03, handle: emulateRequestSense }),
-  row({
-    name: 'FORMAT UNIT',
-    opcode: 0x04,
-    mediumAccess: true,
-    handle: (c, e) => emulateFormatUnit(c, e.backend),
-  }),
-  row({ name: 'READ(6)', opcode: 0x08, mediumAccess: true, handle: (c, e) => emulateRead(c, e.backend) }),
-  row({ name: 'WRITE(6)', opcode: 0x0a, mediumAccess: true, handle: (c, e) => emulateWrite(c, e.backend) }),
+  mediumRow('FORMAT UNIT', 0x04, emulateFormatUnit),
+  mediumRow('READ(6)', 0x08, emulateRead),
+  mediumRow('WRITE(6)', 0x0a, emulateWrite),
   row({ name: 'INQUIRY', opcode: 0x12, handle: emulateInquiry }),
   row({ name: 'MODE SELECT(6)', opcode: 0x15, handle: (c, e) => emulateModeSelect(c, e.backend) }),
   row({ name: 'MODE SENSE(6)', opcode: 0x1a, handle: emulateModeSense }),
   row({ name: 'START STOP UNIT', opcode: 0x1b, handle: (c, e) => emulateStartStopUnit(c, e.backend) }),
   row({ name: 'PREVENT ALLOW MEDIUM REMOVAL', opcode: 0x1e, handle: emulatePreventAllowMediumRemoval }),
   row({ name: 'READ CAPACITY(10)', opcode: 0x25, handle: emulateReadCapacity10 }),
-  row({ name: 'READ(10)', opcode: 0x28, mediumAccess: true, handle: (c, e) => emulateRead(c, e.backend) }),
-  row({ name: 'WRITE(10)', opcode: 0x2a, mediumAccess: true, handle: (c, e) => emulateWrite(c, e.backend) }),
-  row({
-    name: 'WRITE AND VERIFY(10)',
-    opcode: 0x2e,
-    mediumAccess: true,
-    handle: (c, e) => emulateWriteAndVerify(c, e.backend),
-  }),
-  row({
-    name: 'VERIFY(10)',
-    opcode: 0x2f,
-    mediumAccess: true,
-    handle: (c, e) => emulateVerify(c, e.backend),
-  }),
-  row({
-    name: 'SYNCHRONIZE CACHE(10)',
-    opcode: 0x35,
-    mediumAccess: true,
-    handle: (c, e) => emulateSynchronizeCache(c, e.backend),
-  }),
-  row({
-    name: 'WRITE SAME(10)',
-    opcode: 0x41,
-    mediumAccess: true,
-    handle: (c, e) => emulateWriteSame(c, e.backend),
-  }),
-  row({
-    name: 'UNMAP',
-    opcode: 0x42,
-    mediumAccess: true,
-    available: canUnmap,
-    handle: (c, e) => emulateUnmap(c, e.backend),
-  }),
+  mediumRow('READ(10)', 0x28, emulateRead),
+  mediumRow('WRITE(10)', 0x2a, emulateWrite),
+  mediumRow('WRITE AND VERIFY(10)', 0x2e, emulateWriteAndVerify),
+  mediumRow('VERIFY(10)', 0x2f, emulateVerify),
+  mediumRow('SYNCHRONIZE CACHE(10)', 0x35, emulateSynchronizeCache),
+  mediumRow('WRITE SAME(10)', 0x41, emulateWriteSame),
+  mediumRow('UNMAP', 0x42, emulateUnmap, { available: canUnmap }),
   row({ name: 'MODE SELECT(10)', opcode: 0x55, handle: (c, e) => emulateModeSelect(c, e.backend) }),
   row({ name: 'MODE SENSE(10)', opcode: 0x5a, handle: emulateModeSense }),
-  row({ name: 'READ(16)', opcode: 0x88, mediumAccess: true, handle: (c, e) => emulateRead(c, e.backend) }),
-  row({
-    name: 'COMPARE AND WRITE',
-    opcode: 0x89,
-    mediumAccess: true,
-    handle: (c, e) => emulateCompareAndWrite(c, e.backend),
-  }),
-  row({ name: 'WRITE(16)', opcode: 0x8a, mediumAccess: true, handle: (c, e) => emulateWrite(c, e.backend) }),
-  row({
-    name: 'WRITE AND VERIFY(16)',
-    opcode: 0x8e,
-    mediumAccess: true,
-    handle: (c, e) => emulateWriteAndVerify(c, e.backend),
-  }),
-  row({
-    name: 'VERIFY(16)',
-    opcode: 0x8f,
-    mediumAccess: true,
-    handle: (c, e) => emulateVerify(c, e.backend),
-  }),
-  row({
-    name: 'SYNCHRONIZE CACHE(16)',
-    opcode: 0x91,
-    mediumAccess: true,
-    handle: (c, e) => emulateSynchronizeCache(c, e.backend),
-  }),
-  row({
-    name: 'WRITE SAME(16)',
-    opcode: 0x93,
-    mediumAccess: true,
-    handle: (c, e) => emulateWriteSame(c, e.backend),
-  }),
+  mediumRow('READ(16)', 0x88, emulateRead),
+  mediumRow('COMPARE AND WRITE', 0x89, emulateCompareAndWrite),
+  mediumRow('WRITE(16)', 0x8a, emulateWrite),
+  mediumRow('WRITE AND VERIFY(16)', 0x8e, emulateWriteAndVerify),
+  mediumRow('VERIFY(16)', 0x8f, emulateVerify),
+  mediumRow('SYNCHRONIZE CACHE(16)', 0x91, emulateSynchronizeCache),
+  mediumRow('WRITE SAME(16)', 0x93, emulateWriteSame),
   row({ name: 'READ CAPACITY(16)', opcode: 0x9e, serviceAction: 0x10, handle: emulateReadCapacity16 }),
-  row({
-    name: 'GET LBA STATUS',
-    opcode: 0x9e,
-    serviceAction: 0x12,
-    mediumAccess: true,
-    handle: (c, e) => emulateGetLbaStatus(c, e.backend),
-  }),
+  mediumRow('GET LBA STATUS', 0x9e, emulateGetLbaStatus, { serviceAction: 0x12 }),
   row({
     name: 'REPORT SUPPORTED OPERATION CODES',
     opcode: 0xa3,
     serviceAction: 0x0c,
     handle: (c, e) => emulateReportSupportedOperationCodes(c, e.commandsFor(c.device)),
   }),
-  row({ name: 'READ(12)', opcode: 0xa8, mediumAccess: true, handle: (c, e) => emulateRead(c, e.backend) }),
-  row({ name: 'WRITE(12)', opcode: 0xaa, mediumAccess: true, handle: (c, e) => emulateWrite(c, e.backend) }),
+  mediumRow('READ(12)', 0xa8, emulateRead),
+  mediumRow('WRITE(12)', 0xaa, emulateWrite),
 ];
 
 /** Options of {@link emulate}. */
