@@ -454,8 +454,9 @@ async function takeOverIfOrphaned(request: OpenRequest): Promise<TcmuDevice | un
     throw fail((error as Error).message, error);
   }
   try {
-    // The device keeps its serial (and the NAA derived from it): serve it with that one.
-    const plan = serial === request.serial ? request.plan : planServe(serveOptionsOf(options, serial));
+    // The device keeps its serial (and the NAA derived from it); the initiator already knows the
+    // disk, so no power-on unit attention.
+    const plan = planServe({ ...serveOptionsOf(options, serial), powerOnUnitAttention: false });
     served = await serveUserDevice(userDevice, system, plan);
     const attachment =
       userDevice.attachments[0] ??
