@@ -137,18 +137,25 @@ export async function buildPortableProject(): Promise<void> {
     join(portableDirectory, 'emulate.mjs'),
     `import { openMemoryBackend } from '@tcmu/backend-memory';
 import { serveRing } from '@tcmu/core';
-import { SimulatedKernel } from '@tcmu/ring/testing';
 import { buildCdb } from '@tcmu/scsi';
 
+// serveRing over a ring in plain memory (the SimulatedKernel of @tcmu/ring/testing maps a memfd
+// through koffi): submit() hands a command to the server and resolves with its completion.
+let handlers;
+const pending = new Map();
+const ring = { start: (h) => { handlers = h; }, complete: (id, c) => pending.get(id)(c), close: async () => {} };
+let id = 0;
+const submit = (cdb, data) => new Promise((resolve) => {
+  pending.set(++id, resolve);
+  handlers.onCommand({ id, cdb, iovecs: [data], dataLength: data.length, bidirectionalIovecs: [] });
+});
 const backend = await openMemoryBackend({ size: 1 << 20 });
-const kernel = new SimulatedKernel();
-const served = serveRing(await kernel.openRing(), { backend, name: 'portable', powerOnUnitAttention: false });
-const out = new Uint8Array(512).fill(7);
-const written = await kernel.submit({ cdb: buildCdb({ name: 'WRITE(10)', lba: 3n, transferLength: 1 }), dataOut: out });
-const read = await kernel.submit({ cdb: buildCdb({ name: 'READ(10)', lba: 3n, transferLength: 1 }), dataInLength: 512 });
-console.log(written.status, read.status, read.dataIn[0], read.dataIn[511]);
+const served = serveRing(ring, { backend, name: 'portable', powerOnUnitAttention: false });
+const written = await submit(buildCdb({ name: 'WRITE(10)', lba: 3n, transferLength: 1 }), new Uint8Array(512).fill(7));
+const into = new Uint8Array(512);
+const read = await submit(buildCdb({ name: 'READ(10)', lba: 3n, transferLength: 1 }), into);
+console.log(written.status, read.status, into[0], into[511]);
 await served.close();
-await kernel.close();
 `,
   );
 }
