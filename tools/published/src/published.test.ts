@@ -61,8 +61,10 @@ describe('the packages as published (pnpm pack → npm install in a scratch proj
     expect(existsSync(join(portableDirectory, 'node_modules', 'koffi'))).toBe(false);
     const { execFile } = await import('node:child_process');
     const { promisify } = await import('node:util');
+    // No NODE_PATH: pnpm sets one that reaches the workspace's hoisted koffi.
     const { stdout } = await promisify(execFile)(process.execPath, ['emulate.mjs'], {
       cwd: portableDirectory,
+      env: { ...process.env, NODE_PATH: '' },
     });
     expect(stdout).toBe('0 0 7 7\n'); // WRITE(10) GOOD, READ(10) GOOD, the block read back
   });
