@@ -128,6 +128,7 @@ export function withChunkCache(next: ChunkStore, options: ChunkCacheOptions = {}
     },
     writeChunk: (index, data) => change(index, () => next.writeChunk(index, data), data),
     deleteChunk: (index) => change(index, () => next.deleteChunk(index), null),
+    peek: (index) => chunks.get(index),
     prefetch(index) {
       if (chunks.has(index) || loads.has(index) || !next.mayHold(index)) return;
       // A failed prefetch is not an error: the reader that needs the chunk reads it again.

@@ -52,6 +52,12 @@ export interface ChunkStore {
   deleteChunk(index: number): Promise<void>;
 
   /**
+   * Chunk `index`'s bytes if the store holds them in memory right now (a cache), else undefined.
+   * Synchronous, never a request; the bytes are shared (never modified by the caller).
+   */
+  peek?(index: number): Uint8Array | undefined;
+
+  /**
    * A hint: chunk `index` will probably be read soon; start fetching it if that helps. Never fails,
    * never waits. Absent: no store below benefits (a cache implements it).
    */

@@ -42,6 +42,7 @@ export function withReadAhead(next: ChunkStore, options: ReadAheadOptions): Chun
       }
     },
   };
+  if (next.peek) store.peek = next.peek.bind(next);
   if (next.prefetch) store.prefetch = next.prefetch.bind(next);
   if (next.resize) store.resize = next.resize.bind(next);
   if (next.close) store.close = next.close.bind(next);

@@ -487,10 +487,14 @@ export class WriteBackBackend implements Backend {
 
   close(): Promise<void> {
     return this.shutdown(async (flush) => {
-      if (this.readOnly) return;
-      await flush();
-      if (this.#journal) await this.#journal.checkpoint();
-    }).then(() => this.#store.close?.());
+      try {
+        if (this.readOnly) return;
+        await flush();
+        if (this.#journal) await this.#journal.checkpoint();
+      } finally {
+        await this.#store.close?.();
+      }
+    });
   }
 
   /**
@@ -532,17 +536,20 @@ export class WriteBackBackend implements Backend {
 
   /**
    * The held chunk for a change, created clean if needed: a chunk the change covers whole, or one the
-   * store has nothing of, starts known (zeros); any other starts partial (fetched when needed).
+   * store has nothing of, starts known (zeros); one the store has in memory starts with those bytes
+   * (shared); any other starts partial (fetched when needed).
    */
   #acquire(index: number, whole: boolean): Entry {
     const held = this.#entries.get(index);
     if (held) return held;
+    const mayHold = !whole && this.#store.mayHold(index);
+    const cached = mayHold ? this.#store.peek?.(index) : undefined;
     const entry: Entry = {
       index,
       state: 'clean',
-      data: null,
-      shared: false,
-      known: whole || !this.#store.mayHold(index) ? null : [],
+      data: cached ?? null,
+      shared: cached !== undefined,
+      known: !mayHold || cached !== undefined ? null : [],
       version: 0,
       storedVersion: 0,
       pins: 0,
