@@ -282,10 +282,20 @@ export class WriteBackBackend implements Backend {
     }
   }
 
+  /** Checks the arguments (a bad call rejects, never throws synchronously), then runs `body` guarded. */
+  #call<T>(mutating: boolean, check: () => void, body: () => Promise<T>): Promise<T> {
+    try {
+      check();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#guard(mutating, body);
+  }
+
   // ---- the contract ----------------------------------------------------------------------------
 
   read(offset: number, length: number, into: readonly Uint8Array[]): Promise<void> {
-    try {
+    const check = () => {
       checkRange('read', offset, length, this.size);
       if (scatterLength(into) < length) {
         throw new BackendError(
@@ -293,10 +303,8 @@ export class WriteBackBackend implements Backend {
           `read: the buffers hold ${scatterLength(into)} bytes, fewer than the ${length} asked for`,
         );
       }
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#guard(false, async () => {
+    };
+    return this.#call(false, check, async () => {
       if (length === 0) return;
       const pending: Promise<void>[] = [];
       this.#eachChunk(offset, length, (i, from, to) => {
@@ -323,14 +331,12 @@ export class WriteBackBackend implements Backend {
   }
 
   write(offset: number, data: readonly Uint8Array[]): Promise<void> {
-    let length: number;
-    try {
+    let length = 0;
+    const check = () => {
       length = scatterLength(data);
       checkRange('write', offset, length, this.size);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#guard(true, async () => {
+    };
+    return this.#call(true, check, async () => {
       if (length === 0) return;
       await this.#admitDirty();
       const cs = this.#chunkSize;
@@ -358,15 +364,14 @@ export class WriteBackBackend implements Backend {
   }
 
   #zeroes(operation: string, offset: number, length: number): Promise<void> {
-    try {
-      checkRange(operation, offset, length, this.size);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#guard(true, async () => {
-      this.#zeroRange(offset, length);
-      if (this.#journal && length > 0) await this.#journal.append('zeroes', offset, length);
-    });
+    return this.#call(
+      true,
+      () => checkRange(operation, offset, length, this.size),
+      async () => {
+        this.#zeroRange(offset, length);
+        if (this.#journal && length > 0) await this.#journal.append('zeroes', offset, length);
+      },
+    );
   }
 
   compareAndWrite(
@@ -374,8 +379,8 @@ export class WriteBackBackend implements Backend {
     expected: readonly Uint8Array[],
     data: readonly Uint8Array[],
   ): Promise<void> {
-    let length: number;
-    try {
+    let length = 0;
+    const check = () => {
       length = scatterLength(data);
       if (scatterLength(expected) !== length) {
         throw new BackendError(
@@ -384,10 +389,8 @@ export class WriteBackBackend implements Backend {
         );
       }
       checkRange('compareAndWrite', offset, length, this.size);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#guard(true, async () => {
+    };
+    return this.#call(true, check, async () => {
       if (length === 0) return;
       await this.#admitDirty();
       const cs = this.#chunkSize;
@@ -441,24 +444,23 @@ export class WriteBackBackend implements Backend {
   }
 
   getAllocation(offset: number, length: number): Promise<readonly AllocationExtent[]> {
-    try {
-      checkRange('getAllocation', offset, length, this.size);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#guard(false, async () => {
-      const extents: { offset: number; length: number; state: 'mapped' | 'deallocated' }[] = [];
-      if (length === 0) return extents;
-      this.#eachChunk(offset, length, (i, from, to) => {
-        const dirty = this.#dirty.get(i);
-        const mapped = dirty ? dirty.data !== null : this.#store.mayHold(i);
-        const state = mapped ? 'mapped' : 'deallocated';
-        const previous = extents[extents.length - 1];
-        if (previous && previous.state === state) previous.length += to - from;
-        else extents.push({ offset: from, length: to - from, state });
-      });
-      return extents;
-    });
+    return this.#call(
+      false,
+      () => checkRange('getAllocation', offset, length, this.size),
+      async () => {
+        const extents: { offset: number; length: number; state: 'mapped' | 'deallocated' }[] = [];
+        if (length === 0) return extents;
+        this.#eachChunk(offset, length, (i, from, to) => {
+          const dirty = this.#dirty.get(i);
+          const mapped = dirty ? dirty.data !== null : this.#store.mayHold(i);
+          const state = mapped ? 'mapped' : 'deallocated';
+          const previous = extents[extents.length - 1];
+          if (previous && previous.state === state) previous.length += to - from;
+          else extents.push({ offset: from, length: to - from, state });
+        });
+        return extents;
+      },
+    );
   }
 
   /** Present only when the store can resize. The caller checks `size` (block multiple etc.) first. */
