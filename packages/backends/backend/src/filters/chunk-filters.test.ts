@@ -173,6 +173,26 @@ describe('chunk states of the write-back', () => {
     await backend.close();
   });
 
+  it('walk dirty-while-uploading → failed → (reported by flush) dirty → clean, keeping both writes', async () => {
+    const { store, inner, control } = gatedStore(1024 * KiB, 64 * KiB);
+    const backend = withWriteBack(store, { writeBackDelay: 60_000 });
+    await backend.write(0, [pattern(13, 100)]);
+    control.close();
+    control.failures = 1;
+    const first = codeOf(backend.flush());
+    await until(() => backend.chunkState(0) === 'uploading');
+    await backend.write(1000, [pattern(14, 100)]);
+    expect(backend.chunkState(0)).toBe('dirty-while-uploading');
+    control.open();
+    expect(await first).toBe('TCMU_ERR_BACKEND_WRITE');
+    expect(backend.chunkState(0)).toBe('dirty');
+    await backend.flush();
+    expect(backend.chunkState(0)).toBeUndefined();
+    expect(inner.chunks.get(0)?.subarray(0, 100)).toEqual(pattern(13, 100));
+    expect(inner.chunks.get(0)?.subarray(1000, 1100)).toEqual(pattern(14, 100));
+    await backend.close();
+  });
+
   it('a chunk written whole with zeros is deleted from the store, not written', async () => {
     const { store, inner } = gatedStore(1024 * KiB, 64 * KiB);
     const backend = withWriteBack(store, { writeBackDelay: 60_000 });
