@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Backend } from '../backend';
+import { backendCapabilities } from '../capabilities';
 import { BackendError, BackendErrorCode } from '../errors';
 import { runBackendConformance } from '../testing/conformance';
 import { withChunkCache } from './chunk-cache';
@@ -204,6 +205,18 @@ describe('chunk states of the write-back', () => {
     expect(inner.chunks.has(0)).toBe(false);
     expect(inner.counters.deletes).toBe(1);
     await backend.close();
+  });
+});
+
+describe('withWriteBack capabilities', () => {
+  it('has resize only when the store can resize; unmap frees whole chunks', () => {
+    const inner = memoryChunkStore(1024 * KiB, 64 * KiB);
+    const { resize: _, ...fixed } = inner;
+    const withoutResize: ChunkStore = { ...fixed, chunkSize: inner.chunkSize, size: inner.size };
+    expect(backendCapabilities(withWriteBack(withoutResize)).resize).toBe(false);
+    const backend = withWriteBack(inner);
+    expect(backendCapabilities(backend)).toMatchObject({ resize: true, unmap: true, flush: true });
+    expect(backend.unmapGranularity).toBe(64 * KiB);
   });
 });
 
