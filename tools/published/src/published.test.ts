@@ -37,6 +37,10 @@ describe('the packages as published (pnpm pack → npm install in a scratch proj
     expect(await runExample('memory-backend')).toBe('hello 4096\n');
   });
 
+  it('runs the chunk filters example: a write is dirty, then stored, then read from the cache', async () => {
+    expect(await runExample('chunk-filters')).toBe('dirty\nundefined 1\nhello 1\n');
+  });
+
   it('runs the simulated kernel example through serveRing and the SBC emulation', async () => {
     // 1 MiB of 512-byte blocks: last LBA 2047 (0x7ff), block length 512 (0x200).
     expect(await runExample('simulated-kernel')).toBe('2 6 41\n0 [\n  0, 0, 7, 255,\n  0, 0, 2,   0\n]\n');
