@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openFileBackend } from '@tcmu/backend-file';
-import { describeKernel } from '@tcmu/lab';
+import { createErrorDevice, describeKernel, type ErrorDevice } from '@tcmu/lab';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { run, testHba, testName } from './kernel-support';
 import { openDevice } from './open-device';
@@ -52,16 +52,14 @@ describeKernel('backend errors reach the initiator as sense, logged once', () =>
   const dmName = `tcmu-served-eio-${process.pid}`;
   let folder = '';
   let mounted = '';
-  let loop = '';
-  let mapped = false;
+  let errorDevice: ErrorDevice | undefined;
 
   beforeAll(() => {
     folder = mkdtempSync(join(tmpdir(), 'tcmu-kernel-errors-'));
   });
 
   afterAll(() => {
-    if (mapped) sh('dmsetup', 'remove', '--noudevsync', dmName);
-    if (loop) sh('losetup', '--detach', loop);
+    errorDevice?.remove();
     if (mounted) sh('umount', mounted);
     rmSync(folder, { recursive: true, force: true });
   });
@@ -96,17 +94,9 @@ describeKernel('backend errors reach the initiator as sense, logged once', () =>
   }, 300_000);
 
   it('EIO from a device-mapper error target: 03/0C 00 at the initiator, one warning with advice', async () => {
-    sh('modprobe', 'loop');
-    sh('modprobe', 'dm_mod');
-    const backing = join(folder, 'backing.img');
-    sh('truncate', '-s', String(8 * MiB), backing);
-    loop = sh('losetup', '--find', '--show', backing);
-    // Sectors [4096, 6144) (bytes 2 MiB to 3 MiB) fail; the rest maps to the loop device.
-    const table = `0 4096 linear ${loop} 0\n4096 2048 error\n6144 10240 linear ${loop} 6144\n`;
-    execFileSync('dmsetup', ['create', '--noudevsync', dmName], { input: table });
-    mapped = true;
-    sh('dmsetup', 'mknodes', dmName);
-    const backend = await openFileBackend({ path: `/dev/mapper/${dmName}`, direct: true });
+    // Bytes 2 MiB to 3 MiB fail; the rest maps to a loop device.
+    errorDevice = createErrorDevice(folder, dmName);
+    const backend = await openFileBackend({ path: errorDevice.path, direct: true });
     const { logger, warnings } = capture();
     const device = await openDevice({ name: testName('eio'), backend, hba: testHba(9), logger });
     try {

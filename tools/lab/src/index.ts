@@ -5,7 +5,9 @@
  * Outside the lab a kernel test must skip visibly, with the reason in its title; inside it must run
  * for real. `describeKernel` does both.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe } from 'vitest';
 
 /** Where the target stack lives once configfs is mounted and target_core_mod is loaded. */
@@ -59,4 +61,44 @@ export function describeKernel(name: string, body: () => void, probe: KernelProb
   const reason = kernelSkipReason(probe);
   if (reason === undefined) describe(name, body);
   else describe.skip(`${name} [skipped: ${reason}]`, body);
+}
+
+/** A block device whose middle fails every I/O with EIO, for tests of how errors reach the initiator. */
+export interface ErrorDevice {
+  /** `/dev/mapper/<name>`: 8 MiB; bytes [2 MiB, 3 MiB) (sectors 4096-6143) fail, the rest is a loop device. */
+  readonly path: string;
+  /** Removes the mapping and detaches the loop device (idempotent; also after a failed create). */
+  remove(): void;
+}
+
+/**
+ * Creates an {@link ErrorDevice} named `name` (a device-mapper table: linear over a loop device on a
+ * file in `folder`, with an `error` target in the middle). Needs root, the loop and dm_mod modules
+ * and dmsetup: the lab has them.
+ */
+export function createErrorDevice(folder: string, name: string): ErrorDevice {
+  const sh = (command: string, ...args: string[]) => execFileSync(command, args, { encoding: 'utf8' }).trim();
+  let loop = '';
+  let mapped = false;
+  const remove = () => {
+    if (mapped) sh('dmsetup', 'remove', '--noudevsync', name);
+    mapped = false;
+    if (loop) sh('losetup', '--detach', loop);
+    loop = '';
+  };
+  try {
+    sh('modprobe', 'loop');
+    sh('modprobe', 'dm_mod');
+    const backing = join(folder, `${name}.img`);
+    sh('truncate', '-s', String(8 * 1024 * 1024), backing);
+    loop = sh('losetup', '--find', '--show', backing);
+    const table = `0 4096 linear ${loop} 0\n4096 2048 error\n6144 10240 linear ${loop} 6144\n`;
+    execFileSync('dmsetup', ['create', '--noudevsync', name], { input: table });
+    mapped = true;
+    sh('dmsetup', 'mknodes', name);
+  } catch (error) {
+    remove();
+    throw error;
+  }
+  return { path: `/dev/mapper/${name}`, remove };
 }

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BackendErrorCode } from '@tcmu/backend';
-import { describeKernel } from '@tcmu/lab';
+import { createErrorDevice, describeKernel, type ErrorDevice } from '@tcmu/lab';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openFileBackend } from './file-backend';
 
@@ -20,8 +20,7 @@ const MiB = 1024 * 1024;
 describeKernel('file backend against real kernel errors', () => {
   const name = `tcmu-eio-${process.pid}`;
   let folder = '';
-  let loop = '';
-  let mapped = false;
+  let errorDevice: ErrorDevice | undefined;
   let mounted = '';
 
   beforeAll(() => {
@@ -29,24 +28,15 @@ describeKernel('file backend against real kernel errors', () => {
   });
 
   afterAll(() => {
-    if (mapped) sh('dmsetup', 'remove', '--noudevsync', name);
-    if (loop) sh('losetup', '--detach', loop);
+    errorDevice?.remove();
     if (mounted) sh('umount', mounted);
     rmSync(folder, { recursive: true, force: true });
   });
 
   it('EIO from a device-mapper error target: reads → READ, buffered writes → WRITE at flush, O_DIRECT writes → WRITE', async () => {
-    sh('modprobe', 'loop');
-    sh('modprobe', 'dm_mod');
-    const backing = join(folder, 'backing.img');
-    sh('truncate', '-s', String(8 * MiB), backing);
-    loop = sh('losetup', '--find', '--show', backing);
-    // Sectors [4096, 6144) (bytes 2 MiB to 3 MiB) fail; the rest maps to the loop device.
-    const table = `0 4096 linear ${loop} 0\n4096 2048 error\n6144 10240 linear ${loop} 6144\n`;
-    execFileSync('dmsetup', ['create', '--noudevsync', name], { input: table });
-    mapped = true;
-    sh('dmsetup', 'mknodes', name);
-    const path = `/dev/mapper/${name}`;
+    // Bytes 2 MiB to 3 MiB fail; the rest maps to a loop device.
+    errorDevice = createErrorDevice(folder, name);
+    const path = errorDevice.path;
 
     const backend = await openFileBackend({ path });
     try {
