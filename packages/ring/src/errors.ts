@@ -26,7 +26,7 @@ export type RingErrorCode =
   | 'TCMU_ERR_RING_BROKEN'
   /** The simulated kernel aborted a queued command (task management). */
   | 'TCMU_ERR_RING_ABORTED'
-  /** Invalid argument to a public function (scatter helpers, options). */
+  /** Invalid argument to a public function (options). */
   | 'TCMU_ERR_RING_INVALID_ARGUMENT';
 
 /** Every error this package throws or reports. */

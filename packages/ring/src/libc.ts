@@ -1,5 +1,5 @@
 // The few libc calls the ring needs, bound once per process through koffi, on first use: importing
-// the package (e.g. only for the scatter helpers) loads no native code. Pointers are BigInt; every
+// the package (e.g. only for the simulated kernel's types) loads no native code. Pointers are BigInt; every
 // call returns -1 and sets errno on failure.
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';

@@ -1,4 +1,5 @@
 export type { AllocationExtent, Backend, BackendOperation } from './backend';
+export { firstDifference, isAllZero } from './bytes';
 export type { BackendCapabilities, BackendWith } from './capabilities';
 export { backendCapabilities, hasCapability, optionalOperations } from './capabilities';
 export type { BackendErrorOptions } from './errors';

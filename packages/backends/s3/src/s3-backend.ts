@@ -6,6 +6,8 @@ import {
   BackendError,
   BackendErrorCode,
   checkRange,
+  firstDifference,
+  isAllZero,
   scatterCopyFrom,
   scatterCopyTo,
   scatterLength,
@@ -528,13 +530,8 @@ export class S3Backend implements Backend {
             : this.#zeros.subarray(0, to - from);
           const wanted = new Uint8Array(to - from);
           scatterCopyTo(expected, from - offset, wanted);
-          const differs = Buffer.compare(
-            Buffer.from(current.buffer, current.byteOffset, current.byteLength),
-            wanted,
-          );
-          if (differs !== 0) {
-            let at = 0;
-            while (at < wanted.length && wanted[at] === current[at]) at++;
+          const at = firstDifference(current, wanted);
+          if (at >= 0) {
             throw new BackendError(
               BackendErrorCode.Miscompare,
               `compareAndWrite: data differs at byte ${from - offset + at}`,
@@ -952,9 +949,7 @@ export class S3Backend implements Backend {
         const snapshot = chunk.data;
         data = snapshot;
         chunk.frozen = snapshot !== null;
-        const zero =
-          snapshot === null ||
-          this.#zeros.equals(Buffer.from(snapshot.buffer, snapshot.byteOffset, snapshot.byteLength));
+        const zero = snapshot === null || isAllZero(snapshot);
         if (zero) {
           if (this.#stored.has(chunk.index)) {
             await this.#requests.run(() => this.#space.deleteChunk(chunk.index));

@@ -1,5 +1,5 @@
 import type { Backend } from '@tcmu/backend';
-import { scatterCopyTo } from '@tcmu/ring';
+import { scatterCopyTo } from '@tcmu/backend';
 import {
   encodeRequestSense,
   type FormatUnitCdb,

@@ -1,5 +1,4 @@
-import type { Backend } from '@tcmu/backend';
-import { scatterCopyTo, scatterSlice } from '@tcmu/ring';
+import { type Backend, firstDifference, isAllZero, scatterCopyTo, scatterSlice } from '@tcmu/backend';
 import type {
   CompareAndWriteCdb,
   ReadCdb,
@@ -21,9 +20,7 @@ import {
   checkWritable,
   chunkBytes,
   fail,
-  firstDifference,
   flushIfNeeded,
-  isZero,
   respondOnError,
   responseForThrown,
 } from './common';
@@ -256,7 +253,7 @@ export function emulateWriteSame(command: ScsiCommand): Promise<ScsiResponse> {
     const offset = Number(cdb.lba) * blockSize;
     const total = cdb.transferLength * blockSize;
     await device.locks.with({ lba: cdb.lba, blocks: BigInt(cdb.transferLength) }, async () => {
-      if (block === undefined || isZero(block)) await zeroRange(backend, offset, total, cdb.unmap);
+      if (block === undefined || isAllZero(block)) await zeroRange(backend, offset, total, cdb.unmap);
       else {
         const step = Math.min(total, Math.max(blockSize, chunkBytes - (chunkBytes % blockSize)));
         const pattern = new Uint8Array(step);

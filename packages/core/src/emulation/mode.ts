@@ -1,4 +1,4 @@
-import { scatterCopyTo } from '@tcmu/ring';
+import { scatterCopyTo } from '@tcmu/backend';
 import {
   encodeModeSense,
   type ModePageSets,
