@@ -5,6 +5,7 @@ export { backendCapabilities, hasCapability, optionalOperations } from './capabi
 export type { BackendErrorOptions } from './errors';
 export { BackendError, BackendErrorCode, isBackendError } from './errors';
 export * from './filters/index';
+export { type LockRange, RangeLock } from './range-lock';
 export { checkBackendRange, checkRange } from './ranges';
 export {
   ScatterCursor,

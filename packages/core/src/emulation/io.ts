@@ -92,7 +92,7 @@ export function emulateWrite(command: ScsiCommand): Promise<ScsiResponse> {
     checkTransferLimit(command, cdb.transferLength, device.limits.maxTransferBlocks);
     if (cdb.transferLength === 0) return good();
     checkDataLength(command, cdb.transferLength * device.blockSize);
-    await device.locks.with({ lba: cdb.lba, blocks: BigInt(cdb.transferLength) }, async () => {
+    await device.locks.with({ start: cdb.lba, length: BigInt(cdb.transferLength) }, async () => {
       await writeRange(command, backend, cdb.lba, cdb.transferLength);
       await flushIfNeeded(device, backend, cdb.fua);
     });
@@ -185,7 +185,7 @@ export function emulateWriteAndVerify(command: ScsiCommand): Promise<ScsiRespons
     checkTransferLimit(command, cdb.transferLength, device.limits.maxTransferBlocks);
     if (cdb.transferLength === 0) return good();
     checkDataLength(command, cdb.transferLength * device.blockSize);
-    await device.locks.with({ lba: cdb.lba, blocks: BigInt(cdb.transferLength) }, async () => {
+    await device.locks.with({ start: cdb.lba, length: BigInt(cdb.transferLength) }, async () => {
       await writeRange(command, backend, cdb.lba, cdb.transferLength);
       await flushIfNeeded(device, backend, true);
       await compareMedium(command, backend, cdb.lba, cdb.transferLength, (offset, into) => {
@@ -252,7 +252,7 @@ export function emulateWriteSame(command: ScsiCommand): Promise<ScsiResponse> {
     }
     const offset = Number(cdb.lba) * blockSize;
     const total = cdb.transferLength * blockSize;
-    await device.locks.with({ lba: cdb.lba, blocks: BigInt(cdb.transferLength) }, async () => {
+    await device.locks.with({ start: cdb.lba, length: BigInt(cdb.transferLength) }, async () => {
       if (block === undefined || isAllZero(block)) await zeroRange(backend, offset, total, cdb.unmap);
       else {
         const step = Math.min(total, Math.max(blockSize, chunkBytes - (chunkBytes % blockSize)));
@@ -295,7 +295,7 @@ export function emulateUnmap(command: ScsiCommand): Promise<ScsiResponse> {
     const blockSize = device.blockSize;
     for (const d of parsed.descriptors) {
       if (d.count === 0) continue;
-      await device.locks.with({ lba: d.lba, blocks: BigInt(d.count) }, () =>
+      await device.locks.with({ start: d.lba, length: BigInt(d.count) }, () =>
         backend.unmap!(Number(d.lba) * blockSize, d.count * blockSize),
       );
     }
@@ -329,7 +329,7 @@ export function emulateCompareAndWrite(command: ScsiCommand): Promise<ScsiRespon
     const offset = Number(cdb.lba) * device.blockSize;
     const verify = scatterSlice(command.data, 0, bytes);
     const data = scatterSlice(command.data, bytes, bytes);
-    await device.locks.with({ lba: cdb.lba, blocks: BigInt(blocks) }, async () => {
+    await device.locks.with({ start: cdb.lba, length: BigInt(blocks) }, async () => {
       if (backend.compareAndWrite) await backend.compareAndWrite(offset, verify, data);
       else {
         const expected = new Uint8Array(bytes);
