@@ -1,3 +1,5 @@
+import { errnoName, libc } from '@tcmu/libc';
+
 /** Stable error codes of @tcmu/ring. Match errors by `code`, never by class identity or message. */
 export type RingErrorCode =
   /** The uio device (or its sysfs entry) does not exist. */
@@ -55,4 +57,13 @@ export function isRingError(error: unknown, code?: RingErrorCode): error is Ring
   if (typeof error !== 'object' || error === null) return false;
   const c = (error as { code?: unknown }).code;
   return typeof c === 'string' && c.startsWith('TCMU_ERR_RING_') && (code === undefined || c === code);
+}
+
+/** A RingError for a failed system call, with the errno name in message and field. */
+export function systemError(code: RingErrorCode, what: string, device?: string): RingError {
+  const name = errnoName(libc().errno());
+  return new RingError(code, `${what} failed: ${name}${device ? ` (${device})` : ''}`, {
+    errno: name,
+    ...(device === undefined ? {} : { device }),
+  });
 }

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { RingError } from './errors';
+import { libc, O_CLOEXEC, O_NONBLOCK, O_RDWR, POLLERR, POLLHUP, POLLIN, POLLNVAL } from '@tcmu/libc';
+import { RingError, systemError } from './errors';
 import {
   CAPABILITY,
   COMMAND_RING_OFFSET,
@@ -11,7 +12,6 @@ import {
   TASK_MANAGEMENT_TYPES,
   USER_FLAG,
 } from './layout';
-import { libc, O_CLOEXEC, O_NONBLOCK, O_RDWR, POLLERR, POLLHUP, POLLIN, POLLNVAL, systemError } from './libc';
 import { SharedMapping } from './mapping';
 import type {
   RingCapabilities,
