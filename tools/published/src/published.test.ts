@@ -34,6 +34,27 @@ describe('the packages as published (pnpm pack → npm install in a scratch proj
     }
   });
 
+  it('koffi reaches only the packages that make system calls (through @tcmu/libc)', () => {
+    /** Names in the installed dependency tree of `name` (dependencies and optionalDependencies). */
+    const tree = (name: string, seen = new Set<string>()): Set<string> => {
+      if (seen.has(name)) return seen;
+      seen.add(name);
+      const manifest = JSON.parse(
+        readFileSync(join(scratchDirectory, 'node_modules', name, 'package.json'), 'utf8'),
+      ) as { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+      for (const dependency of Object.keys({ ...manifest.dependencies, ...manifest.optionalDependencies }))
+        if (dependency.startsWith('@tcmu/') || dependency === 'koffi') tree(dependency, seen);
+      return seen;
+    };
+    for (const name of ['@tcmu/scsi', '@tcmu/backend', '@tcmu/backend-memory', '@tcmu/backend-s3'])
+      expect(
+        [...tree(name)].filter((n) => n === 'koffi' || n === '@tcmu/libc'),
+        name,
+      ).toEqual([]);
+    for (const name of ['@tcmu/ring', '@tcmu/configfs', '@tcmu/backend-file'])
+      expect(tree(name).has('koffi'), name).toBe(true);
+  });
+
   it('runs the memory backend example', async () => {
     expect(await runExample('memory-backend')).toBe('hello 4096\n');
   });
@@ -62,8 +83,11 @@ describe('the packages as published (pnpm pack → npm install in a scratch proj
     expect(existsSync(join(portableDirectory, 'node_modules', 'koffi'))).toBe(false);
     const { execFile } = await import('node:child_process');
     const { promisify } = await import('node:util');
+    // pnpm puts the workspace's hoisted modules (koffi among them) on NODE_PATH: not for this child.
+    const { NODE_PATH: _, ...env } = process.env;
     const { stdout } = await promisify(execFile)(process.execPath, ['emulate.mjs'], {
       cwd: portableDirectory,
+      env,
     });
     // WRITE(10) GOOD, READ(10) GOOD, the block read back; then @tcmu/libc refuses with its code.
     expect(stdout).toBe('0 0 7 7\nTCMU_ERR_LIBC_NO_KOFFI\n');
