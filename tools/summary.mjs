@@ -32,7 +32,10 @@ for (const file of readdirSync(dir)
     continue;
   }
   const p = report.numPassedTests ?? 0;
-  const f = (report.numFailedTests ?? 0) + (report.numFailedTestSuites ?? 0);
+  // vitest's numFailedTestSuites counts every describe block above a failed test as well as the file,
+  // so it is not added: a failed test counts once, and a file that failed without any failed test
+  // (it did not load, or an afterAll threw) counts once below.
+  let f = report.numFailedTests ?? 0;
   const s = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
   const part = file.replace(/\.json$/, '');
   for (const suite of report.testResults ?? []) {
@@ -47,6 +50,7 @@ for (const file of readdirSync(dir)
       failures.push(`${part}: ${where} > ${test.fullName ?? test.title}: ${why}`);
     }
     if (failedHere.length === 0 && suite.status === 'failed') {
+      f += 1;
       failures.push(
         `${part}: ${where}: ${String(suite.message ?? 'the file failed')
           .split('\n')[0]

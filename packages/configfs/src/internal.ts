@@ -1,5 +1,6 @@
 import { ConfigfsError, errnoCode, ioError } from './errors';
 import { nodeSystem, type SystemAccess } from './system';
+import { type TreeState, treeState } from './tree-state';
 import type { SystemRoots } from './types';
 
 export interface Context {
@@ -10,6 +11,8 @@ export interface Context {
   devRoot: string;
   procRoot: string;
   system: SystemAccess;
+  /** What this process made in the tree, and its lock (shared by every call naming the same root). */
+  state: TreeState;
 }
 
 export function resolveRoots(options: SystemRoots = {}): Context {
@@ -21,6 +24,7 @@ export function resolveRoots(options: SystemRoots = {}): Context {
     devRoot: trimSlash(options.devRoot ?? '/dev'),
     procRoot: trimSlash(options.procRoot ?? '/proc'),
     system: options.system ?? nodeSystem,
+    state: treeState(configfsRoot),
   };
 }
 
@@ -28,19 +32,23 @@ function trimSlash(path: string): string {
   return path.length > 1 ? path.replace(/\/+$/, '') : path;
 }
 
-const locks = new Map<string, Promise<unknown>>();
-
-/** Serialises structural changes to one configfs tree within this process. */
+/** Serialises structural changes to one configfs tree within this process ({@link TreeState.lock}). */
 export function withLock<T>(context: Context, work: () => Promise<T>): Promise<T> {
-  const key = context.configfsRoot;
-  const previous = locks.get(key) ?? Promise.resolve();
-  const next = previous.then(work, work);
-  const settled = next.catch(() => undefined);
-  locks.set(key, settled);
-  void settled.then(() => {
-    if (locks.get(key) === settled) locks.delete(key);
-  });
-  return next;
+  return context.state.lock(work);
+}
+
+/**
+ * Runs a creation made of steps, each of which records its own undo in `rollback` as soon as it has
+ * made something; on any failure the undo steps run in reverse order and the error is rethrown
+ * (with any rollback failures attached: {@link Rollback.fail}).
+ */
+export async function transaction<T>(work: (rollback: Rollback) => Promise<T>): Promise<T> {
+  const rollback = new Rollback();
+  try {
+    return await work(rollback);
+  } catch (error) {
+    return rollback.fail(error);
+  }
 }
 
 /** Undo steps recorded during a creation, run in reverse on failure. */
@@ -105,6 +113,27 @@ export async function mkdir(context: Context, path: string): Promise<void> {
   } catch (error) {
     throw ioError('mkdir', path, error);
   }
+}
+
+/** mkdir, recording its undo (rmdir) in `rollback`. */
+export async function mkdirUndoable(context: Context, path: string, rollback: Rollback): Promise<void> {
+  await mkdir(context, path);
+  rollback.push(() => removeDirectory(context, path));
+}
+
+/** Makes the symlink `path` → `target`, recording its undo (unlink) in `rollback`. */
+export async function symlinkUndoable(
+  context: Context,
+  target: string,
+  path: string,
+  rollback: Rollback,
+): Promise<void> {
+  try {
+    await context.system.symlink(target, path);
+  } catch (error) {
+    throw ioError('symlink', path, error);
+  }
+  rollback.push(() => unlinkOptional(context, path));
 }
 
 export async function write(context: Context, path: string, text: string): Promise<void> {

@@ -1,12 +1,5 @@
-import {
-  ensureUioNode,
-  findBlockDevice,
-  findGenericDevice,
-  findUio,
-  parseLoopbackAddress,
-  readMapSize,
-} from './discovery';
-import { ConfigfsError, errnoCode, ioError } from './errors';
+import { findBlockDevice, findGenericDevice, findUio, parseLoopbackAddress } from './discovery';
+import { ConfigfsError } from './errors';
 import {
   type Context,
   exists,
@@ -14,14 +7,14 @@ import {
   readOptional,
   removeDirectory,
   removeDirectoryIfUnused,
-  resolveLinkTarget,
   resolveRoots,
   unlinkOptional,
-  waitFor,
   withLock,
   write,
 } from './internal';
 import { findIscsiExports, removeIscsiExports } from './iscsi';
+import { releaseFabricIfEmpty, removeTargetIfEmpty } from './loopback';
+import { findLunLinks } from './luns';
 import { currentOwner, formatDevConfig, ownerAlive, parseDevConfig } from './ownership';
 import type {
   DeviceRecord,
@@ -32,7 +25,7 @@ import type {
   SystemRoots,
   UserDevice,
 } from './types';
-import { adoptHba, liveDevices, UserDeviceImpl } from './user-device';
+import { hbaPath, openUio, registerDevice } from './user-device';
 import { validateDeviceName, validateHba, validateTimeout } from './validate';
 
 interface FoundLun extends LunRecord {
@@ -42,55 +35,27 @@ interface FoundLun extends LunRecord {
   tpgtPath: string;
 }
 
-/** Every tcm_loop LUN whose link points at the device `devicePath`. */
+/** Every tcm_loop LUN whose link points at the device `devicePath`, with its disk. */
 async function findLuns(context: Context, devicePath: string): Promise<FoundLun[]> {
   const found: FoundLun[] = [];
   const fabric = `${context.targetRoot}/loopback`;
-  // configfs link targets are reported relative to the link; compare from `target/` on.
-  const wanted = devicePath.slice(context.targetRoot.length);
-  for (const wwn of await readdirOptional(context, fabric)) {
-    if (!wwn.startsWith('naa.')) continue;
-    const targetPath = `${fabric}/${wwn}`;
-    for (const tpgtName of await readdirOptional(context, targetPath)) {
-      const tpgtMatch = /^tpgt_(\d+)$/.exec(tpgtName);
-      if (!tpgtMatch) continue;
-      const tpgtPath = `${targetPath}/${tpgtName}`;
-      for (const lunName of await readdirOptional(context, `${tpgtPath}/lun`)) {
-        const lunMatch = /^lun_(\d+)$/.exec(lunName);
-        if (!lunMatch) continue;
-        const lunPath = `${tpgtPath}/lun/${lunName}`;
-        for (const entry of await readdirOptional(context, lunPath)) {
-          const linkPath = `${lunPath}/${entry}`;
-          if ((await context.system.kind(linkPath)) !== 'symlink') continue;
-          let target: string;
-          try {
-            target = resolveLinkTarget(linkPath, await context.system.readlink(linkPath));
-          } catch {
-            continue;
-          }
-          const targetIndex = target.lastIndexOf('/target/core/');
-          const relative = targetIndex >= 0 ? target.slice(targetIndex + '/target'.length) : target;
-          if (relative !== wanted && target !== devicePath) continue;
-          const lun = Number(lunMatch[1]);
-          const address = parseLoopbackAddress(await readOptional(context, `${tpgtPath}/address`), lun);
-          const blockDevice = address ? await findBlockDevice(context, address) : undefined;
-          const generic = address ? await findGenericDevice(context, address) : undefined;
-          found.push({
-            wwn,
-            tpgt: Number(tpgtMatch[1]),
-            lun,
-            address,
-            blockDevice,
-            devicePath: blockDevice === undefined ? undefined : `${context.devRoot}/${blockDevice}`,
-            sgPath: generic === undefined ? undefined : `${context.devRoot}/${generic}`,
-            lunPath,
-            linkPath,
-            targetPath,
-            tpgtPath,
-          });
-        }
-      }
-    }
+  for (const link of await findLunLinks(context, fabric, /^naa\./, devicePath)) {
+    const address = parseLoopbackAddress(await readOptional(context, `${link.tpgtPath}/address`), link.lun);
+    const blockDevice = address ? await findBlockDevice(context, address) : undefined;
+    const generic = address ? await findGenericDevice(context, address) : undefined;
+    found.push({
+      wwn: link.target,
+      tpgt: link.tpgt,
+      lun: link.lun,
+      address,
+      blockDevice,
+      devicePath: blockDevice === undefined ? undefined : `${context.devRoot}/${blockDevice}`,
+      sgPath: generic === undefined ? undefined : `${context.devRoot}/${generic}`,
+      lunPath: link.lunPath,
+      linkPath: link.linkPath,
+      targetPath: link.targetPath,
+      tpgtPath: link.tpgtPath,
+    });
   }
   return found;
 }
@@ -235,14 +200,6 @@ async function locate(context: Context, name: string, hba: number | undefined) {
   return record;
 }
 
-/**
- * Removes the `loopback` fabric folder once no target is left in it (it comes back on the next mkdir).
- * No check first: rmdir itself fails with ENOTEMPTY while a target exists, even one made a moment ago.
- */
-async function releaseFabricIfEmpty(context: Context): Promise<void> {
-  await removeDirectoryIfUnused(context, `${context.targetRoot}/loopback`);
-}
-
 /** Removes a device left by another process: its LUNs (and their target if emptied), device, HBA if empty. */
 async function removeFound(context: Context, record: DeviceRecord & { found: FoundLun[] }): Promise<void> {
   if (record.enabled) {
@@ -254,30 +211,17 @@ async function removeFound(context: Context, record: DeviceRecord & { found: Fou
     }
   }
   await removeIscsiExports(context, record.configfsPath);
-  const touchedTargets = new Set<string>();
+  const touchedTargets = new Map<string, string>(); // TPG → its target
   for (const lun of record.found) {
     await unlinkOptional(context, lun.linkPath);
     await removeDirectory(context, lun.lunPath);
-    touchedTargets.add(`${lun.targetPath}\n${lun.tpgtPath}`);
+    touchedTargets.set(lun.tpgtPath, lun.targetPath);
   }
-  for (const key of touchedTargets) {
-    const [targetPath, tpgtPath] = key.split('\n') as [string, string];
-    if ((await readdirOptional(context, `${tpgtPath}/lun`)).some((entry) => /^lun_\d+$/.test(entry)))
-      continue;
-    const nexus = await readOptional(context, `${tpgtPath}/nexus`);
-    if (nexus !== undefined && nexus !== '' && nexus !== 'NULL') {
-      try {
-        await context.system.writeFile(`${tpgtPath}/nexus`, 'NULL');
-      } catch (error) {
-        if (errnoCode(error) !== 'ENODEV') throw ioError('write "NULL" to', `${tpgtPath}/nexus`, error);
-      }
-    }
-    // A LUN added since the check keeps the tpgt (EBUSY/ENOTEMPTY), and a tpgt keeps the target.
-    if (await removeDirectoryIfUnused(context, tpgtPath)) await removeDirectoryIfUnused(context, targetPath);
-  }
+  for (const [tpgtPath, targetPath] of touchedTargets)
+    await removeTargetIfEmpty(context, targetPath, tpgtPath);
   if (touchedTargets.size > 0) await releaseFabricIfEmpty(context);
   await removeDirectory(context, record.configfsPath);
-  await removeDirectoryIfUnused(context, `${context.targetRoot}/core/user_${record.hba}`);
+  await removeDirectoryIfUnused(context, hbaPath(context, record.hba));
 }
 
 /**
@@ -290,7 +234,7 @@ export async function removeDevice(options: RemoveDeviceOptions): Promise<void> 
   const hba = options.hba === undefined ? undefined : validateHba(options.hba);
   const context = resolveRoots(options);
   const record = await locate(context, name, hba);
-  const own = liveDevices.get(record.configfsPath);
+  const own = context.state.devices.get(record.configfsPath);
   if (own) {
     await own.remove();
     return;
@@ -311,7 +255,7 @@ export async function removeStale(options: SystemRoots = {}): Promise<DeviceReco
   const context = resolveRoots(options);
   const removed: DeviceRecord[] = [];
   for (const record of await scan(context, false)) {
-    if (!record.stale || liveDevices.has(record.configfsPath)) continue;
+    if (!record.stale || context.state.devices.has(record.configfsPath)) continue;
     await withLock(context, () => removeFound(context, record));
     removed.push(strip(record));
   }
@@ -330,7 +274,7 @@ export async function reattachUserDevice(options: ReattachUserDeviceOptions): Pr
   const uioTimeoutMs = validateTimeout('uioTimeoutMs', options.uioTimeoutMs ?? 10_000);
   const context = resolveRoots(options);
   const record = await locate(context, name, hba);
-  if (liveDevices.has(record.configfsPath)) {
+  if (context.state.devices.has(record.configfsPath)) {
     throw new ConfigfsError(
       'TCMU_ERR_DEVICE_IN_USE',
       `device user_${record.hba}/${name} is already open in this process`,
@@ -373,25 +317,13 @@ export async function reattachUserDevice(options: ReattachUserDeviceOptions): Pr
         // kernels that refuse a new dev_config on a live device keep the old owner mark
       }
     }
-    const uio = await waitFor(
-      () => findUio(context, record.hba, name),
-      uioTimeoutMs,
-      () => new ConfigfsError('TCMU_ERR_TIMEOUT', `no uio device for user_${record.hba}/${name}`),
-    );
-    const mapSize = await readMapSize(context, uio);
-    if (mapSize === undefined) {
-      throw new ConfigfsError('TCMU_ERR_CONFIGFS_IO', `cannot read the map size of ${uio}`);
-    }
-    const node = await ensureUioNode(context, uio);
-    const device = new UserDeviceImpl(context, {
+    const uio = await openUio(context, record.hba, name, uioTimeoutMs);
+    const device = registerDevice(context, {
       hba: record.hba,
       name,
       devicePath,
       devConfig,
-      uio,
-      uioPath: node.path,
-      uioNodeCreated: node.created,
-      mapSize,
+      ...uio,
       size: record.size ?? 0,
       blockSize,
     });
@@ -411,8 +343,6 @@ export async function reattachUserDevice(options: ReattachUserDeviceOptions): Pr
         createdNodes: [],
       });
     }
-    adoptHba(context, record.hba);
-    liveDevices.set(devicePath, device);
     return device;
   });
 }

@@ -3,17 +3,19 @@ import {
   type Context,
   exists,
   mkdir,
+  mkdirUndoable,
   Rollback,
   readdirOptional,
   readOptional,
   removeDirectory,
   removeDirectoryIfUnused,
-  resolveLinkTarget,
   resolveRoots,
+  symlinkUndoable,
   unlinkOptional,
   withLock,
   write,
 } from './internal';
+import { findLunLinks, lunFolders, symlinksIn } from './luns';
 import type { SystemRoots } from './types';
 import { validateDeviceName, validateHba } from './validate';
 
@@ -215,9 +217,6 @@ function fabricPath(context: Context): string {
   return `${context.targetRoot}/iscsi`;
 }
 
-/** Tracks whether this process created the `iscsi` fabric folder (it is removed when emptied). */
-let createdFabric = false;
-
 /**
  * Exports a backstore through LIO's iSCSI fabric: one target, TPG 1, LUN 0, the given portals, and
  * either ACLs for the allowed initiators (LUN 0 mapped, write-protected when `readOnly`) or open
@@ -291,10 +290,8 @@ export async function exportIscsi(options: ExportIscsiOptions): Promise<IscsiExp
           { path: targetPath },
         );
       }
-      await mkdir(context, targetPath);
-      rollback.push(() => removeDirectory(context, targetPath));
-      await mkdir(context, tpgt);
-      rollback.push(() => removeDirectory(context, tpgt));
+      await mkdirUndoable(context, targetPath, rollback);
+      await mkdirUndoable(context, tpgt, rollback);
       await write(context, `${tpgt}/param/TargetAlias`, `${ISCSI_ALIAS_PREFIX}${name}`);
       // Before any LUN is linked, so no initiator ever sees the disk writable by mistake.
       await write(context, `${tpgt}/attrib/prod_mode_write_protect`, readOnly ? '1' : '0');
@@ -308,34 +305,19 @@ export async function exportIscsi(options: ExportIscsiOptions): Promise<IscsiExp
       }
 
       const lunPath = `${tpgt}/lun/${LUN}`;
-      await mkdir(context, lunPath);
-      rollback.push(() => removeDirectory(context, lunPath));
-      const lunLink = `${lunPath}/${name}`;
-      try {
-        await context.system.symlink(devicePath, lunLink);
-      } catch (error) {
-        throw ioError('symlink', lunLink, error);
-      }
-      rollback.push(() => unlinkOptional(context, lunLink));
+      await mkdirUndoable(context, lunPath, rollback);
+      await symlinkUndoable(context, devicePath, `${lunPath}/${name}`, rollback);
 
       for (const initiator of allow) {
         const acl = `${tpgt}/acls/${initiator}`;
-        await mkdir(context, acl);
-        rollback.push(() => removeDirectory(context, acl));
+        await mkdirUndoable(context, acl, rollback);
         if (chap) {
           await write(context, `${acl}/auth/userid`, chap.userid);
           await writeSecret(context, `${acl}/auth/password`, chap.password);
         }
         const mapped = `${acl}/${LUN}`;
-        await mkdir(context, mapped);
-        rollback.push(() => removeDirectory(context, mapped));
-        const mappedLink = `${mapped}/${LUN}`;
-        try {
-          await context.system.symlink(lunPath, mappedLink);
-        } catch (error) {
-          throw ioError('symlink', mappedLink, error);
-        }
-        rollback.push(() => unlinkOptional(context, mappedLink));
+        await mkdirUndoable(context, mapped, rollback);
+        await symlinkUndoable(context, lunPath, `${mapped}/${LUN}`, rollback);
         // The kernel applies write_protect to the mapping made by the link, so it is written after it.
         await write(context, `${mapped}/write_protect`, readOnly ? '1' : '0');
       }
@@ -360,7 +342,7 @@ export async function exportIscsi(options: ExportIscsiOptions): Promise<IscsiExp
 
       await write(context, `${tpgt}/enable`, '1');
       rollback.push(() => context.system.writeFile(`${tpgt}/enable`, '0'));
-      if (madeFabric) createdFabric = true;
+      if (madeFabric) context.state.iscsiFabricCreated = true;
       return new Export(context, {
         iqn,
         configfsPath: targetPath,
@@ -443,7 +425,9 @@ class Export implements IscsiExport {
       if (this.#removed) return;
       await removeTarget(this.#context, this.#state.configfsPath);
       this.#removed = true;
-      if (createdFabric && (await removeFabricIfEmpty(this.#context))) createdFabric = false;
+      const state = this.#context.state;
+      if (state.iscsiFabricCreated && (await removeFabricIfEmpty(this.#context)))
+        state.iscsiFabricCreated = false;
     });
   }
 }
@@ -454,14 +438,6 @@ async function removeFabricIfEmpty(context: Context): Promise<boolean> {
   const targets = (await readdirOptional(context, fabric)).filter((entry) => /^(iqn|eui|naa)\./.test(entry));
   if (targets.length > 0) return false;
   return removeDirectoryIfUnused(context, fabric);
-}
-
-async function symlinksIn(context: Context, folder: string): Promise<string[]> {
-  const links: string[] = [];
-  for (const entry of await readdirOptional(context, folder)) {
-    if ((await context.system.kind(`${folder}/${entry}`)) === 'symlink') links.push(`${folder}/${entry}`);
-  }
-  return links;
 }
 
 /** Tears one target down in the order the kernel needs: disable, portals, ACLs, LUNs, TPGs, target. */
@@ -487,7 +463,7 @@ async function removeTarget(context: Context, targetPath: string): Promise<void>
       }
       await removeDirectory(context, aclPath);
     }
-    for (const lun of (await readdirOptional(context, `${tpgt}/lun`)).filter((e) => /^lun_\d+$/.test(e))) {
+    for (const lun of await lunFolders(context, tpgt)) {
       for (const link of await symlinksIn(context, `${tpgt}/lun/${lun}`)) await unlinkOptional(context, link);
       await removeDirectory(context, `${tpgt}/lun/${lun}`);
     }
@@ -496,57 +472,31 @@ async function removeTarget(context: Context, targetPath: string): Promise<void>
   await removeDirectory(context, targetPath);
 }
 
-/** True when the LUN link at `linkPath` points at the backstore `devicePath` (compared from `target/core/` on). */
-async function linksTo(context: Context, linkPath: string, devicePath: string): Promise<boolean> {
-  let target: string;
-  try {
-    target = resolveLinkTarget(linkPath, await context.system.readlink(linkPath));
-  } catch {
-    return false;
-  }
-  const wanted = devicePath.slice(context.targetRoot.length);
-  const index = target.lastIndexOf('/target/core/');
-  return target === devicePath || (index >= 0 && target.slice(index + '/target'.length) === wanted);
-}
-
 interface FoundExport extends IscsiExportRecord {
   targetPath: string;
 }
 
-/** Every iSCSI target with a LUN linked to the backstore at `devicePath`. */
+/** Every iSCSI target LUN linked to the backstore at `devicePath` (one record per LUN). */
 export async function findIscsiExports(context: Context, devicePath: string): Promise<FoundExport[]> {
   const found: FoundExport[] = [];
-  const fabric = fabricPath(context);
-  for (const iqn of await readdirOptional(context, fabric)) {
-    if (!/^(iqn|eui|naa)\./.test(iqn)) continue;
-    const targetPath = `${fabric}/${iqn}`;
-    for (const tpgtName of await readdirOptional(context, targetPath)) {
-      const tpgtMatch = /^tpgt_(\d+)$/.exec(tpgtName);
-      if (!tpgtMatch) continue;
-      const tpgt = `${targetPath}/${tpgtName}`;
-      for (const lunName of await readdirOptional(context, `${tpgt}/lun`)) {
-        const lunMatch = /^lun_(\d+)$/.exec(lunName);
-        if (!lunMatch) continue;
-        let linked = false;
-        for (const link of await symlinksIn(context, `${tpgt}/lun/${lunName}`)) {
-          if (await linksTo(context, link, devicePath)) linked = true;
-        }
-        if (!linked) continue;
-        const alias = await readOptional(context, `${tpgt}/param/TargetAlias`);
-        found.push({
-          iqn,
-          tpgt: Number(tpgtMatch[1]),
-          lun: Number(lunMatch[1]),
-          portals: await readdirOptional(context, `${tpgt}/np`),
-          acls: await readdirOptional(context, `${tpgt}/acls`),
-          open: (await readOptional(context, `${tpgt}/attrib/generate_node_acls`)) === '1',
-          enabled: (await readOptional(context, `${tpgt}/enable`)) === '1',
-          chap: (await readOptional(context, `${tpgt}/attrib/authentication`)) === '1',
-          owned: alias?.startsWith(ISCSI_ALIAS_PREFIX) ?? false,
-          targetPath,
-        });
-      }
-    }
+  const seen = new Set<string>();
+  for (const link of await findLunLinks(context, fabricPath(context), /^(iqn|eui|naa)\./, devicePath)) {
+    if (seen.has(link.lunPath)) continue;
+    seen.add(link.lunPath);
+    const tpgt = link.tpgtPath;
+    const alias = await readOptional(context, `${tpgt}/param/TargetAlias`);
+    found.push({
+      iqn: link.target,
+      tpgt: link.tpgt,
+      lun: link.lun,
+      portals: await readdirOptional(context, `${tpgt}/np`),
+      acls: await readdirOptional(context, `${tpgt}/acls`),
+      open: (await readOptional(context, `${tpgt}/attrib/generate_node_acls`)) === '1',
+      enabled: (await readOptional(context, `${tpgt}/enable`)) === '1',
+      chap: (await readOptional(context, `${tpgt}/attrib/authentication`)) === '1',
+      owned: alias?.startsWith(ISCSI_ALIAS_PREFIX) ?? false,
+      targetPath: link.targetPath,
+    });
   }
   return found;
 }

@@ -47,21 +47,26 @@ export async function mountConfigfs(options: SystemRoots = {}): Promise<void> {
   }
 }
 
+/** Every feature unknown (false): what a preflight without the probe reports. */
+function noFeatures(): KernelFeatures {
+  return {
+    netlinkReplyOptOut: false,
+    commandRingSize: false,
+    dataPagesPerBlock: false,
+    taskManagementNotification: false,
+    devConfigAttribute: false,
+    loopbackAddress: undefined,
+  };
+}
+
 /** Detects features by attribute existence on a probe device that is never enabled, then removed. */
 async function probeFeatures(context: Context, hba: number): Promise<KernelFeatures> {
   return withLock(context, async () => {
     const hbaDirectory = `${context.targetRoot}/core/user_${hba}`;
     // Other processes may make or remove the HBA and `loopback` at the same moment: made with
-    // mkdirInShared, and removed by whoever leaves them empty, like a device's (see adoptHba).
+    // mkdirInShared, and removed by whoever leaves them empty, like a device's (see the note on shared folders in user-device.ts).
     const probe = `${hbaDirectory}/tcmu-ts-probe-${process.pid}`;
-    const features: KernelFeatures = {
-      netlinkReplyOptOut: false,
-      commandRingSize: false,
-      dataPagesPerBlock: false,
-      taskManagementNotification: false,
-      devConfigAttribute: false,
-      loopbackAddress: undefined,
-    };
+    const features = noFeatures();
     try {
       await mkdirInShared(context, hbaDirectory, probe);
       // Marked as ours, so a crash during the probe leaves something removeStale() cleans up.
@@ -157,14 +162,7 @@ export async function preflight(options: PreflightOptions = {}): Promise<Preflig
   if (options.probe === false) {
     return {
       modulesLoaded,
-      features: {
-        netlinkReplyOptOut: false,
-        commandRingSize: false,
-        dataPagesPerBlock: false,
-        taskManagementNotification: false,
-        devConfigAttribute: false,
-        loopbackAddress: undefined,
-      },
+      features: noFeatures(),
     };
   }
   const features = await probeFeatures(context, hba);

@@ -8,7 +8,12 @@ import {
   listDevices,
   type UserDevice,
 } from './index';
-import { createFakeKernel, type FakeKernel, type FakeKernelOptions } from './testing/index';
+import {
+  createFakeKernel,
+  type FakeKernel,
+  type FakeKernelOptions,
+  type FakeOperation,
+} from './testing/index';
 
 let kernel: FakeKernel;
 
@@ -288,6 +293,65 @@ describe('rollback on failure', () => {
   it('reports configfs missing clearly', async () => {
     await withKernel({ configfsMounted: false });
     await expectCode(createUserDevice({ ...kernel.roots, ...base }), 'TCMU_ERR_CONFIGFS_NOT_MOUNTED');
+  });
+});
+
+describe('a failure at every step of a creation rolls back everything it made, in reverse order', () => {
+  // Count the mutating operations of a successful run, then make each one fail in turn (EIO): the call
+  // must reject and leave configfs, sysfs and /dev as they were. `seen` counts only while armed.
+  let failAt = -1;
+  let seen = Number.NEGATIVE_INFINITY;
+  const fail = (op: FakeOperation) => (op.operation !== 'run' && seen++ === failAt ? 'EIO' : undefined);
+  const request = { ...base, maxSectors: 128, attributes: { cmd_time_out: 5 } };
+
+  it('createUserDevice (HBA made, uio node made with mknod)', async () => {
+    await withKernel({ fail, devtmpfs: false });
+    const before = await kernel.snapshot();
+    seen = 0;
+    const device = await createUserDevice({ ...kernel.roots, ...request });
+    const steps = seen;
+    seen = Number.NEGATIVE_INFINITY;
+    await device.remove();
+    expect(steps).toBeGreaterThan(8);
+    for (failAt = 0; failAt < steps; failAt++) {
+      seen = 0;
+      await expectCode(createUserDevice({ ...kernel.roots, ...request }), 'TCMU_ERR_CONFIGFS_IO');
+      seen = Number.NEGATIVE_INFINITY;
+      expect(await kernel.snapshot(), `failing step ${failAt}`).toEqual(before);
+      expect(await listDevices(kernel.roots), `failing step ${failAt}`).toEqual([]);
+    }
+  });
+
+  it.each([
+    ['a new target (fabric, target, TPG, nexus, LUN, link, disk nodes, stable link)', false],
+    ['a second LUN on a target this process made', true],
+  ])('attachLoopback onto %s', async (_label, secondLun) => {
+    await withKernel({ fail, devtmpfs: false });
+    const links = `${kernel.root}/links`;
+    await kernel.system.mkdir(links);
+    const device = await createUserDevice({ ...kernel.roots, ...request });
+    const first = secondLun
+      ? await (await createUserDevice({ ...kernel.roots, ...request, name: 'disk1' })).attachLoopback()
+      : undefined;
+    const options = { linkDirectory: links, ...(first ? { wwn: first.wwn, lun: 1 } : {}) };
+    const before = await kernel.snapshot();
+    seen = 0;
+    const attachment = await device.attachLoopback(options);
+    const steps = seen;
+    seen = Number.NEGATIVE_INFINITY;
+    await attachment.detach();
+    expect(await kernel.snapshot()).toEqual(before);
+    expect(steps).toBeGreaterThan(secondLun ? 3 : 7);
+    for (failAt = 0; failAt < steps; failAt++) {
+      seen = 0;
+      await expectCode(device.attachLoopback(options), 'TCMU_ERR_CONFIGFS_IO');
+      seen = Number.NEGATIVE_INFINITY;
+      expect(await kernel.snapshot(), `failing step ${failAt}`).toEqual(before);
+      expect(device.attachments, `failing step ${failAt}`).toEqual([]);
+    }
+    // The target this process made is still usable (its record survived the failed attempts).
+    const again = await device.attachLoopback(options);
+    expect(again.lun).toBe(secondLun ? 1 : 0);
   });
 });
 

@@ -1,33 +1,33 @@
-import { randomBytes } from 'node:crypto';
-import {
-  ensureUioNode,
-  findBlockDevice,
-  findGenericDevice,
-  findUio,
-  formatAddress,
-  parseLoopbackAddress,
-  readMapSize,
-  scsiDeviceDirectory,
-} from './discovery';
+import { ensureUioNode, findUio, readMapSize } from './discovery';
 import { ConfigfsError, errnoCode, ioError } from './errors';
 import {
   type Context,
-  ensureDeviceNode,
   exists,
-  mkdir,
   mkdirInShared,
-  Rollback,
-  readdirOptional,
-  readOptional,
+  type Rollback,
   removeDirectory,
   removeDirectoryIfUnused,
   resolveRoots,
+  transaction,
   unlinkOptional,
   waitFor,
   withLock,
   write,
 } from './internal';
+import {
+  claimTarget,
+  findDisk,
+  type LoopbackDisk,
+  type LoopbackPaths,
+  linkLun,
+  loopbackPaths,
+  makeStableLink,
+  randomWwn,
+  releaseFabricIfEmpty,
+  removeTargetIfEmpty,
+} from './loopback';
 import { currentOwner, formatDevConfig } from './ownership';
+import type { OwnedTarget } from './tree-state';
 import type {
   AttachLoopbackOptions,
   CreateUserDeviceOptions,
@@ -52,79 +52,85 @@ import {
   validateWwn,
 } from './validate';
 
-/**
- * Shared folders (an HBA `core/user_N`, the `loopback` fabric folder) are not owned by the process that
- * made them: any number of processes create devices in them at once. Creating treats "already exists"
- * as success ({@link mkdirInShared}); whoever removes a device or target tries to remove its shared
- * folder and the last user succeeds ({@link removeDirectoryIfUnused}: ENOTEMPTY/EBUSY/ENOENT mean
- * "still used" or "already gone"). So an empty HBA or `loopback` folder (which holds no configuration)
- * is removed with the last toolkit device in it, whoever made it; one holding anyone else's device is
- * never removed. Reattach used to adopt the HBA; with this rule there is nothing to adopt.
- */
-export function adoptHba(_context: Context, _hba: number): void {}
+export { randomWwn };
 
-/** tcm_loop targets this process created, with the LUNs it put there. */
-interface OwnedTarget {
-  luns: Set<number>;
-}
-const ownedTargets = new Map<string, OwnedTarget>();
+// Shared folders (an HBA `core/user_N`, the `loopback` fabric folder) are not owned by the process that
+// made them: any number of processes create devices in them at once. Creating treats "already exists"
+// as success (mkdirInShared); whoever removes a device or target tries to remove its shared folder and
+// the last user succeeds (removeDirectoryIfUnused: ENOTEMPTY/EBUSY/ENOENT mean "still used" or
+// "already gone"). So an empty HBA or `loopback` folder (which holds no configuration) is removed with
+// the last toolkit device in it, whoever made it; one holding anyone else's device is never removed.
+// Reattach therefore adopts no HBA.
 
-/** Devices this process created or reattached and has not removed, by configfs path. */
-export const liveDevices = new Map<string, UserDeviceImpl>();
-
-/** A random NAA-5 style WWN: `naa.5001405` + 9 hex digits (the prefix LIO uses for its own). */
-export function randomWwn(): string {
-  return `naa.5001405${randomBytes(5).toString('hex').slice(0, 9)}`;
-}
-
-function hbaPath(context: Context, hba: number): string {
+export function hbaPath(context: Context, hba: number): string {
   return `${context.targetRoot}/core/user_${hba}`;
 }
 
-async function requireAttribute(context: Context, devicePath: string, attribute: string, feature: string) {
-  if (!(await exists(context, `${devicePath}/attrib/${attribute}`))) {
-    throw new ConfigfsError(
-      'TCMU_ERR_KERNEL_FEATURE_MISSING',
-      `this kernel has no ${feature} (attrib/${attribute} does not exist); a newer kernel is needed`,
-      { feature: attribute, path: `${devicePath}/attrib/${attribute}` },
-    );
-  }
+/** createUserDevice's options, validated. */
+interface UserDeviceRequest {
+  hba: number;
+  name: string;
+  blockSize: number;
+  size: number;
+  serial: string;
+  maxSectors: number | undefined;
+  maxDataAreaMb: number | undefined;
+  dataPagesPerBlock: number | undefined;
+  commandRingSizeMb: number | undefined;
+  attributes: Array<{ name: string; text: string }>;
+  uioTimeoutMs: number;
 }
 
 /**
  * Creates a TCMU user backstore, enables it and finds its uio device. Validates every input before
- * touching configfs; on any failure removes everything it made. Writes, one per write(2): dev_config
- * (the ownership mark `tcmu-ts/<name>/<pid>/<start>`), `nl_reply_supported=-1` (so a running
- * tcmu-runner can never make enable hang), dev_size, hw_block_size, then the optional tokens,
- * `wwn/vpd_unit_serial`, the attributes, and `enable`.
+ * touching configfs; on any failure removes everything it made, in reverse order. Writes, one per
+ * write(2): dev_config (the ownership mark `tcmu-ts/<name>/<pid>/<start>`), `nl_reply_supported=-1`
+ * (so a running tcmu-runner can never make enable hang), dev_size, hw_block_size, then the optional
+ * tokens, `wwn/vpd_unit_serial`, the attributes, and `enable`.
  */
 export async function createUserDevice(options: CreateUserDeviceOptions): Promise<UserDevice> {
+  const request = validateUserDeviceRequest(options);
+  const context = resolveRoots(options);
+  const devConfig = await ownershipMark(context, request.name);
+  return withLock(context, () =>
+    transaction(async (rollback) => {
+      await requireConfigfs(context);
+      const devicePath = await makeDeviceFolder(context, request.hba, request.name, rollback);
+      await requireKernelFeatures(context, devicePath, request);
+      await writeControl(context, devicePath, controlTokens(devConfig, request));
+      await writeSerialAndAttributes(context, devicePath, request);
+      await write(context, `${devicePath}/enable`, '1');
+      const uio = await openUio(context, request.hba, request.name, request.uioTimeoutMs, rollback);
+      const { hba, name, size, blockSize } = request;
+      return registerDevice(context, { hba, name, size, blockSize, devicePath, devConfig, ...uio });
+    }),
+  );
+}
+
+function validateUserDeviceRequest(options: CreateUserDeviceOptions): UserDeviceRequest {
+  // In the order the options are documented: with several bad ones, the first is reported.
   const hba = validateHba(options.hba ?? 0);
   const name = validateDeviceName(options.name);
   const blockSize = validateBlockSize(options.blockSize);
-  const size = validateSize(options.size, blockSize);
-  const serial = validateSerial(options.serial);
-  const maxSectors =
-    options.maxSectors === undefined
-      ? undefined
-      : validatePositiveInteger('maxSectors', options.maxSectors, 65_535);
-  const maxDataAreaMb =
-    options.maxDataAreaMb === undefined
-      ? undefined
-      : validatePositiveInteger('maxDataAreaMb', options.maxDataAreaMb, 1 << 20);
-  const dataPagesPerBlock =
-    options.dataPagesPerBlock === undefined
-      ? undefined
-      : validatePositiveInteger('dataPagesPerBlock', options.dataPagesPerBlock, 1 << 16);
-  const commandRingSizeMb =
-    options.commandRingSizeMb === undefined
-      ? undefined
-      : validatePositiveInteger('commandRingSizeMb', options.commandRingSizeMb, 1 << 16);
-  const attributes = Object.entries(options.attributes ?? {}).map(([key, value]) =>
-    validateAttribute(key, value),
-  );
-  const uioTimeoutMs = validateTimeout('uioTimeoutMs', options.uioTimeoutMs ?? 10_000);
-  const context = resolveRoots(options);
+  const optional = (what: string, value: number | undefined, max: number) =>
+    value === undefined ? undefined : validatePositiveInteger(what, value, max);
+  return {
+    hba,
+    name,
+    blockSize,
+    size: validateSize(options.size, blockSize),
+    serial: validateSerial(options.serial),
+    maxSectors: optional('maxSectors', options.maxSectors, 65_535),
+    maxDataAreaMb: optional('maxDataAreaMb', options.maxDataAreaMb, 1 << 20),
+    dataPagesPerBlock: optional('dataPagesPerBlock', options.dataPagesPerBlock, 1 << 16),
+    commandRingSizeMb: optional('commandRingSizeMb', options.commandRingSizeMb, 1 << 16),
+    attributes: Object.entries(options.attributes ?? {}).map(([key, value]) => validateAttribute(key, value)),
+    uioTimeoutMs: validateTimeout('uioTimeoutMs', options.uioTimeoutMs ?? 10_000),
+  };
+}
+
+/** The dev_config that marks the device as this process's (checked before anything is touched). */
+async function ownershipMark(context: Context, name: string): Promise<string> {
   const devConfig = formatDevConfig(name, await currentOwner(context.system, context.procRoot));
   if (devConfig.length > MAX_DEV_CONFIG_LENGTH) {
     throw new ConfigfsError(
@@ -132,103 +138,155 @@ export async function createUserDevice(options: CreateUserDeviceOptions): Promis
       `dev_config "${devConfig}" is longer than 255 characters`,
     );
   }
+  return devConfig;
+}
 
-  return withLock(context, async () => {
-    const rollback = new Rollback();
-    try {
-      if (!(await exists(context, `${context.targetRoot}/core`))) {
-        throw new ConfigfsError(
-          'TCMU_ERR_CONFIGFS_NOT_MOUNTED',
-          `${context.targetRoot}/core does not exist: configfs is not mounted or target_core_mod is not loaded (run preflight())`,
-          { path: `${context.targetRoot}/core` },
-        );
-      }
-      const hbaDirectory = hbaPath(context, hba);
-      const devicePath = `${hbaDirectory}/${name}`;
-      const alreadyExists = () =>
-        new ConfigfsError('TCMU_ERR_ALREADY_EXISTS', `device user_${hba}/${name} already exists`, {
-          path: devicePath,
-        });
-      if (await exists(context, devicePath)) throw alreadyExists();
-      // Other processes may create (EEXIST) or remove (last user) the HBA at the same moment.
-      try {
-        await mkdirInShared(context, hbaDirectory, devicePath);
-      } catch (error) {
-        if (errnoCode((error as { cause?: unknown }).cause) === 'EEXIST') throw alreadyExists();
-        throw error;
-      } finally {
-        rollback.push(async () => {
-          await removeDirectoryIfUnused(context, hbaDirectory);
-        });
-      }
-      rollback.push(() => removeDirectory(context, devicePath));
+async function requireConfigfs(context: Context): Promise<void> {
+  if (!(await exists(context, `${context.targetRoot}/core`))) {
+    throw new ConfigfsError(
+      'TCMU_ERR_CONFIGFS_NOT_MOUNTED',
+      `${context.targetRoot}/core does not exist: configfs is not mounted or target_core_mod is not loaded (run preflight())`,
+      { path: `${context.targetRoot}/core` },
+    );
+  }
+}
 
-      await requireAttribute(context, devicePath, 'nl_reply_supported', 'netlink reply opt-out');
-      if (commandRingSizeMb !== undefined) {
-        await requireAttribute(context, devicePath, 'cmd_ring_size_mb', 'command ring size setting');
-      }
-      if (dataPagesPerBlock !== undefined) {
-        await requireAttribute(context, devicePath, 'data_pages_per_blk', 'data pages per block setting');
-      }
-      for (const attribute of attributes) {
-        await requireAttribute(context, devicePath, attribute.name, `attribute ${attribute.name}`);
-      }
+/**
+ * Makes `core/user_<hba>/<name>`, and the HBA folder when missing. Other processes may create
+ * (EEXIST) or remove (last user) the HBA at the same moment; the undo removes the HBA only when
+ * nothing else is left in it.
+ */
+async function makeDeviceFolder(
+  context: Context,
+  hba: number,
+  name: string,
+  rollback: Rollback,
+): Promise<string> {
+  const hbaDirectory = hbaPath(context, hba);
+  const devicePath = `${hbaDirectory}/${name}`;
+  const alreadyExists = () =>
+    new ConfigfsError('TCMU_ERR_ALREADY_EXISTS', `device user_${hba}/${name} already exists`, {
+      path: devicePath,
+    });
+  if (await exists(context, devicePath)) throw alreadyExists();
+  try {
+    await mkdirInShared(context, hbaDirectory, devicePath);
+  } catch (error) {
+    if (errnoCode((error as { cause?: unknown }).cause) === 'EEXIST') throw alreadyExists();
+    throw error;
+  } finally {
+    rollback.push(async () => {
+      await removeDirectoryIfUnused(context, hbaDirectory);
+    });
+  }
+  rollback.push(() => removeDirectory(context, devicePath));
+  return devicePath;
+}
 
-      const control = `${devicePath}/control`;
-      // The ownership mark first, so that even a crash right here leaves a device removeStale() knows.
-      await write(context, control, `dev_config=${devConfig}`);
-      await write(context, control, 'nl_reply_supported=-1');
-      await write(context, control, `dev_size=${size}`);
-      await write(context, control, `hw_block_size=${blockSize}`);
-      if (maxSectors !== undefined) await write(context, control, `hw_max_sectors=${maxSectors}`);
-      if (maxDataAreaMb !== undefined) await write(context, control, `max_data_area_mb=${maxDataAreaMb}`);
-      if (dataPagesPerBlock !== undefined)
-        await write(context, control, `data_pages_per_blk=${dataPagesPerBlock}`);
-      if (commandRingSizeMb !== undefined)
-        await write(context, control, `cmd_ring_size_mb=${commandRingSizeMb}`);
-      await write(context, `${devicePath}/wwn/vpd_unit_serial`, serial);
-      for (const attribute of attributes) {
-        await write(context, `${devicePath}/attrib/${attribute.name}`, attribute.text);
-      }
-      await write(context, `${devicePath}/enable`, '1');
-
-      const uio = await waitFor(
-        () => findUio(context, hba, name),
-        uioTimeoutMs,
-        () =>
-          new ConfigfsError(
-            'TCMU_ERR_TIMEOUT',
-            `the kernel made no uio device for user_${hba}/${name} within ${uioTimeoutMs} ms (is the uio module loaded?)`,
-            { path: `${context.sysfsRoot}/class/uio` },
-          ),
+/** Refuses, before the first write, a kernel without an attribute the request needs. */
+async function requireKernelFeatures(
+  context: Context,
+  devicePath: string,
+  request: UserDeviceRequest,
+): Promise<void> {
+  const required: Array<[attribute: string, feature: string]> = [
+    ['nl_reply_supported', 'netlink reply opt-out'],
+  ];
+  if (request.commandRingSizeMb !== undefined)
+    required.push(['cmd_ring_size_mb', 'command ring size setting']);
+  if (request.dataPagesPerBlock !== undefined)
+    required.push(['data_pages_per_blk', 'data pages per block setting']);
+  for (const attribute of request.attributes) required.push([attribute.name, `attribute ${attribute.name}`]);
+  for (const [attribute, feature] of required) {
+    if (!(await exists(context, `${devicePath}/attrib/${attribute}`))) {
+      throw new ConfigfsError(
+        'TCMU_ERR_KERNEL_FEATURE_MISSING',
+        `this kernel has no ${feature} (attrib/${attribute} does not exist); a newer kernel is needed`,
+        { feature: attribute, path: `${devicePath}/attrib/${attribute}` },
       );
-      const mapSize = await readMapSize(context, uio);
-      if (mapSize === undefined) {
-        throw new ConfigfsError('TCMU_ERR_CONFIGFS_IO', `cannot read the map size of ${uio}`, {
-          path: `${context.sysfsRoot}/class/uio/${uio}/maps/map0/size`,
-        });
-      }
-      const node = await ensureUioNode(context, uio);
-      if (node.created) rollback.push(() => unlinkOptional(context, node.path));
-
-      const device = new UserDeviceImpl(context, {
-        hba,
-        name,
-        devicePath,
-        devConfig,
-        uio,
-        uioPath: node.path,
-        uioNodeCreated: node.created,
-        mapSize,
-        size,
-        blockSize,
-      });
-      liveDevices.set(devicePath, device);
-      return device;
-    } catch (error) {
-      return rollback.fail(error);
     }
-  });
+  }
+}
+
+/**
+ * The `control` tokens, in the order they are written. The ownership mark comes first, so that even a
+ * crash right after it leaves a device removeStale() knows.
+ */
+function controlTokens(devConfig: string, request: UserDeviceRequest): string[] {
+  const tokens = [
+    `dev_config=${devConfig}`,
+    'nl_reply_supported=-1',
+    `dev_size=${request.size}`,
+    `hw_block_size=${request.blockSize}`,
+  ];
+  if (request.maxSectors !== undefined) tokens.push(`hw_max_sectors=${request.maxSectors}`);
+  if (request.maxDataAreaMb !== undefined) tokens.push(`max_data_area_mb=${request.maxDataAreaMb}`);
+  if (request.dataPagesPerBlock !== undefined) tokens.push(`data_pages_per_blk=${request.dataPagesPerBlock}`);
+  if (request.commandRingSizeMb !== undefined) tokens.push(`cmd_ring_size_mb=${request.commandRingSizeMb}`);
+  return tokens;
+}
+
+/** Writes the tokens to `control`, one per write(2) (the kernel parses one token per write). */
+async function writeControl(context: Context, devicePath: string, tokens: readonly string[]): Promise<void> {
+  for (const token of tokens) await write(context, `${devicePath}/control`, token);
+}
+
+async function writeSerialAndAttributes(
+  context: Context,
+  devicePath: string,
+  request: UserDeviceRequest,
+): Promise<void> {
+  await write(context, `${devicePath}/wwn/vpd_unit_serial`, request.serial);
+  for (const attribute of request.attributes) {
+    await write(context, `${devicePath}/attrib/${attribute.name}`, attribute.text);
+  }
+}
+
+/** The uio device the kernel made for an enabled device. */
+interface UioDevice {
+  uio: string;
+  uioPath: string;
+  uioNodeCreated: boolean;
+  mapSize: number;
+}
+
+/**
+ * Waits for the uio device of the enabled device `user_<hba>/<name>`, reads its map size and makes
+ * sure its node exists (made with mknod when nothing else does; that node is this call's to undo).
+ */
+export async function openUio(
+  context: Context,
+  hba: number,
+  name: string,
+  timeoutMs: number,
+  rollback?: Rollback,
+): Promise<UioDevice> {
+  const uio = await waitFor(
+    () => findUio(context, hba, name),
+    timeoutMs,
+    () =>
+      new ConfigfsError(
+        'TCMU_ERR_TIMEOUT',
+        `the kernel made no uio device for user_${hba}/${name} within ${timeoutMs} ms (is the uio module loaded?)`,
+        { path: `${context.sysfsRoot}/class/uio` },
+      ),
+  );
+  const mapSize = await readMapSize(context, uio);
+  if (mapSize === undefined) {
+    throw new ConfigfsError('TCMU_ERR_CONFIGFS_IO', `cannot read the map size of ${uio}`, {
+      path: `${context.sysfsRoot}/class/uio/${uio}/maps/map0/size`,
+    });
+  }
+  const node = await ensureUioNode(context, uio);
+  if (node.created) rollback?.push(() => unlinkOptional(context, node.path));
+  return { uio, uioPath: node.path, uioNodeCreated: node.created, mapSize };
+}
+
+/** The device object, recorded in the tree state as this process's (the last step: nothing to undo). */
+export function registerDevice(context: Context, state: DeviceState): UserDeviceImpl {
+  const device = new UserDeviceImpl(context, state);
+  context.state.devices.set(state.devicePath, device);
+  return device;
 }
 
 export interface DeviceState {
@@ -281,36 +339,18 @@ class Attachment implements LoopbackAttachment {
 
 /**
  * Tears down the tcm_loop target of `targetPath` if this process created it and no LUN remains, then
- * the `loopback` folder if that was its last target (whoever made it: see {@link adoptHba}).
+ * the `loopback` folder if that was its last target (whoever made it: see the note on shared folders).
  */
 async function releaseTarget(context: Context, targetPath: string, lun: number): Promise<void> {
-  const owned = ownedTargets.get(targetPath);
+  const targets = context.state.loopbackTargets;
+  const owned = targets.get(targetPath);
   if (!owned) return;
   owned.luns.delete(lun);
   if (owned.luns.size > 0) return;
-  const tpgt = `${targetPath}/tpgt_1`;
-  const remaining = (await readdirOptional(context, `${tpgt}/lun`)).filter((entry) =>
-    /^lun_\d+$/.test(entry),
-  );
-  if (remaining.length > 0) {
-    // Someone else put LUNs on it: leave the target to them.
-    ownedTargets.delete(targetPath);
-    return;
-  }
-  if (await exists(context, `${tpgt}/nexus`)) {
-    const nexus = await readOptional(context, `${tpgt}/nexus`);
-    if (nexus !== undefined && nexus !== '' && nexus !== 'NULL') {
-      try {
-        await context.system.writeFile(`${tpgt}/nexus`, 'NULL');
-      } catch (error) {
-        if (errnoCode(error) !== 'ENODEV') throw ioError('write "NULL" to', `${tpgt}/nexus`, error);
-      }
-    }
-  }
-  // A LUN someone added meanwhile keeps the target (EBUSY/ENOTEMPTY): it is theirs to remove.
-  if (await removeDirectoryIfUnused(context, tpgt)) await removeDirectoryIfUnused(context, targetPath);
-  ownedTargets.delete(targetPath);
-  await removeDirectoryIfUnused(context, `${context.targetRoot}/loopback`);
+  // A LUN someone else put on it keeps the target: it is theirs to remove.
+  const removed = await removeTargetIfEmpty(context, targetPath, `${targetPath}/tpgt_1`);
+  targets.delete(targetPath);
+  if (removed) await releaseFabricIfEmpty(context);
 }
 
 export class UserDeviceImpl implements UserDevice {
@@ -365,171 +405,65 @@ export class UserDeviceImpl implements UserDevice {
   adoptAttachment(fields: Omit<Attachment, 'detach' | 'owner'>): void {
     this.#attachments.push(new Attachment({ ...fields, owner: this }));
     // Adopted from a dead owner: its target (and an emptied fabric folder) become ours to remove.
-    const owned = ownedTargets.get(fields.targetPath) ?? { luns: new Set<number>() };
+    const targets = this.#context.state.loopbackTargets;
+    const owned = targets.get(fields.targetPath) ?? { luns: new Set<number>() };
     owned.luns.add(fields.lun);
-    ownedTargets.set(fields.targetPath, owned);
+    targets.set(fields.targetPath, owned);
   }
 
+  /**
+   * Puts the device on a tcm_loop LUN and finds its disk. Steps, each undone (in reverse) when a later
+   * one fails: claim the target (make it, its TPG and nexus, or use one this process made), make and
+   * link the LUN, wait for the disk and its nodes, make the stable link; then record the attachment.
+   */
   async attachLoopback(options: AttachLoopbackOptions = {}): Promise<LoopbackAttachment> {
-    const lun = validateLun(options.lun ?? 0);
-    const wwn = options.wwn === undefined ? randomWwn() : validateWwn(options.wwn);
-    const timeoutMs = validateTimeout('timeoutMs', options.timeoutMs ?? 30_000);
-    const linkDirectory =
-      options.linkDirectory === undefined ? undefined : validateLinkDirectory(options.linkDirectory);
-    const linkName = validateLinkName(options.linkName ?? (lun === 0 ? this.name : `${this.name}-lun${lun}`));
+    const request = validateAttachRequest(options, this.name);
     const context = this.#context;
-
     return withLock(context, async () => {
       this.#checkLive();
-      const rollback = new Rollback();
-      const fabric = `${context.targetRoot}/loopback`;
-      const targetPath = `${fabric}/${wwn}`;
-      const tpgt = `${targetPath}/tpgt_1`;
-      const lunPath = `${tpgt}/lun/lun_${lun}`;
-      const lunLinkPath = `${lunPath}/${this.name}`;
-      let owned = ownedTargets.get(targetPath);
-      const createdNodes: string[] = [];
-      try {
-        if (!owned) {
-          if (await exists(context, targetPath)) {
-            throw new ConfigfsError(
-              'TCMU_ERR_NOT_OWNER',
-              `tcm_loop target ${wwn} exists and was not created by this process; choose another WWN`,
-              { path: targetPath },
-            );
-          }
-          const fresh: OwnedTarget = { luns: new Set() };
-          // mkdir of `loopback` loads tcm_loop on demand; other processes make and remove it too.
-          try {
-            await mkdirInShared(context, fabric, targetPath);
-          } catch (error) {
-            if (errnoCode((error as { cause?: unknown }).cause) !== 'EEXIST') throw error;
-            throw new ConfigfsError(
-              'TCMU_ERR_NOT_OWNER',
-              `tcm_loop target ${wwn} exists and was not created by this process; choose another WWN`,
-              { path: targetPath },
-            );
-          } finally {
-            rollback.push(async () => {
-              await removeDirectoryIfUnused(context, fabric);
-            });
-          }
-          rollback.push(() => removeDirectory(context, targetPath));
-          await mkdir(context, tpgt);
-          rollback.push(() => removeDirectory(context, tpgt));
-          if (!(await exists(context, `${tpgt}/address`))) {
-            throw new ConfigfsError(
-              'TCMU_ERR_KERNEL_FEATURE_MISSING',
-              'tcm_loop has no tpgt_1/address on this kernel, so the disk cannot be found; a newer kernel is needed',
-              { feature: 'tcm_loop address', path: `${tpgt}/address` },
-            );
-          }
-          await write(context, `${tpgt}/nexus`, randomWwn());
-          rollback.push(() => context.system.writeFile(`${tpgt}/nexus`, 'NULL'));
-          owned = fresh;
-        } else if (owned.luns.has(lun) || (await exists(context, lunPath))) {
-          throw new ConfigfsError('TCMU_ERR_ALREADY_EXISTS', `LUN ${lun} of ${wwn} is already in use`, {
-            path: lunPath,
-          });
-        }
-        if (!(await exists(context, `${tpgt}/lun`))) {
-          throw new ConfigfsError('TCMU_ERR_CONFIGFS_IO', `${tpgt}/lun does not exist`, {
-            path: `${tpgt}/lun`,
-          });
-        }
-        await mkdir(context, lunPath);
-        rollback.push(() => removeDirectory(context, lunPath));
-        try {
-          // The kernel probes the new disk during this call: the ring must be served meanwhile.
-          await context.system.symlink(this.configfsPath, lunLinkPath);
-        } catch (error) {
-          throw ioError('symlink', lunLinkPath, error);
-        }
-        rollback.push(() => unlinkOptional(context, lunLinkPath));
-
-        const addressText = await readOptional(context, `${tpgt}/address`);
-        const address = parseLoopbackAddress(addressText, lun);
-        if (!address) {
-          throw new ConfigfsError(
-            'TCMU_ERR_CONFIGFS_IO',
-            `cannot parse ${tpgt}/address: ${JSON.stringify(addressText)}`,
-            {
-              path: `${tpgt}/address`,
-            },
-          );
-        }
-        const blockDevice = await waitFor(
-          () => findBlockDevice(context, address),
-          timeoutMs,
-          () =>
-            new ConfigfsError(
-              'TCMU_ERR_TIMEOUT',
-              `no disk appeared for SCSI address ${formatAddress(address)} within ${timeoutMs} ms (is sd_mod loaded, is the ring served?)`,
-              { path: `${scsiDeviceDirectory(context, address)}/block` },
-            ),
-        );
-        const scsiDirectory = scsiDeviceDirectory(context, address);
-        const disk = await ensureDeviceNode(
+      return transaction(async (rollback) => {
+        const paths = loopbackPaths(context, request.wwn, request.lun, this.name);
+        const target = await claimTarget(context, paths, rollback);
+        const address = await linkLun(context, paths, this.configfsPath, rollback);
+        const disk = await findDisk(context, address, request.timeoutMs, rollback);
+        const linkPath = await makeStableLink(
           context,
-          blockDevice,
-          `${scsiDirectory}/block/${blockDevice}`,
-          'block',
+          request.linkDirectory,
+          request.linkName,
+          disk.devicePath,
+          rollback,
         );
-        if (disk.created) {
-          createdNodes.push(disk.path);
-          rollback.push(() => unlinkOptional(context, disk.path));
-        }
-        let sgPath: string | undefined;
-        const generic = await findGenericDevice(context, address);
-        if (generic !== undefined) {
-          const node = await ensureDeviceNode(
-            context,
-            generic,
-            `${scsiDirectory}/scsi_generic/${generic}`,
-            'character',
-          );
-          sgPath = node.path;
-          if (node.created) {
-            createdNodes.push(node.path);
-            rollback.push(() => unlinkOptional(context, node.path));
-          }
-        }
-        let linkPath: string | undefined;
-        if (linkDirectory !== undefined) {
-          linkPath = `${linkDirectory}/${linkName}`;
-          if ((await context.system.kind(linkPath)) !== undefined) {
-            throw new ConfigfsError('TCMU_ERR_ALREADY_EXISTS', `${linkPath} already exists`, {
-              path: linkPath,
-            });
-          }
-          try {
-            await context.system.symlink(disk.path, linkPath);
-          } catch (error) {
-            throw ioError('symlink', linkPath, error);
-          }
-        }
-        owned.luns.add(lun);
-        ownedTargets.set(targetPath, owned);
-        const attachment = new Attachment({
-          wwn,
-          lun,
-          address,
-          blockDevice,
-          devicePath: disk.path,
-          sgPath,
-          linkPath,
-          targetPath,
-          lunPath,
-          lunLinkPath,
-          createdNodes,
-          owner: this,
-        });
-        this.#attachments.push(attachment);
-        return attachment;
-      } catch (error) {
-        return rollback.fail(error);
-      }
+        return this.#recordAttachment(paths, target, address, disk, linkPath);
+      });
     });
+  }
+
+  /** The last step of attachLoopback: nothing can fail after it, so it needs no undo. */
+  #recordAttachment(
+    paths: LoopbackPaths,
+    target: OwnedTarget,
+    address: ScsiAddress,
+    disk: LoopbackDisk,
+    linkPath: string | undefined,
+  ): Attachment {
+    target.luns.add(paths.lun);
+    this.#context.state.loopbackTargets.set(paths.targetPath, target);
+    const attachment = new Attachment({
+      wwn: paths.wwn,
+      lun: paths.lun,
+      address,
+      blockDevice: disk.blockDevice,
+      devicePath: disk.devicePath,
+      sgPath: disk.sgPath,
+      linkPath,
+      targetPath: paths.targetPath,
+      lunPath: paths.lunPath,
+      lunLinkPath: paths.lunLinkPath,
+      createdNodes: disk.createdNodes,
+      owner: this,
+    });
+    this.#attachments.push(attachment);
+    return attachment;
   }
 
   /** Detaches one attachment; the caller holds no lock. */
@@ -610,9 +544,22 @@ export class UserDeviceImpl implements UserDevice {
       if (this.#state.uioNodeCreated) await unlinkOptional(context, this.#state.uioPath);
       await removeDirectory(context, this.configfsPath);
       this.#removed = true;
-      liveDevices.delete(this.configfsPath);
-      // The last device out removes the HBA, whichever process made it (see adoptHba).
+      context.state.devices.delete(this.configfsPath);
+      // The last device out removes the HBA, whichever process made it (see the note on shared folders).
       await removeDirectoryIfUnused(context, hbaPath(context, this.hba));
     });
   }
+}
+
+/** attachLoopback's options, validated. */
+function validateAttachRequest(options: AttachLoopbackOptions, deviceName: string) {
+  const lun = validateLun(options.lun ?? 0);
+  return {
+    lun,
+    wwn: options.wwn === undefined ? randomWwn() : validateWwn(options.wwn),
+    timeoutMs: validateTimeout('timeoutMs', options.timeoutMs ?? 30_000),
+    linkDirectory:
+      options.linkDirectory === undefined ? undefined : validateLinkDirectory(options.linkDirectory),
+    linkName: validateLinkName(options.linkName ?? (lun === 0 ? deviceName : `${deviceName}-lun${lun}`)),
+  };
 }

@@ -182,13 +182,25 @@ function openError(path: string, error: unknown, direct: boolean): BackendError 
  * Opens a regular file or a block device as a backend. A missing file is created sparse with
  * `size`. An exclusive flock (shared when read-only) is taken on the open file: a second opener,
  * in this or another process, gets `TCMU_ERR_BACKEND_LOCKED`; the kernel drops the lock when the
- * file is closed or the process dies.
+ * file is closed or the process dies. Steps: validate the options, open (or create) the file, lock
+ * it, measure it; a failure after the open closes the file (and removes it when this call made it).
  */
 export async function openFileBackend(options: FileBackendOptions): Promise<FileBackend> {
-  const { path } = options;
-  const readOnly = options.readOnly === true;
-  const direct = options.direct === true;
-  if (typeof path !== 'string' || path.length === 0)
+  validateOptions(options);
+  const file = await openOrCreate(options);
+  try {
+    await lockFile(file);
+    const layout = await measure(file);
+    return new FileStore(storeSettings(file, layout)).facade();
+  } catch (error) {
+    await file.undo();
+    throw openError(options.path, error, file.direct);
+  }
+}
+
+/** Refuses bad options before anything is touched. */
+function validateOptions(options: FileBackendOptions): void {
+  if (typeof options.path !== 'string' || options.path.length === 0)
     fail(BackendErrorCode.InvalidArgument, 'path must be a non-empty string');
   if (options.size !== undefined && (!Number.isSafeInteger(options.size) || options.size <= 0)) {
     fail(BackendErrorCode.InvalidArgument, `size ${options.size} must be a positive integer number of bytes`);
@@ -201,118 +213,181 @@ export async function openFileBackend(options: FileBackendOptions): Promise<File
       fail(BackendErrorCode.InvalidArgument, `${name} ${value} must be a power of two of at least 512`);
     }
   }
+}
 
+/** A file {@link openOrCreate} opened, with the undo of that step. */
+interface OpenedFile {
+  readonly options: FileBackendOptions;
+  readonly path: string;
+  readonly handle: FileHandle;
+  readonly readOnly: boolean;
+  readonly direct: boolean;
+  /** This call created the file (it then has to be sized, and is removed again on failure). */
+  readonly created: boolean;
+  /** It was a block device when looked at before opening. */
+  readonly wasBlockDevice: boolean;
+  /** Closes the descriptor, and removes the file when this call created it. Never throws. */
+  undo(): Promise<void>;
+}
+
+/** Opens the file or device at `options.path`, or creates a missing file ({@link createFile}). */
+async function openOrCreate(options: FileBackendOptions): Promise<OpenedFile> {
+  const { path } = options;
+  const readOnly = options.readOnly === true;
+  const direct = options.direct === true;
   let info: Stats | undefined;
   try {
     info = await stat(path);
   } catch (error) {
     if ((error as { code?: string }).code !== 'ENOENT') throw openError(path, error, direct);
   }
-
-  const accessFlags = readOnly ? constants.O_RDONLY : constants.O_RDWR;
   const directFlag = direct ? constants.O_DIRECT : 0;
   let handle: FileHandle;
-  let created = false;
   if (!info) {
-    const folder = dirname(path);
-    const folderInfo = await stat(folder).catch((error: unknown) => {
-      if ((error as { code?: string }).code === 'ENOENT')
-        fail(BackendErrorCode.NotFound, `the folder ${folder} does not exist (creating ${path})`, error);
-      throw openError(folder, error, false);
-    });
-    if (!folderInfo.isDirectory())
-      fail(BackendErrorCode.NotFound, `${folder} is not a folder (creating ${path})`);
-    if (options.create === false) fail(BackendErrorCode.NotFound, `${path} does not exist (create: false)`);
-    if (options.size === undefined)
-      fail(BackendErrorCode.NotFound, `${path} does not exist; pass size to create it`);
-    if (readOnly) fail(BackendErrorCode.NotFound, `${path} does not exist and cannot be created read-only`);
-    try {
-      handle = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | directFlag, 0o644);
-    } catch (error) {
-      throw openError(path, error, direct);
-    }
-    created = true;
+    handle = await createFile(options, directFlag);
   } else {
     if (info.isDirectory()) fail(BackendErrorCode.Open, `${path} is a directory, not a file or block device`);
     if (!info.isFile() && !info.isBlockDevice()) {
       fail(BackendErrorCode.Open, `${path} is neither a regular file nor a block device`);
     }
     try {
-      handle = await open(path, accessFlags | directFlag);
+      handle = await open(path, (readOnly ? constants.O_RDONLY : constants.O_RDWR) | directFlag);
     } catch (error) {
       throw openError(path, error, direct);
     }
   }
+  const created = info === undefined;
+  return {
+    options,
+    path,
+    handle,
+    readOnly,
+    direct,
+    created,
+    wasBlockDevice: info?.isBlockDevice() === true,
+    async undo() {
+      await handle.close().catch(() => {});
+      if (created) await unlink(path).catch(() => {});
+    },
+  };
+}
 
+/** Creates a missing file (O_EXCL), after checking that creating it is asked for and possible. */
+async function createFile(options: FileBackendOptions, directFlag: number): Promise<FileHandle> {
+  const { path } = options;
+  const folder = dirname(path);
+  const folderInfo = await stat(folder).catch((error: unknown) => {
+    if ((error as { code?: string }).code === 'ENOENT')
+      fail(BackendErrorCode.NotFound, `the folder ${folder} does not exist (creating ${path})`, error);
+    throw openError(folder, error, false);
+  });
+  if (!folderInfo.isDirectory())
+    fail(BackendErrorCode.NotFound, `${folder} is not a folder (creating ${path})`);
+  if (options.create === false) fail(BackendErrorCode.NotFound, `${path} does not exist (create: false)`);
+  if (options.size === undefined)
+    fail(BackendErrorCode.NotFound, `${path} does not exist; pass size to create it`);
+  if (options.readOnly === true)
+    fail(BackendErrorCode.NotFound, `${path} does not exist and cannot be created read-only`);
   try {
-    const operation =
-      (readOnly ? FlockOperation.Shared : FlockOperation.Exclusive) | FlockOperation.NonBlocking;
-    let lockError = flock(handle.fd, operation);
-    // udev holds a shared flock on a block device for a moment while it probes it: wait that out.
-    const isDevice = info?.isBlockDevice() === true;
-    for (let attempt = 0; isDevice && lockError === Errno.EAGAIN && attempt < 20; attempt++) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      lockError = flock(handle.fd, operation);
-    }
-    if (lockError === Errno.EAGAIN) {
-      fail(
-        BackendErrorCode.Locked,
-        `${path} is already served by another backend (its flock is held, by this or another process)`,
-      );
-    } else if (lockError !== 0) {
-      fail(BackendErrorCode.Open, `cannot lock ${path}: ${errnoError('flock', lockError).message}`);
-    }
-    const opened = await handle.stat();
-    const kind = opened.isBlockDevice() ? 'block-device' : 'file';
-    const sector = kind === 'block-device' ? logicalSectorSize(handle.fd) : undefined;
-    let size: number;
-    if (created) {
-      try {
-        await handle.truncate(options.size);
-      } catch (error) {
-        throw openError(path, error, direct);
-      }
-      size = options.size!;
-    } else if (kind === 'block-device') {
-      const end = lseek(handle.fd, 0, Whence.End);
-      if (end.errno !== 0) fail(BackendErrorCode.Open, `cannot find the size of ${path}: errno ${end.errno}`);
-      size = end.value;
-    } else {
-      size = opened.size;
-    }
-    if (options.size !== undefined && options.size !== size) {
-      fail(
-        BackendErrorCode.SizeMismatch,
-        `${path} is ${size} bytes but size ${options.size} was asked for: omit size to use ${size}, or resize the ${kind === 'file' ? 'file' : 'device'} first`,
-      );
-    }
-    const alignment = direct ? (options.directAlignment ?? sector ?? 4096) : 1;
-    if (size % alignment !== 0) {
-      fail(
-        BackendErrorCode.InvalidArgument,
-        `${path}: size ${size} is not a multiple of the ${alignment}-byte O_DIRECT alignment`,
-      );
-    }
-    const store = new FileStore({
-      path,
-      handle,
-      kind,
-      size,
-      readOnly,
-      direct,
-      alignment,
-      blockSize: options.blockSize ?? sector ?? 512,
-      unmapGranularity:
-        kind === 'file' ? Math.max(opened.blksize || 4096, alignment) : Math.max(sector ?? 512, alignment),
-      punchHoles: options.punchHoles !== false,
-      cachedReads: options.cachedReads !== false && !direct,
-    });
-    return store.facade();
+    return await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | directFlag, 0o644);
   } catch (error) {
-    await handle.close().catch(() => {});
-    if (created) await unlink(path).catch(() => {});
-    throw openError(path, error, direct);
+    throw openError(path, error, options.direct === true);
   }
+}
+
+/**
+ * Takes the flock: exclusive, or shared when read-only. udev holds a shared flock on a block device
+ * for a moment while it probes it: that is waited out (up to a second).
+ */
+async function lockFile(file: OpenedFile): Promise<void> {
+  const operation =
+    (file.readOnly ? FlockOperation.Shared : FlockOperation.Exclusive) | FlockOperation.NonBlocking;
+  let lockError = flock(file.handle.fd, operation);
+  for (let attempt = 0; file.wasBlockDevice && lockError === Errno.EAGAIN && attempt < 20; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    lockError = flock(file.handle.fd, operation);
+  }
+  if (lockError === Errno.EAGAIN) {
+    fail(
+      BackendErrorCode.Locked,
+      `${file.path} is already served by another backend (its flock is held, by this or another process)`,
+    );
+  } else if (lockError !== 0) {
+    fail(BackendErrorCode.Open, `cannot lock ${file.path}: ${errnoError('flock', lockError).message}`);
+  }
+}
+
+/** What {@link measure} found out about the opened file. */
+interface Layout {
+  readonly kind: 'file' | 'block-device';
+  readonly size: number;
+  /** The device's logical sector size (block devices only). */
+  readonly sector: number | undefined;
+  /** The file system's preferred I/O size (`st_blksize`). */
+  readonly fileSystemBlock: number;
+  readonly alignment: number;
+}
+
+/**
+ * Kind, size and alignment of the opened file. A file this call created is sized (sparse) here; the
+ * size of an existing one must equal `options.size` when given, and be a multiple of the O_DIRECT
+ * alignment.
+ */
+async function measure(file: OpenedFile): Promise<Layout> {
+  const { handle, path, options } = file;
+  const opened = await handle.stat();
+  const kind = opened.isBlockDevice() ? 'block-device' : 'file';
+  const sector = kind === 'block-device' ? logicalSectorSize(handle.fd) : undefined;
+  let size: number;
+  if (file.created) {
+    try {
+      await handle.truncate(options.size);
+    } catch (error) {
+      throw openError(path, error, file.direct);
+    }
+    size = options.size!;
+  } else if (kind === 'block-device') {
+    const end = lseek(handle.fd, 0, Whence.End);
+    if (end.errno !== 0) fail(BackendErrorCode.Open, `cannot find the size of ${path}: errno ${end.errno}`);
+    size = end.value;
+  } else {
+    size = opened.size;
+  }
+  if (options.size !== undefined && options.size !== size) {
+    fail(
+      BackendErrorCode.SizeMismatch,
+      `${path} is ${size} bytes but size ${options.size} was asked for: omit size to use ${size}, or resize the ${kind === 'file' ? 'file' : 'device'} first`,
+    );
+  }
+  const alignment = file.direct ? (options.directAlignment ?? sector ?? 4096) : 1;
+  if (size % alignment !== 0) {
+    fail(
+      BackendErrorCode.InvalidArgument,
+      `${path}: size ${size} is not a multiple of the ${alignment}-byte O_DIRECT alignment`,
+    );
+  }
+  return { kind, size, sector, fileSystemBlock: opened.blksize, alignment };
+}
+
+function storeSettings(file: OpenedFile, layout: Layout): StoreSettings {
+  const { options } = file;
+  const { kind, sector, alignment } = layout;
+  return {
+    path: file.path,
+    handle: file.handle,
+    kind,
+    size: layout.size,
+    readOnly: file.readOnly,
+    direct: file.direct,
+    alignment,
+    blockSize: options.blockSize ?? sector ?? 512,
+    unmapGranularity:
+      kind === 'file'
+        ? Math.max(layout.fileSystemBlock || 4096, alignment)
+        : Math.max(sector ?? 512, alignment),
+    punchHoles: options.punchHoles !== false,
+    cachedReads: options.cachedReads !== false && !file.direct,
+  };
 }
 
 interface StoreSettings {

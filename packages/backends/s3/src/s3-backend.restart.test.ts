@@ -1,14 +1,16 @@
 // Crash consistency against the real server: radosgw is restarted while writes and flushes are in flight.
+// The restarted radosgw is a second one on the same cluster (tools/s3/rgw spare-start), so the other
+// test files, which run in parallel on the main endpoint, never see their server go away.
 import { afterAll, expect, it } from 'vitest';
 import { openS3Backend } from './s3-backend.ts';
 import {
   bucket,
   endpoint,
-  localRgwRunning,
   pattern,
   removeTestVolumes,
   rgw,
   skipReason,
+  spareRgwEndpoint,
   testPrefix,
 } from './test-support/environment.ts';
 
@@ -21,11 +23,21 @@ if (!endpoint) {
   afterAll(removeTestVolumes);
 
   it('RGW restarted mid-write: no acknowledged flush is lost', async (context) => {
-    if (!(await localRgwRunning())) {
-      return context.skip('the endpoint is not the local RGW of tools/s3/rgw, which this test must restart');
+    const spare = await spareRgwEndpoint();
+    if (!spare) {
+      return context.skip(
+        'the endpoint is not the local RGW of tools/s3/rgw, whose spare radosgw this test restarts',
+      );
     }
     const prefix = testPrefix('restart');
-    const options = { bucket, endpoint, prefix, size: slots * chunk, chunkSize: chunk, writeBackDelay: 5 };
+    const options = {
+      bucket,
+      endpoint: spare,
+      prefix,
+      size: slots * chunk,
+      chunkSize: chunk,
+      writeBackDelay: 5,
+    };
     const backend = await openS3Backend(options);
     // Per slot (one chunk each): the seed made durable by a successful flush, and seeds written since.
     const durable = new Map<number, number>();
@@ -36,7 +48,7 @@ if (!endpoint) {
     let failedFlushes = 0;
     let roundsAfterRestart = 0;
     let round = 0;
-    const restart = rgw('restart-rgw').finally(() => {
+    const restart = rgw('restart-spare').finally(() => {
       restarting = false;
     });
     while (restarting || roundsAfterRestart++ < 4) {

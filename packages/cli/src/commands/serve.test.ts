@@ -362,6 +362,38 @@ describe('tcmu serve', () => {
     expect(stdout()).toBe('ready f /dev/sdq /dev/tcmu/f\n');
   });
 
+  it('a teardown step that fails on stop leaves the later steps to the failure path, which keeps a created backend', async () => {
+    const fake = fakeDependencies();
+    const openDevice = fake.dependencies.openDevice;
+    fake.dependencies.openDevice = async (request) => ({
+      ...(await openDevice(request)),
+      close: async () => {
+        fake.events.push('close device fails');
+        throw coded('TCMU_ERR_CONFIGFS_IO', 'rmdir failed: EBUSY');
+      },
+    });
+    const { io, stdout } = captureIo();
+    const done = serveCommand(
+      ['memory:', '--size', '1M', '-n', 'g', '--log-level', 'silent'],
+      io,
+      fake.dependencies,
+    );
+    await vi.waitFor(() => expect(stdout()).toBe('ready g /dev/sdq /dev/tcmu/g\n'));
+    fake.signal('SIGTERM');
+    await expect(done).rejects.toMatchObject({ message: expect.stringMatching(/EBUSY/) });
+    // The disk was ready, so it may hold data: the backend this start created is closed, never
+    // discarded (a created file image stays).
+    expect(fake.events.slice(-5)).toEqual([
+      'notify STOPPING=1',
+      'close device fails',
+      'close device fails',
+      'close backend',
+      'signals off',
+    ]);
+    expect(fake.events).not.toContain('discard backend');
+    expect(stdout()).toBe('ready g /dev/sdq /dev/tcmu/g\n');
+  });
+
   it('prints help', async () => {
     const { io, stdout } = captureIo();
     expect(await serveCommand(['--help'], io, fakeDependencies().dependencies)).toBe(0);

@@ -191,7 +191,12 @@ async function prepareLink(directory: string, name: string, logger: Logger): Pro
     await unlink(path).catch(() => {});
   }
 }
-/** `tcmu serve`: see SERVE_HELP. Returns 0 after a clean stop on SIGINT/SIGTERM (with `--run`: the command's status). */
+/**
+ * `tcmu serve`: see SERVE_HELP. Returns 0 after a clean stop on SIGINT/SIGTERM (with `--run`: the
+ * command's status). Steps: open the backend, start the observers (metrics, trace), open the device,
+ * export it over iSCSI when asked, then serve until stopped; each step records what it made in
+ * {@link Setup}, which {@link tearDown} undoes (in the fixed order it documents) on a stop or a failure.
+ */
 export async function serveCommand(
   argv: readonly string[],
   io: CommandIo,
@@ -208,163 +213,274 @@ export async function serveCommand(
   const logger = createLogger(options.logLevel, { device: options.name }, { format: options.logFormat });
   const emit = (event: Record<string, unknown>, text: string) =>
     io.stdout(options.json ? `${JSON.stringify(event)}\n` : `${text}\n`);
-
-  // Signals that arrive while setting up are remembered: setup finishes (it cannot be cut in half
-  // without leaving configfs entries behind), then everything is torn down at once.
-  let stopSignal: NodeJS.Signals | undefined;
-  const setupAbort = new AbortController();
-  let wake: (() => void) | undefined;
-  const stopped = new Promise<void>((resolve) => {
-    wake = resolve;
-  });
-  const removeHandlers = dependencies.onStopSignal((signal) => {
-    if (stopSignal !== undefined) {
-      logger.warn({ signal }, 'already stopping: draining in-flight commands, then tearing down');
-      return;
-    }
-    stopSignal = signal;
-    setupAbort.abort(new Error(`stopped by ${signal}`));
-    logger.info({ signal }, 'stopping');
-    wake?.();
-  });
-  // A bug anywhere (an uncaught exception) must not leave the device behind: stop the same way, then fail.
-  let fatal: { error: unknown } | undefined;
-  const removeFatalHandler = dependencies.onFatalError((error) => {
-    logger.error({ err: error }, 'unexpected error: tearing down');
-    fatal ??= { error };
-    wake?.();
-  });
-
-  let opened: OpenedBackend | undefined;
-  let device: ServedDevice | undefined;
-  let iscsi: StartedIscsiExport | undefined;
-  let observers: Observers | undefined;
-  let announced: Announced | undefined;
+  const stop = watchForStop(dependencies, logger);
+  const setup: Setup = {};
   try {
-    await dependencies.checkBackend(options);
-    await dependencies.preflight(logger);
-    opened = await dependencies.openBackend(options, logger, setupAbort.signal);
-    const size = opened.backend.size;
-    if (size % options.blockSize !== 0) {
-      throw new CliError(
-        'TCMU_ERR_CLI_BLOCK_SIZE',
-        `the backend's size, ${size} bytes, is not a whole number of ${options.blockSize}-byte blocks`,
-      );
-    }
-    logger.info(
-      { backend: formatBackendLocation(options.backend), size, blockSize: options.blockSize },
-      `opened ${opened.description}`,
-    );
-    // Metrics listen before the device exists: a taken address fails with nothing to undo in configfs.
-    observers = await startObservers(options, opened.backend, () => device?.stats, logger);
-    device = await dependencies.openDevice({
-      name: options.name,
-      size,
-      blockSize: options.blockSize,
-      backend: opened.backend,
-      lun: options.lun,
-      hba: options.hba,
-      readOnly: options.readOnly,
-      queueDepth: options.queueDepth,
-      commandTimeoutSeconds: options.commandTimeoutSeconds,
-      scsiTimeoutSeconds: options.scsiTimeoutSeconds,
-      // A memory: disk's data died with its server: serving zeros under its identity would corrupt
-      // the filesystem on it, so its name stays refused (tcmu rm --stale removes it).
-      takeOver: options.backend.kind !== 'memory',
-      logger,
-      linkDirectory: options.linkDirectory,
-      onCommandDone: observers.onCommandDone,
-    });
-    if (iscsiRequest && stopSignal === undefined && fatal === undefined) {
+    const opened = await openServedBackend(options, dependencies, logger, stop.setupSignal, setup);
+    const observers = await startObservers(options, opened.backend, () => setup.device?.stats, logger);
+    setup.observers = observers;
+    const device = await dependencies.openDevice(deviceRequest(options, opened.backend, logger, observers));
+    setup.device = device;
+    if (iscsiRequest && !stop.requested) {
       const backstore = { name: options.name, hba: options.hba ?? 0, readOnly: options.readOnly };
-      iscsi = await (dependencies.startIscsi ?? startIscsiExport)(iscsiRequest, backstore, io.env, logger);
+      setup.iscsi = await (dependencies.startIscsi ?? startIscsiExport)(
+        iscsiRequest,
+        backstore,
+        io.env,
+        logger,
+      );
     }
     const linkPath =
       options.linkDirectory === undefined ? undefined : join(options.linkDirectory, options.name);
+    const size = opened.backend.size;
     logger.info({ devicePath: device.devicePath, link: linkPath, size: formatSize(size) }, 'ready');
-    let status = 0;
-    if (stopSignal === undefined && fatal === undefined) {
-      announced = await announceReady(options, io, logger, {
-        device,
-        linkPath,
-        size,
-        metrics: observers.address,
-      });
-      emit(
-        {
-          event: 'ready',
-          name: options.name,
-          device: device.devicePath,
-          link: linkPath,
-          genericDevice: device.sgPath,
-          size,
-          blockSize: options.blockSize,
-          backend: formatBackendLocation(options.backend),
-          readOnly: options.readOnly,
-          ...(iscsi ? { iscsi: iscsi.url } : {}),
-          metrics: observers.address,
-          pid: io.pid,
-          ...(device.window === undefined ? {} : { window: device.window }),
-          ...(device.takenOver ? { takenOver: true } : {}),
-        },
-        `ready ${options.name} ${device.devicePath}${linkPath === undefined ? '' : ` ${linkPath}`}${
-          iscsi ? ` ${iscsi.url}` : ''
-        }${device.window === undefined ? '' : ` window ${device.window.commandTimeoutSeconds}s`}${
-          device.takenOver ? ' (taken over)' : ''
-        }`,
-      );
-      await dependencies
-        .notify(`READY=1\nSTATUS=serving ${options.name} on ${device.devicePath}\nMAINPID=${io.pid}`, io.env)
-        .catch((error) => logger.warn({ err: error }, 'telling the service manager READY=1 failed'));
-      if (options.run !== undefined) {
-        status = await runUntilExit(options.run, io, dependencies, logger, {
-          device,
-          linkPath,
-          stopped,
-        });
-      } else await stopped;
-      await dependencies.notify('STOPPING=1', io.env).catch(() => false);
-    }
+    // From here on the disk may hold the user's data: no failure may discard what this start created.
+    setup.served = true;
+    const status = stop.requested
+      ? 0
+      : await serveUntilStopped(options, io, dependencies, logger, stop, setup, emit, linkPath);
     const stats = device.stats;
-    await iscsi?.remove();
-    iscsi = undefined;
-    await device.close();
-    device = undefined;
-    await opened.close();
-    opened = undefined;
-    await announced?.withdraw();
-    await observers.close();
-    logger.info({ signal: stopSignal, stats: stats === undefined ? undefined : { ...stats } }, 'stopped');
-    if (fatal) throw fatal.error;
-    emit({ event: 'stopped', name: options.name, signal: stopSignal, status }, `stopped ${options.name}`);
+    await tearDown(setup, logger, { failed: false });
+    logger.info({ signal: stop.signal, stats: stats === undefined ? undefined : { ...stats } }, 'stopped');
+    if (stop.fatal) throw stop.fatal.error;
+    emit({ event: 'stopped', name: options.name, signal: stop.signal, status }, `stopped ${options.name}`);
     return status;
   } catch (error) {
-    // Undo whatever was set up, in reverse order; report the first failure, log the others.
-    if (iscsi)
-      await iscsi
-        .remove()
-        .catch((removeError) => logger.error({ err: removeError }, 'iSCSI teardown failed'));
-    if (device)
-      await device.close().catch((closeError) => logger.error({ err: closeError }, 'teardown failed'));
-    if (opened) {
-      await opened
-        .close()
-        .catch((closeError) => logger.error({ err: closeError }, 'closing the backend failed'));
-      await opened
-        .discard()
-        .catch((discardError) => logger.warn({ err: discardError }, 'removing the image failed'));
-    }
-    await announced?.withdraw();
-    await observers?.close();
+    await tearDown(setup, logger, { failed: true });
     logger.debug({ err: error }, 'serve failed');
     throw explainError(error, {
       name: options.name,
       noTcmuHint: noTcmuHint(await dependencies.labRunner()),
     });
   } finally {
-    removeHandlers();
-    removeFatalHandler();
+    stop.dispose();
   }
+}
+
+/** What serve has set up so far (each step records what it made here, for {@link tearDown}). */
+interface Setup {
+  backend?: OpenedBackend;
+  observers?: Observers;
+  device?: ServedDevice;
+  iscsi?: StartedIscsiExport;
+  announced?: Announced;
+  /** The disk was ready: initiators may have written to it, so a created image or volume is kept. */
+  served?: boolean;
+}
+
+/**
+ * Undoes the setup in the order the outside world needs: the iSCSI export and the disk first
+ * (initiators go, in-flight commands drain), then the backend, then the pid file and state record
+ * (`tcmu ls` shows the server until its disk is gone), the metrics endpoint last. A stop (`failed:
+ * false`) throws the first failure, leaving the rest for the failure path; after a failure every
+ * step runs, failures are logged, and a backend this start created is discarded unless the disk was
+ * ready (from then on it may hold data).
+ */
+async function tearDown(setup: Setup, logger: Logger, { failed }: { failed: boolean }): Promise<void> {
+  const steps: Array<[keyof Setup, string, (() => Promise<void>) | undefined]> = [
+    ['iscsi', 'iSCSI teardown failed', setup.iscsi && (() => setup.iscsi!.remove())],
+    ['device', 'teardown failed', setup.device && (() => setup.device!.close())],
+    [
+      'backend',
+      'closing the backend failed',
+      setup.backend && closeBackend(setup.backend, logger, failed && !setup.served),
+    ],
+    ['announced', 'withdrawing the pid file failed', setup.announced && (() => setup.announced!.withdraw())],
+    ['observers', 'closing the metrics endpoint failed', setup.observers && (() => setup.observers!.close())],
+  ];
+  for (const [key, failure, undo] of steps) {
+    if (undo === undefined) continue;
+    if (failed) await undo().catch((error: unknown) => logger.error({ err: error }, failure));
+    else await undo();
+    setup[key] = undefined;
+  }
+}
+
+/** Closes the backend; after a failed start also discards what this start created (an image, a volume). */
+function closeBackend(opened: OpenedBackend, logger: Logger, discard: boolean): () => Promise<void> {
+  if (!discard) return () => opened.close();
+  return async () => {
+    await opened.close().catch((error) => logger.error({ err: error }, 'closing the backend failed'));
+    await opened.discard().catch((error) => logger.warn({ err: error }, 'removing the image failed'));
+  };
+}
+
+/** SIGINT/SIGTERM and uncaught errors while serve runs. */
+interface StopWatch {
+  /** The first stop signal, once one arrived. */
+  readonly signal: NodeJS.Signals | undefined;
+  /** The first error nothing else caught, once one arrived. */
+  readonly fatal: { error: unknown } | undefined;
+  /** A stop signal or a fatal error arrived. */
+  readonly requested: boolean;
+  /** Aborted on the first stop signal: opening the backend stops at once (retries, lease waits). */
+  readonly setupSignal: AbortSignal;
+  /** Resolves on the first stop signal or fatal error. */
+  readonly stopped: Promise<void>;
+  /** Removes the handlers. */
+  dispose(): void;
+}
+
+/**
+ * Installs the stop handlers. Signals that arrive while setting up are remembered: setup finishes (it
+ * cannot be cut in half without leaving configfs entries behind), then everything is torn down at
+ * once. A bug anywhere (an uncaught exception) must not leave the device behind: it stops serve the
+ * same way, and serve then fails with it.
+ */
+function watchForStop(dependencies: ServeDependencies, logger: Logger): StopWatch {
+  let signal: NodeJS.Signals | undefined;
+  let fatal: { error: unknown } | undefined;
+  const setupAbort = new AbortController();
+  let wake: (() => void) | undefined;
+  const stopped = new Promise<void>((resolve) => {
+    wake = resolve;
+  });
+  const removeHandlers = dependencies.onStopSignal((received) => {
+    if (signal !== undefined) {
+      logger.warn({ signal: received }, 'already stopping: draining in-flight commands, then tearing down');
+      return;
+    }
+    signal = received;
+    setupAbort.abort(new Error(`stopped by ${received}`));
+    logger.info({ signal: received }, 'stopping');
+    wake?.();
+  });
+  const removeFatalHandler = dependencies.onFatalError((error) => {
+    logger.error({ err: error }, 'unexpected error: tearing down');
+    fatal ??= { error };
+    wake?.();
+  });
+  return {
+    get signal() {
+      return signal;
+    },
+    get fatal() {
+      return fatal;
+    },
+    get requested() {
+      return signal !== undefined || fatal !== undefined;
+    },
+    setupSignal: setupAbort.signal,
+    stopped,
+    dispose() {
+      removeHandlers();
+      removeFatalHandler();
+    },
+  };
+}
+
+/**
+ * Checks the request, the kernel (preflight) and opens the backend, recorded in `setup` at once; then
+ * refuses a backend whose size is not a whole number of blocks.
+ */
+async function openServedBackend(
+  options: ServeOptions,
+  dependencies: ServeDependencies,
+  logger: Logger,
+  signal: AbortSignal,
+  setup: Setup,
+): Promise<OpenedBackend> {
+  await dependencies.checkBackend(options);
+  await dependencies.preflight(logger);
+  const opened = await dependencies.openBackend(options, logger, signal);
+  setup.backend = opened;
+  const size = opened.backend.size;
+  if (size % options.blockSize !== 0) {
+    throw new CliError(
+      'TCMU_ERR_CLI_BLOCK_SIZE',
+      `the backend's size, ${size} bytes, is not a whole number of ${options.blockSize}-byte blocks`,
+    );
+  }
+  logger.info(
+    { backend: formatBackendLocation(options.backend), size, blockSize: options.blockSize },
+    `opened ${opened.description}`,
+  );
+  return opened;
+}
+
+/** What serve asks of the device library for these options. */
+function deviceRequest(
+  options: ServeOptions,
+  backend: Backend,
+  logger: Logger,
+  observers: Observers,
+): DeviceOpenRequest {
+  return {
+    name: options.name,
+    size: backend.size,
+    blockSize: options.blockSize,
+    backend,
+    lun: options.lun,
+    hba: options.hba,
+    readOnly: options.readOnly,
+    queueDepth: options.queueDepth,
+    commandTimeoutSeconds: options.commandTimeoutSeconds,
+    scsiTimeoutSeconds: options.scsiTimeoutSeconds,
+    // A memory: disk's data died with its server: serving zeros under its identity would corrupt
+    // the filesystem on it, so its name stays refused (tcmu rm --stale removes it).
+    takeOver: options.backend.kind !== 'memory',
+    logger,
+    linkDirectory: options.linkDirectory,
+    onCommandDone: observers.onCommandDone,
+  };
+}
+
+/**
+ * Announces the server (pid file, state record: recorded in `setup`), prints the ready line, tells
+ * the service manager, then serves until a stop (or, with `--run`, until the command exits).
+ * Returns the exit status.
+ */
+async function serveUntilStopped(
+  options: ServeOptions,
+  io: CommandIo,
+  dependencies: ServeDependencies,
+  logger: Logger,
+  stop: StopWatch,
+  setup: Setup,
+  emit: (event: Record<string, unknown>, text: string) => void,
+  linkPath: string | undefined,
+): Promise<number> {
+  const device = setup.device!;
+  const size = setup.backend!.backend.size;
+  const metrics = setup.observers?.address;
+  setup.announced = await announceReady(options, io, logger, { device, linkPath, size, metrics });
+  const iscsi = setup.iscsi;
+  emit(
+    {
+      event: 'ready',
+      name: options.name,
+      device: device.devicePath,
+      link: linkPath,
+      genericDevice: device.sgPath,
+      size,
+      blockSize: options.blockSize,
+      backend: formatBackendLocation(options.backend),
+      readOnly: options.readOnly,
+      ...(iscsi ? { iscsi: iscsi.url } : {}),
+      metrics,
+      pid: io.pid,
+      ...(device.window === undefined ? {} : { window: device.window }),
+      ...(device.takenOver ? { takenOver: true } : {}),
+    },
+    `ready ${options.name} ${device.devicePath}${linkPath === undefined ? '' : ` ${linkPath}`}${
+      iscsi ? ` ${iscsi.url}` : ''
+    }${device.window === undefined ? '' : ` window ${device.window.commandTimeoutSeconds}s`}${
+      device.takenOver ? ' (taken over)' : ''
+    }`,
+  );
+  await dependencies
+    .notify(`READY=1\nSTATUS=serving ${options.name} on ${device.devicePath}\nMAINPID=${io.pid}`, io.env)
+    .catch((error) => logger.warn({ err: error }, 'telling the service manager READY=1 failed'));
+  let status = 0;
+  if (options.run !== undefined) {
+    status = await runUntilExit(options.run, io, dependencies, logger, {
+      device,
+      linkPath,
+      stopped: stop.stopped,
+    });
+  } else await stop.stopped;
+  await dependencies.notify('STOPPING=1', io.env).catch(() => false);
+  return status;
 }
 
 /** What watches the commands: the metrics endpoint (`--metrics`) and the `trace` log. */

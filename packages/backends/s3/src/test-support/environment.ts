@@ -95,13 +95,18 @@ export async function rgw(command: string): Promise<string> {
   return `${stdout}${stderr}`;
 }
 
-/** Whether the configured endpoint is the local RGW that tools/s3/rgw manages (needed to restart it). */
-export async function localRgwRunning(): Promise<boolean> {
+/**
+ * The endpoint of a second radosgw on the local RGW's cluster (`tools/s3/rgw spare-start`), started on
+ * demand, for a test that restarts its server: restarting the main one would fail the tests that run
+ * beside it. Undefined when the configured endpoint is not the local RGW of tools/s3/rgw.
+ */
+export async function spareRgwEndpoint(): Promise<string | undefined> {
   try {
     await rgw('status');
-    return endpoint === `http://127.0.0.1:${process.env.TCMU_RGW_PORT ?? '7480'}`;
+    if (endpoint !== `http://127.0.0.1:${process.env.TCMU_RGW_PORT ?? '7480'}`) return undefined;
+    return (await rgw('spare-start')).trim().split('\n').pop();
   } catch {
-    return false;
+    return undefined;
   }
 }
 
