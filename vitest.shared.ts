@@ -6,7 +6,7 @@ import { defineProject } from 'vitest/config';
 
 const root = fileURLToPath(new URL('.', import.meta.url));
 
-/** Workspace packages by import name → folder. Subpath `/testing` maps to `src/testing/index.ts`. */
+/** Workspace packages by import name → folder. Subpaths `/testing` and `/filters` map to `src/<subpath>/index.ts`. */
 export const workspacePackages: Record<string, string> = {
   '@tcmu/scsi': 'packages/scsi',
   '@tcmu/libc': 'packages/libc',
@@ -25,6 +25,7 @@ const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 export const sourceAliases = Object.entries(workspacePackages).flatMap(([name, dir]) => [
   { find: new RegExp(`^${escapeRegExp(name)}/testing$`), replacement: `${root}${dir}/src/testing/index.ts` },
+  { find: new RegExp(`^${escapeRegExp(name)}/filters$`), replacement: `${root}${dir}/src/filters/index.ts` },
   { find: new RegExp(`^${escapeRegExp(name)}$`), replacement: `${root}${dir}/src/index.ts` },
 ]);
 

@@ -1,16 +1,16 @@
-// A custom SCSI target: two vendor commands of its own, the standard SBC emulation for everything else
-// (READ, WRITE, INQUIRY, REPORT SUPPORTED OPERATION CODES, which lists the two new ones, …).
+// A custom SCSI target: two vendor commands, the standard SBC emulation for everything else (READ,
+// WRITE, INQUIRY, REPORT SUPPORTED OPERATION CODES, which lists the two new ones, …).
 import { openMemoryBackend } from '@tcmu/backend-memory';
-import { createEmulation, good, respondWithData, serveRing } from '@tcmu/core';
+import { emulate, good, respondWithData, serveRing } from '@tcmu/core';
 import { SimulatedKernel } from '@tcmu/ring/testing';
 import { buildCdb } from '@tcmu/scsi';
 
 let pings = 0;
-const emulation = createEmulation({
+const backend = await openMemoryBackend({ size: 1 << 20 });
+const handler = emulate(backend, {
   commands: [
-    // PING (0xC0): counts, answers GOOD.
     {
-      name: 'PING',
+      name: 'PING', // counts, answers GOOD
       opcode: 0xc0,
       cdbUsage: Uint8Array.of(0xc0, 0, 0, 0, 0, 0),
       handle: () => {
@@ -18,9 +18,8 @@ const emulation = createEmulation({
         return good();
       },
     },
-    // PING COUNT (0xC1): the count as 4 bytes of data-in, cut to the CDB's allocation length (byte 4).
     {
-      name: 'PING COUNT',
+      name: 'PING COUNT', // the count in 4 bytes of data-in, cut to the allocation length (byte 4)
       opcode: 0xc1,
       cdbUsage: Uint8Array.of(0xc1, 0, 0, 0, 0xff, 0),
       handle: (command) =>
@@ -29,17 +28,14 @@ const emulation = createEmulation({
   ],
 });
 
-// Served here by the simulated kernel; openDevice({ name, handler: emulation, backend }) makes it a /dev/sdX.
-const backend = await openMemoryBackend({ size: 1 << 20 });
+// openDevice({ name: 'custom', backend, handler }) makes it a /dev/sdX; here the simulated kernel serves it.
 const kernel = new SimulatedKernel();
-const served = serveRing(await kernel.openRing(), emulation, { backend, powerOnUnitAttention: false });
-await kernel.submit({ cdb: Uint8Array.of(0xc0, 0, 0, 0, 0, 0) });
-await kernel.submit({ cdb: Uint8Array.of(0xc0, 0, 0, 0, 0, 0) });
-const count = await kernel.submit({ cdb: Uint8Array.of(0xc1, 0, 0, 0, 4, 0), dataInLength: 4 });
-const read = await kernel.submit({
-  cdb: buildCdb({ name: 'READ(10)', lba: 0n, transferLength: 1 }),
-  dataInLength: 512,
-});
+const served = serveRing(await kernel.openRing(), { backend, handler, powerOnUnitAttention: false });
+const send = (cdb: Uint8Array, dataInLength = 0) => kernel.submit({ cdb, dataInLength });
+await send(Uint8Array.of(0xc0, 0, 0, 0, 0, 0));
+await send(Uint8Array.of(0xc0, 0, 0, 0, 0, 0));
+const count = await send(Uint8Array.of(0xc1, 0, 0, 0, 4, 0), 4);
+const read = await send(buildCdb({ name: 'READ(10)', lba: 0n, transferLength: 1 }), 512);
 console.log(count.status, count.dataIn?.[3], read.status); // 0 2 0
 await served.close();
 await kernel.close();

@@ -6,7 +6,7 @@ import { buildCdb } from '@tcmu/scsi';
 
 const backend = await openMemoryBackend({ size: 1 << 20, blockSize: 512 });
 const kernel = new SimulatedKernel();
-const served = serveRing(await kernel.openRing(), backend, { name: 't' });
+const served = serveRing(await kernel.openRing(), { backend, name: 't' });
 // Like a real disk, the first command gets the power-on unit attention (CHECK CONDITION, 06/29 00).
 const first = await kernel.submit({ cdb: buildCdb({ name: 'TEST UNIT READY' }) });
 console.log(first.status, first.sense?.[2], first.sense?.[12]); // 2 6 41

@@ -18,7 +18,7 @@ const root = args.includes('--root')
   : resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
 const load = (path) => import(pathToFileURL(resolve(root, path)).href);
 const { openMemoryBackend } = await load('packages/backends/memory/dist/index.js');
-const { serveRing } = await load('packages/core/dist/index.js');
+const core = await load('packages/core/dist/index.js');
 const { SimulatedKernel } = await load('packages/ring/dist/testing/index.js');
 const { json, seconds, rounds, log } = benchOptions(args);
 const diskSize = 64 * MiB;
@@ -106,7 +106,10 @@ const backend = await openMemoryBackend({ size: diskSize });
 await backend.write(0, [image]);
 const kernel = new SimulatedKernel({ commandRingSize: 8 * MiB - 128, dataBlocks: 16384 });
 const ring = await kernel.openRing();
-const served = serveRing(ring, backend, { name: 'bench' });
+// Checkouts from before serveRing(ring, options) took serveRing(ring, backend, options) (--root).
+const served = core.emulate
+  ? core.serveRing(ring, { backend, name: 'bench' })
+  : core.serveRing(ring, backend, { name: 'bench' });
 // The first command after power-on gets the POWER ON unit attention, as from a real disk.
 for (let i = 0; i < 4 && (await kernel.submit({ cdb: new Uint8Array(6) })).status !== 0; i++);
 await verify(kernel);

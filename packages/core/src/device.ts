@@ -96,7 +96,11 @@ export interface DeviceContextOptions {
   /** Capacity in bytes: a whole number of blocks. */
   readonly size: number;
   readonly readOnly?: boolean;
-  /** The backend the standard emulation reads and writes (absent when only a handler is served). */
+  /**
+   * The backend the device is served from: its capabilities (flush, unmap…), `readOnly` and
+   * `unmapGranularity` decide what the device advertises. Absent when only a handler is served.
+   * The device does not keep it: the building blocks take the backend explicitly.
+   */
   readonly backend?: Backend;
   readonly vendor?: string;
   readonly product?: string;
@@ -175,7 +179,6 @@ export class DeviceContext {
   readonly name: string;
   readonly blockSize: number;
   readonly readOnly: boolean;
-  readonly backend: Backend | undefined;
   readonly identity: DeviceIdentity;
   readonly limits: DeviceLimits;
   readonly capabilities: DeviceCapabilities;
@@ -226,7 +229,6 @@ export class DeviceContext {
     this.blockSize = blockSize;
     this.#blockCount = BigInt(size / blockSize);
     const backend = options.backend;
-    this.backend = backend;
     this.readOnly = options.readOnly === true || backend?.readOnly === true;
     const derived = backend ? backendCapabilities(backend) : undefined;
     this.capabilities = {

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { openMemoryBackend } from '@tcmu/backend-memory';
 import { describeKernel } from '@tcmu/lab';
 import { expect, it } from 'vitest';
-import { createEmulation } from './emulation/handler';
+import { emulate } from './emulation/handler';
 import { testHba, testName } from './kernel-support';
 import { openDevice } from './open-device';
 import { handlerFunction } from './types';
@@ -21,7 +21,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 describeKernel('a backend whose calls never settle, in the kernel', () => {
   it('timeouts reach the handler as TMR, the process stays responsive, close() is bounded and leaves configfs clean', async () => {
     const backend = await openMemoryBackend({ size: 16 * 1024 * 1024, blockSize: 512 });
-    const emulation = createEmulation();
+    const emulation = emulate(backend);
     let hang = false;
     const hungSignals: AbortSignal[] = [];
     const handler = handlerFunction((command) => {

@@ -10,6 +10,12 @@ export {
 } from './device';
 export { emulateReadCapacity10, emulateReadCapacity16 } from './emulation/capacity';
 export {
+  checkLbaRange,
+  checkWritable,
+  fail,
+  respondOnError,
+} from './emulation/common';
+export {
   emulateFormatUnit,
   emulatePreventAllowMediumRemoval,
   emulateRequestSense,
@@ -17,10 +23,12 @@ export {
   emulateTestUnitReady,
 } from './emulation/control';
 export {
+  type AnyCommandDefinition,
   type CommandDefinition,
-  createEmulation,
+  defineCommand,
   Emulation,
   type EmulationOptions,
+  emulate,
   standardCommands,
 } from './emulation/handler';
 export {
@@ -59,17 +67,20 @@ export {
   type ServedCloseOptions,
   type ServedDevice,
   type ServeOptions,
+  type ServeSettings,
+  type ServeTarget,
   serveRing,
 } from './serve';
 export {
+  type CommandNamed,
+  type DecodedNamed,
   handlerFunction,
-  isScsiHandler,
+  isCommand,
   type Logger,
   type ScsiCommand,
   type ScsiHandler,
   type ScsiHandlerFunction,
   type ScsiResponse,
-  type ServeTarget,
 } from './types';
 export {
   type BackendFailureAdvice,

@@ -5,7 +5,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { openMemoryBackend } from '@tcmu/backend-memory';
 import { describeKernel } from '@tcmu/lab';
 import { expect, it } from 'vitest';
-import { createEmulation } from './emulation/handler';
+import { emulate } from './emulation/handler';
 import { isCoreError } from './errors';
 import { run, runOk, testHba, testName } from './kernel-support';
 import { openDevice } from './open-device';
@@ -26,7 +26,7 @@ describeKernel('openDevice lifecycle in the kernel', () => {
         if (c.senseKey === 6 && c.asc === 0x2a && c.ascq === 9) attentions.push(c.command ?? '?');
       },
     };
-    const handler = withLogging(createEmulation(), logger);
+    const handler = withLogging(emulate(backend), logger);
     const device = await openDevice({ name: testName('resize'), handler, backend, hba: testHba(3) });
     try {
       const sg = device.sgPath!;
@@ -74,7 +74,7 @@ describeKernel('openDevice lifecycle in the kernel', () => {
 
   it('a LUN reset (sg_reset --device) aborts a command in flight: completed, device still serving', async () => {
     const backend = await openMemoryBackend({ size: 8 * 1024 * 1024 });
-    const emulation = createEmulation();
+    const emulation = emulate(backend);
     let hold = true;
     let aborted = 0;
     // READ of block 4242 hangs until its command is aborted (or 60 s pass).

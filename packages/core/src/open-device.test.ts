@@ -3,8 +3,9 @@ import { readFile } from 'node:fs/promises';
 import { openMemoryBackend } from '@tcmu/backend-memory';
 import { createFakeKernel, type FakeKernel } from '@tcmu/configfs/testing';
 import { afterEach, describe, expect, it } from 'vitest';
+import { emulate } from './emulation/handler';
 import { isCoreError } from './errors';
-import { openDevice } from './open-device';
+import { type OpenDeviceOptions, openDevice } from './open-device';
 
 let kernel: FakeKernel | undefined;
 afterEach(async () => {
@@ -17,11 +18,17 @@ describe('openDevice against a fake configfs', () => {
     kernel = await createFakeKernel();
     const before = kernel.operations.length;
     const backend = await openMemoryBackend({ size: 1024 * 1024 });
+    const other = await openMemoryBackend({ size: 1024 * 1024 });
+    // @ts-expect-error neither a backend nor a handler: a type error, and refused at run time too.
+    const nothing: OpenDeviceOptions = { name: 'c' };
     for (const options of [
       { name: 'a', backend, blockSize: 1000 },
       { name: 'b', backend, size: 1000 },
-      { name: 'c' },
+      nothing,
       { name: 'd', backend, queueDepth: 0 },
+      { name: 'e', backend, handler: emulate(other) },
+      { name: 'f', backend, commandTimeoutSeconds: -1 },
+      { name: 'g', backend, vendor: 'much too long a vendor name' },
     ]) {
       const error = await openDevice({ ...kernel.roots, skipPreflight: true, ...options }).catch(
         (e: unknown) => e,

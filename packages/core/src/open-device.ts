@@ -14,19 +14,29 @@ import {
   type UserDevice,
 } from '@tcmu/configfs';
 import { openRing } from '@tcmu/ring';
-import { DeviceContext, type DeviceStats, generateSerial } from './device';
+import { type DeviceContext, type DeviceStats, generateSerial } from './device';
 import { CoreError, CoreErrorCode } from './errors';
-import { defaultDrainTimeoutMs, type ServedDevice, type ServeOptions, serveRing } from './serve';
-import type { Logger, ScsiHandler } from './types';
+import {
+  planServe,
+  type ServedDevice,
+  type ServeOptions,
+  type ServePlan,
+  type ServeSettings,
+  type ServeTarget,
+  servePlanned,
+} from './serve';
+import type { Logger } from './types';
 
-/** Options of {@link openDevice}. */
-export interface OpenDeviceOptions extends SystemRoots, Omit<ServeOptions, 'backend' | 'name' | 'closeRing'> {
+/**
+ * Options of {@link openDevice}: what is served (`backend`, `handler`: the same {@link ServeTarget}
+ * as serveRing's) and how (serveRing's settings plus the configfs and kernel ones below).
+ */
+export type OpenDeviceOptions = OpenDeviceSettings & ServeTarget;
+
+/** The settings of {@link openDevice} (everything but what it serves). */
+export interface OpenDeviceSettings extends SystemRoots, Omit<ServeSettings, 'name' | 'closeRing'> {
   /** Device name in configfs (`core/user_<hba>/<name>`): letters, digits, `.`, `_`, `-`, at most 64. */
   readonly name: string;
-  /** The storage, served by the full SBC emulation (or reachable by a custom handler's building blocks). */
-  readonly backend?: Backend;
-  /** A custom SCSI handler instead of the standard emulation (needs `size`, or a backend). */
-  readonly handler?: ScsiHandler;
   /** LUN on the tcm_loop target (default 0). */
   readonly lun?: number;
   /** HBA number: the device lives in `core/user_<hba>` (default 0). */
@@ -161,6 +171,22 @@ function cachedPreflight(options: SystemRoots, hba: number): Promise<PreflightRe
   return report;
 }
 
+/** openDevice's options once checked: nothing has been created yet. */
+interface OpenRequest {
+  readonly options: OpenDeviceOptions;
+  readonly plan: ServePlan;
+  readonly system: SystemRoots;
+  readonly hba: number;
+  readonly serial: string;
+  readonly size: number;
+  readonly blockSize: number;
+  readonly maxSectors: number;
+  readonly commandTimeoutSeconds: number;
+  readonly queueFullTimeoutSeconds: number;
+  readonly scsiTimeoutSeconds: number;
+  readonly logger: Logger | undefined;
+}
+
 /**
  * Creates a TCMU device in configfs, serves its ring with the handler (or the emulation over the
  * backend), exports it through tcm_loop and resolves once `/dev/sdX` exists. On any failure
@@ -169,113 +195,107 @@ function cachedPreflight(options: SystemRoots, hba: number): Promise<PreflightRe
  * (configfs, ring) — or TCMU_ERR_CORE_INVALID_OPTION for bad options, before anything is created.
  */
 export async function openDevice(options: OpenDeviceOptions): Promise<TcmuDevice> {
-  const { backend, handler } = options;
-  if (!backend && !handler) throw new CoreError(CoreErrorCode.InvalidOption, 'give a backend or a handler');
-  const blockSize = options.blockSize ?? backend?.blockSize ?? 512;
-  const size = options.size ?? backend?.size;
-  if (size === undefined)
-    throw new CoreError(CoreErrorCode.InvalidOption, 'size is required with a handler and no backend');
-  const serial = options.serial ?? generateSerial(options.name);
-  const hba = options.hba ?? 0;
-  // Validate everything that can be checked without the kernel before creating anything: the same
-  // checks serveRing makes (name, block size, size, serial, identity strings, limits, queue depth).
-  new DeviceContext({
-    ...options,
-    blockSize,
-    size,
-    serial,
-    ...(backend ? { backend } : {}),
-    powerOnUnitAttention: false,
-  });
-  if (backend && size > backend.size)
-    throw new CoreError(
-      CoreErrorCode.InvalidOption,
-      `size (${size}) is larger than the backend (${backend.size} bytes)`,
-    );
-  const queueDepth = options.queueDepth ?? 128;
-  if (!Number.isInteger(queueDepth) || queueDepth < 1 || queueDepth > 65535)
-    throw new CoreError(
-      CoreErrorCode.InvalidOption,
-      `queueDepth must be an integer 1..65535, got ${queueDepth}`,
-    );
-  const logger: Logger | undefined = options.logger;
-  const system = roots(options);
-
-  let features: PreflightReport['features'] | undefined;
-  if (!options.skipPreflight) {
-    try {
-      features = (await cachedPreflight(system, hba)).features;
-    } catch (error) {
-      throw new CoreError(
-        CoreErrorCode.Open,
-        `cannot serve a TCMU device here: ${(error as Error).message}`,
-        {
-          cause: error,
-        },
-      );
-    }
+  const request = checkOpenRequest(options);
+  const features = await checkSystem(request);
+  if (options.takeOver) {
+    const taken = await takeOverIfOrphaned(request);
+    if (taken) return taken;
   }
+  return createAndServe(request, features);
+}
 
+/** The largest transfer per command, in blocks (`hw_max_sectors`, and the emulation's limit). */
+function maxSectorsOf(options: OpenDeviceOptions, blockSize: number): number {
+  return options.maxSectors ?? Math.max(8, Math.floor((8 * 1024 * 1024) / blockSize));
+}
+
+/** What serveRing gets from openDevice's options, with the unit serial the device will have. */
+function serveOptionsOf(options: OpenDeviceOptions, serial: string): ServeOptions {
+  const blockSize = options.blockSize ?? options.backend?.blockSize ?? 512;
+  return {
+    ...options,
+    serial,
+    // By default the kernel's initial probe (INQUIRY, READ CAPACITY…) sees no power-on unit
+    // attention (`powerOnUnitAttention: true` queues one; sd retries on it).
+    powerOnUnitAttention: options.powerOnUnitAttention ?? false,
+    limits: { maxTransferBlocks: maxSectorsOf(options, blockSize), ...options.limits },
+  };
+}
+
+/** Step 1, the one validation (serveRing's, plus the timeouts): throws before anything is created. */
+function checkOpenRequest(options: OpenDeviceOptions): OpenRequest {
+  const serial = options.serial ?? generateSerial(options.name);
+  const plan = planServe(serveOptionsOf(options, serial));
+  const { blockSize, size } = plan.device;
   const commandTimeoutSeconds = seconds(
     'commandTimeoutSeconds',
     options.commandTimeoutSeconds ?? DEFAULT_COMMAND_TIMEOUT_SECONDS,
     0,
   );
-  const queueFullTimeoutSeconds = seconds(
-    'queueFullTimeoutSeconds',
-    options.queueFullTimeoutSeconds ?? commandTimeoutSeconds,
-    -1,
-  );
-  const scsiTimeoutSeconds = seconds(
-    'scsiTimeoutSeconds',
-    options.scsiTimeoutSeconds ??
-      (commandTimeoutSeconds === 0 ? 30 : commandTimeoutSeconds + SCSI_TIMEOUT_MARGIN_SECONDS),
-    1,
-  );
+  return {
+    options,
+    plan,
+    system: roots(options),
+    hba: options.hba ?? 0,
+    serial,
+    size,
+    blockSize,
+    maxSectors: maxSectorsOf(options, blockSize),
+    commandTimeoutSeconds,
+    queueFullTimeoutSeconds: seconds(
+      'queueFullTimeoutSeconds',
+      options.queueFullTimeoutSeconds ?? commandTimeoutSeconds,
+      -1,
+    ),
+    scsiTimeoutSeconds: seconds(
+      'scsiTimeoutSeconds',
+      options.scsiTimeoutSeconds ??
+        (commandTimeoutSeconds === 0 ? 30 : commandTimeoutSeconds + SCSI_TIMEOUT_MARGIN_SECONDS),
+      1,
+    ),
+    logger: options.logger,
+  };
+}
 
-  if (options.takeOver) {
-    const taken = await takeOverIfOrphaned(options, {
-      system,
-      hba,
-      size,
-      blockSize,
-      scsiTimeoutSeconds,
-      logger,
+/** Step 2: the preflight checks (root, modules, configfs), once per configfs root per process. */
+async function checkSystem(request: OpenRequest): Promise<PreflightReport['features'] | undefined> {
+  if (request.options.skipPreflight) return undefined;
+  try {
+    return (await cachedPreflight(request.system, request.hba)).features;
+  } catch (error) {
+    throw new CoreError(CoreErrorCode.Open, `cannot serve a TCMU device here: ${(error as Error).message}`, {
+      cause: error,
     });
-    if (taken) return taken;
   }
+}
 
+/** Step 3: the configfs device, its ring served, the tcm_loop LUN and the disk's SCSI timeout. */
+async function createAndServe(
+  request: OpenRequest,
+  features: PreflightReport['features'] | undefined,
+): Promise<TcmuDevice> {
+  const { options, system, logger } = request;
   let userDevice: UserDevice | undefined;
   let served: ServedDevice | undefined;
-  let attachment: LoopbackAttachment | undefined;
-  let window: RestartWindow | undefined;
   try {
     const attributes: Record<string, AttributeValue> = {};
     if (features?.taskManagementNotification) attributes.tmr_notification = true;
-    attributes.cmd_time_out = commandTimeoutSeconds;
-    attributes.qfull_time_out = queueFullTimeoutSeconds;
+    attributes.cmd_time_out = request.commandTimeoutSeconds;
+    attributes.qfull_time_out = request.queueFullTimeoutSeconds;
     Object.assign(attributes, options.attributes);
     userDevice = await createUserDevice({
       ...system,
-      hba,
+      hba: request.hba,
       name: options.name,
-      size,
-      blockSize,
-      serial,
-      maxSectors: options.maxSectors ?? Math.max(8, Math.floor((8 * 1024 * 1024) / blockSize)),
+      size: request.size,
+      blockSize: request.blockSize,
+      serial: request.serial,
+      maxSectors: request.maxSectors,
       ...(options.maxDataAreaMb !== undefined ? { maxDataAreaMb: options.maxDataAreaMb } : {}),
       attributes,
     });
-    // By default the kernel's initial probe (INQUIRY, READ CAPACITY…) sees no power-on unit
-    // attention (`powerOnUnitAttention: true` queues one; sd retries on it).
-    served = await serveUserDevice(userDevice, options, {
-      system,
-      size,
-      blockSize,
-      serial,
-      powerOnUnitAttention: options.powerOnUnitAttention ?? false,
-    });
-    attachment = await userDevice.attachLoopback({
+    served = await serveUserDevice(userDevice, system, request.plan);
+    const attachment = await userDevice.attachLoopback({
       lun: options.lun ?? 0,
       ...(options.wwn !== undefined ? { wwn: options.wwn } : {}),
       ...(options.attachTimeoutMs !== undefined ? { timeoutMs: options.attachTimeoutMs } : {}),
@@ -283,11 +303,17 @@ export async function openDevice(options: OpenDeviceOptions): Promise<TcmuDevice
         ? { linkDirectory: options.linkDirectory, linkName: options.name }
         : {}),
     });
-    window = {
+    const window: RestartWindow = {
       commandTimeoutSeconds: Number(attributes.cmd_time_out),
       queueFullTimeoutSeconds: Number(attributes.qfull_time_out),
-      scsiTimeoutSeconds: await applyDiskTimeout(system, attachment.blockDevice, scsiTimeoutSeconds, logger),
+      scsiTimeoutSeconds: await applyDiskTimeout(
+        system,
+        attachment.blockDevice,
+        request.scsiTimeoutSeconds,
+        logger,
+      ),
     };
+    return new OpenedDevice(userDevice, served, attachment, request, false, window);
   } catch (error) {
     await undo(userDevice, served, logger);
     if (error instanceof CoreError) throw error;
@@ -299,52 +325,20 @@ export async function openDevice(options: OpenDeviceOptions): Promise<TcmuDevice
       },
     );
   }
-  return new OpenedDevice(
-    userDevice,
-    served,
-    attachment,
-    serial,
-    backend,
-    options.closeBackend !== false,
-    logger,
-    options.drainTimeoutMs ?? defaultDrainTimeoutMs,
-    false,
-    window,
-  );
 }
 
-/** Maps `userDevice`'s ring and serves the handler or backend of `options` on it. */
+/** Maps `userDevice`'s ring and serves the checked request on it. */
 async function serveUserDevice(
   userDevice: UserDevice,
-  options: OpenDeviceOptions,
-  disk: {
-    system: SystemRoots;
-    size: number;
-    blockSize: number;
-    serial: string;
-    powerOnUnitAttention: boolean;
-  },
+  system: SystemRoots,
+  plan: ServePlan,
 ): Promise<ServedDevice> {
-  const { backend, handler } = options;
-  const { system, size, blockSize, serial, powerOnUnitAttention } = disk;
   const ring = await openRing({
     uio: userDevice.uio,
     ...(system.sysfsRoot !== undefined ? { sysfsRoot: system.sysfsRoot } : {}),
     ...(system.devRoot !== undefined ? { devRoot: system.devRoot } : {}),
   });
-  return serveRing(ring, handler ?? backend!, {
-    ...options,
-    name: options.name,
-    size,
-    blockSize,
-    serial,
-    ...(backend ? { backend } : {}),
-    powerOnUnitAttention,
-    limits: {
-      maxTransferBlocks: options.maxSectors ?? Math.max(8, Math.floor((8 * 1024 * 1024) / blockSize)),
-      ...options.limits,
-    },
-  });
+  return servePlanned(ring, plan);
 }
 
 /** Runs `work`; true when it settled within `ms` (it is not cancelled otherwise, just not awaited). */
@@ -396,19 +390,8 @@ async function applyDiskTimeout(
  * The take-over path of openDevice: undefined when no device has this name (the caller creates one).
  * The device keeps its configfs entries on failure, so a later attempt can take it over again.
  */
-async function takeOverIfOrphaned(
-  options: OpenDeviceOptions,
-  context: {
-    system: SystemRoots;
-    hba: number;
-    size: number;
-    blockSize: number;
-    scsiTimeoutSeconds: number;
-    logger: Logger | undefined;
-  },
-): Promise<TcmuDevice | undefined> {
-  const { system, hba, size, blockSize, logger } = context;
-  const { backend } = options;
+async function takeOverIfOrphaned(request: OpenRequest): Promise<TcmuDevice | undefined> {
+  const { options, system, hba, size, blockSize, logger } = request;
   const fail = (message: string, cause?: unknown) =>
     new CoreError(CoreErrorCode.Open, `cannot take over device ${options.name}: ${message}`, { cause });
   let candidate: Awaited<ReturnType<typeof findTakeOverCandidate>>;
@@ -471,13 +454,10 @@ async function takeOverIfOrphaned(
     throw fail((error as Error).message, error);
   }
   try {
-    served = await serveUserDevice(userDevice, options, {
-      system,
-      size,
-      blockSize,
-      serial,
-      powerOnUnitAttention: false,
-    });
+    // The device keeps its serial (and the NAA derived from it); the initiator already knows the
+    // disk, so no power-on unit attention.
+    const plan = planServe({ ...serveOptionsOf(options, serial), powerOnUnitAttention: false });
+    served = await serveUserDevice(userDevice, system, plan);
     const attachment =
       userDevice.attachments[0] ??
       (await userDevice.attachLoopback({
@@ -493,7 +473,7 @@ async function takeOverIfOrphaned(
         attachment.blockDevice,
         options.scsiTimeoutSeconds ??
           (candidate.commandTimeoutSeconds === 0 || candidate.commandTimeoutSeconds === undefined
-            ? context.scsiTimeoutSeconds
+            ? request.scsiTimeoutSeconds
             : candidate.commandTimeoutSeconds + SCSI_TIMEOUT_MARGIN_SECONDS),
         logger,
       ),
@@ -502,18 +482,7 @@ async function takeOverIfOrphaned(
       { device: options.name, previousOwner: record.owner?.pid, devicePath: attachment.devicePath },
       'took over the device of a process that is gone',
     );
-    return new OpenedDevice(
-      userDevice,
-      served,
-      attachment,
-      serial,
-      backend,
-      options.closeBackend !== false,
-      logger,
-      options.drainTimeoutMs ?? defaultDrainTimeoutMs,
-      true,
-      window,
-    );
+    return new OpenedDevice(userDevice, served, attachment, { ...request, serial }, true, window);
   } catch (error) {
     // Leave the device in configfs (the initiator's disk): stop serving so another process can retry.
     if (served) await served.close().catch(() => {});
@@ -556,11 +525,7 @@ class OpenedDevice implements TcmuDevice {
     userDevice: UserDevice,
     served: ServedDevice,
     attachment: LoopbackAttachment,
-    serial: string,
-    backend: Backend | undefined,
-    closeBackend: boolean,
-    logger: Logger | undefined,
-    drainTimeoutMs: number,
+    request: Pick<OpenRequest, 'options' | 'plan' | 'serial' | 'logger'>,
     takenOver: boolean,
     window: RestartWindow,
   ) {
@@ -572,13 +537,13 @@ class OpenedDevice implements TcmuDevice {
     this.address = attachment.address;
     this.wwn = attachment.wwn;
     this.lun = attachment.lun;
-    this.serial = serial;
+    this.serial = request.serial;
     this.#userDevice = userDevice;
     this.#served = served;
-    this.#backend = backend;
-    this.#closeBackend = closeBackend;
-    this.#logger = logger;
-    this.#drainTimeoutMs = drainTimeoutMs;
+    this.#backend = request.plan.backend;
+    this.#closeBackend = request.options.closeBackend !== false;
+    this.#logger = request.logger;
+    this.#drainTimeoutMs = request.plan.drainTimeoutMs;
   }
 
   get device(): DeviceContext {

@@ -2,7 +2,7 @@ import { BackendErrorCode, withFaults } from '@tcmu/backend';
 import { openMemoryBackend } from '@tcmu/backend-memory';
 import { ScsiStatus } from '@tcmu/scsi';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createEmulation } from './emulation/handler';
+import { emulate } from './emulation/handler';
 import { good } from './response';
 import { type Harness, harness, pattern, senseCode } from './test-support';
 import { handlerFunction } from './types';
@@ -26,7 +26,8 @@ describe('concurrency', () => {
   it('runs many commands at once and completes them out of order', async () => {
     const order: number[] = [];
     const gates = Array.from({ length: 8 }, gate);
-    const emulation = createEmulation();
+    const memory = await openMemoryBackend({ size: 1024 * 1024 });
+    const emulation = emulate(memory);
     let started = 0;
     const handler = handlerFunction(async (command) => {
       if (command.decoded.name !== 'READ(10)') return emulation.handle(command);
@@ -36,7 +37,6 @@ describe('concurrency', () => {
       order.push(index);
       return emulation.handle(command);
     });
-    const memory = await openMemoryBackend({ size: 1024 * 1024 });
     h = await harness({ handler, backend: memory, size: memory.size });
     const pending = gates.map((_, i) =>
       h.send({ name: 'READ(10)', lba: BigInt(i), transferLength: 1 }, { inLength: 512 }),
@@ -139,13 +139,14 @@ describe('errors become sense, and the device keeps serving', () => {
   });
 
   it('answers 04/44 00 when a handler throws, rejects or returns garbage', async () => {
+    const memory = await openMemoryBackend({ size: 1024 * 1024 });
     let call = 0;
     const handler = handlerFunction((command) => {
       call++;
       if (call === 1) throw new Error('sync throw');
       if (call === 2) return Promise.reject(new TypeError('async rejection'));
       if (call === 3) return undefined as never;
-      return createEmulation().handle(command);
+      return emulate(memory).handle(command);
     });
     h = await harness({ handler, size: 1024 * 1024 });
     for (let i = 0; i < 3; i++) expect(senseCode(await h.send({ name: 'TEST UNIT READY' }))).toBe('04/44/00');
@@ -223,12 +224,12 @@ describe('lifecycle', () => {
 
 describe('wrappers', () => {
   it('withReadOnly, withMetrics and withFaultInjection compose over the emulation', async () => {
+    const memory = await openMemoryBackend({ size: 1024 * 1024 });
     const metrics = withMetrics(
-      withFaultInjection(withReadOnly(createEmulation()), [
+      withFaultInjection(withReadOnly(emulate(memory)), [
         { match: 'READ CAPACITY(10)', respond: { key: 3, asc: 0x11, ascq: 0 }, times: 1 },
       ]),
     );
-    const memory = await openMemoryBackend({ size: 1024 * 1024 });
     h = await harness({ handler: metrics, backend: memory, size: memory.size });
     expect(
       senseCode(
@@ -242,7 +243,8 @@ describe('wrappers', () => {
   });
 
   it('serves custom vendor opcodes from a row added to the dispatch table', async () => {
-    const emulation = createEmulation({
+    const memory = await openMemoryBackend({ size: 1024 * 1024 });
+    const emulation = emulate(memory, {
       commands: [
         {
           name: 'VENDOR PING',
@@ -252,7 +254,6 @@ describe('wrappers', () => {
         },
       ],
     });
-    const memory = await openMemoryBackend({ size: 1024 * 1024 });
     h = await harness({ handler: emulation, backend: memory, size: memory.size });
     expect((await h.send(Uint8Array.from([0xc0, 0, 0, 0, 0, 0]))).status).toBe(0);
     expect(senseCode(await h.send(Uint8Array.from([0xc1, 0, 0, 0, 0, 0])))).toBe('05/20/00');

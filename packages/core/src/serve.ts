@@ -9,10 +9,10 @@ import type {
 } from '@tcmu/ring';
 import { decodeCdb, encodeSense, hardwareError, maximumSenseLength, ScsiStatus } from '@tcmu/scsi';
 import { DeviceContext, type DeviceContextOptions, type DeviceStats } from './device';
-import { createEmulation, type Emulation } from './emulation/handler';
+import { Emulation, emulate, emulatedBackend } from './emulation/handler';
 import { CoreError, CoreErrorCode } from './errors';
 import { responseForError } from './response';
-import { isScsiHandler, type Logger, type ScsiCommand, type ScsiResponse, type ServeTarget } from './types';
+import type { Logger, ScsiCommand, ScsiHandler, ScsiResponse } from './types';
 import { createWarnOnce, describeBackendFailure, type WarnOnce } from './warn-once';
 
 /** What serveRing needs from a ring (a `Ring` from @tcmu/ring, or the simulated kernel's). */
@@ -23,19 +23,33 @@ export interface ServableRing {
   close(options?: RingCloseOptions): Promise<void>;
 }
 
-/** Options of {@link serveRing}. */
-export interface ServeOptions extends Omit<DeviceContextOptions, 'backend' | 'size' | 'blockSize' | 'name'> {
+/**
+ * What a device serves; the same in {@link serveRing} and `openDevice`:
+ * - `{ backend }`: the full SBC emulation over it (`emulate(backend)`);
+ * - `{ backend, handler }`: a custom handler, e.g. `emulate(backend, { commands })` or one that calls
+ *   the building blocks with that backend. The device's capacity, block size, capabilities (what it
+ *   advertises), resize and close come from `backend`; an `emulate()` handler must be over this same
+ *   backend (TCMU_ERR_CORE_INVALID_OPTION otherwise);
+ * - `{ handler, size }`: a handler with no storage behind it (an `Emulation` is not one: it has its
+ *   backend, so pass that backend too; leaving it out does not compile).
+ */
+export type ServeTarget =
+  | { readonly backend: Backend; readonly handler?: ScsiHandler }
+  | {
+      readonly backend?: undefined;
+      readonly handler: ScsiHandler & { readonly backend?: undefined };
+      /** Capacity in bytes (no backend to take it from). */
+      readonly size: number;
+    };
+
+/** How a device is served (everything but what it serves): shared by serveRing and openDevice. */
+export interface ServeSettings extends Omit<DeviceContextOptions, 'backend' | 'size' | 'blockSize' | 'name'> {
   /** Device name (default 'tcmu'). */
   readonly name?: string;
   /** Capacity in bytes; default the backend's `size`. Required when serving a handler without a backend. */
   readonly size?: number;
   /** Logical block size; default the backend's `blockSize`, else 512. */
   readonly blockSize?: number;
-  /**
-   * The backend behind a custom handler (so the exported building blocks can reach it through
-   * `command.device.backend`). Ignored when the target itself is a backend.
-   */
-  readonly backend?: Backend;
   /**
    * Commands handled at once (default 128, like the kernel's hw_queue_depth). Commands beyond it wait
    * in arrival order for a slot; they are never refused.
@@ -60,6 +74,9 @@ export interface ServeOptions extends Omit<DeviceContextOptions, 'backend' | 'si
    */
   readonly onCommandDone?: (info: CommandDoneInfo) => void;
 }
+
+/** Options of {@link serveRing}: what is served and how. */
+export type ServeOptions = ServeSettings & ServeTarget;
 
 /** Options of {@link ServedDevice.close}. */
 export interface ServedCloseOptions {
@@ -141,24 +158,81 @@ function signalOf(slot: Slot): AbortSignal {
 const defaultQueueDepth = 128;
 export const defaultDrainTimeoutMs = 10_000;
 
+/** A serve request checked by {@link planServe}: everything serveRing needs, nothing created yet. */
+export interface ServePlan {
+  readonly device: DeviceContext;
+  readonly handler: ScsiHandler;
+  readonly backend: Backend | undefined;
+  readonly queueDepth: number;
+  readonly drainTimeoutMs: number;
+  readonly settings: ServeSettings;
+}
+
+const invalidOption = (message: string) => new CoreError(CoreErrorCode.InvalidOption, message);
+
 /**
- * Serves a ring: every command from the ring is decoded, handed to the handler (or to the full SBC
- * emulation over a backend), and completed with the response, out of order, at most `queueDepth`
- * at a time. Nothing a handler or backend does stops the device: a throw becomes 04/44 00 (or the
- * mapped sense of a BackendError). Task management aborts complete the aborted commands with TASK
- * ABORTED. Works with any ring: a real one from @tcmu/ring or `SimulatedKernel` from
- * `@tcmu/ring/testing`.
+ * The one validation of serve options (serveRing, and openDevice before it creates anything): what
+ * is served, capacity and block size, queue depth, drain timeout, and the device's own options
+ * (name, serial, identity strings, limits). Throws TCMU_ERR_CORE_INVALID_OPTION naming the option.
  */
-export function serveRing(ring: ServableRing, target: ServeTarget, options: ServeOptions = {}): ServedDevice {
-  return new RingServer(ring, target, options);
+export function planServe(options: ServeOptions): ServePlan {
+  const { backend, handler } = options as { backend?: Backend; handler?: ScsiHandler };
+  if (!backend && !handler) throw invalidOption('give a backend or a handler');
+  const emulated = handler ? emulatedBackend(handler) : undefined;
+  if (emulated && emulated !== backend)
+    throw invalidOption('the handler emulates over another backend than the one given as `backend`');
+  const blockSize = options.blockSize ?? backend?.blockSize ?? 512;
+  const size = options.size ?? backend?.size;
+  if (size === undefined) throw invalidOption('size is required when serving a handler without a backend');
+  if (backend && size > backend.size)
+    throw invalidOption(`size (${size}) is larger than the backend (${backend.size} bytes)`);
+  const queueDepth = options.queueDepth ?? defaultQueueDepth;
+  if (!Number.isInteger(queueDepth) || queueDepth < 1 || queueDepth > 65535)
+    throw invalidOption(`queueDepth must be an integer 1..65535, got ${queueDepth}`);
+  const drainTimeoutMs = options.drainTimeoutMs ?? defaultDrainTimeoutMs;
+  if (!(drainTimeoutMs >= 0))
+    throw invalidOption(`drainTimeoutMs must be a number of ms >= 0 (or Infinity), got ${drainTimeoutMs}`);
+  const device = new DeviceContext({
+    ...options,
+    name: options.name ?? 'tcmu',
+    blockSize,
+    size,
+    ...(backend ? { backend } : {}),
+  });
+  return {
+    device,
+    handler: handler ?? emulate(backend!),
+    backend,
+    queueDepth,
+    drainTimeoutMs,
+    settings: options,
+  };
+}
+
+/**
+ * Serves a ring: every command from the ring is decoded, handed to the handler (by default the full
+ * SBC emulation over the backend), and completed with the response, out of order, at most
+ * `queueDepth` at a time. Nothing a handler or backend does stops the device: a throw becomes
+ * 04/44 00 (or the mapped sense of a BackendError). Task management aborts complete the aborted
+ * commands with TASK ABORTED. Works with any ring: a real one from @tcmu/ring or `SimulatedKernel`
+ * from `@tcmu/ring/testing`. Options are checked first (TCMU_ERR_CORE_INVALID_OPTION).
+ */
+export function serveRing(ring: ServableRing, options: ServeOptions): ServedDevice {
+  return new RingServer(ring, planServe(options));
+}
+
+/** Serves a ring with a request {@link planServe} already checked (openDevice). */
+export function servePlanned(ring: ServableRing, plan: ServePlan): ServedDevice {
+  return new RingServer(ring, plan);
 }
 
 class RingServer implements ServedDevice {
   readonly device: DeviceContext;
   #ring: ServableRing;
-  #handler: { handle(command: ScsiCommand): Promise<ScsiResponse> };
-  /** The built-in emulation when serving a backend (dispatched without its async wrapper). */
+  #handler: ScsiHandler;
+  /** The handler when it is an emulation: dispatched without its async wrapper (the hot path). */
   #emulation: Emulation | undefined;
+  #backend: Backend | undefined;
   #logger: Logger | undefined;
   #queueDepth: number;
   #slots = new Map<number, Slot>();
@@ -173,47 +247,17 @@ class RingServer implements ServedDevice {
   #warnOnce: WarnOnce;
   #onCommandDone: ((info: CommandDoneInfo) => void) | undefined;
 
-  constructor(ring: ServableRing, target: ServeTarget, options: ServeOptions) {
-    const handlerTarget = isScsiHandler(target);
-    const backend = handlerTarget ? options.backend : target;
-    const blockSize = options.blockSize ?? backend?.blockSize ?? 512;
-    const size = options.size ?? backend?.size;
-    if (size === undefined)
-      throw new CoreError(
-        CoreErrorCode.InvalidOption,
-        'size is required when serving a handler without a backend',
-      );
-    if (backend && size > backend.size)
-      throw new CoreError(
-        CoreErrorCode.InvalidOption,
-        `size (${size}) is larger than the backend (${backend.size} bytes)`,
-      );
-    const queueDepth = options.queueDepth ?? defaultQueueDepth;
-    if (!Number.isInteger(queueDepth) || queueDepth < 1 || queueDepth > 65535)
-      throw new CoreError(
-        CoreErrorCode.InvalidOption,
-        `queueDepth must be an integer 1..65535, got ${queueDepth}`,
-      );
-    this.device = new DeviceContext({
-      ...options,
-      name: options.name ?? 'tcmu',
-      blockSize,
-      size,
-      ...(backend ? { backend } : {}),
-    });
+  constructor(ring: ServableRing, plan: ServePlan) {
+    const options = plan.settings;
+    this.device = plan.device;
     this.#ring = ring;
-    this.#emulation = handlerTarget ? undefined : createEmulation();
-    this.#handler = handlerTarget ? target : this.#emulation!;
+    this.#handler = plan.handler;
+    this.#emulation = plan.handler instanceof Emulation ? plan.handler : undefined;
+    this.#backend = plan.backend;
     this.#logger = options.logger;
-    this.#queueDepth = queueDepth;
+    this.#queueDepth = plan.queueDepth;
     this.#closeRing = options.closeRing !== false;
-    const drainTimeoutMs = options.drainTimeoutMs ?? defaultDrainTimeoutMs;
-    if (!(drainTimeoutMs >= 0))
-      throw new CoreError(
-        CoreErrorCode.InvalidOption,
-        `drainTimeoutMs must be a number of ms >= 0 (or Infinity), got ${drainTimeoutMs}`,
-      );
-    this.#drainTimeoutMs = drainTimeoutMs;
+    this.#drainTimeoutMs = plan.drainTimeoutMs;
     this.#warnOnce = createWarnOnce(options.logger);
     this.#onCommandDone = options.onCommandDone;
     ring.start({
@@ -314,17 +358,18 @@ class RingServer implements ServedDevice {
     this.#finish(slot, response);
   }
 
+  /** A handler threw or rejected: a BackendError is answered like a returned one, anything else is a bug. */
   #failed(slot: Slot, error: unknown): void {
-    const response = responseForError(error);
-    if (isBackendError(error)) this.#backendFailed(error);
-    else {
-      this.device.stats.handlerFailures++;
-      this.#logger?.error?.(
-        { err: error, device: this.device.name, cdb: Buffer.from(slot.ring.cdb).toString('hex') },
-        'handler failed; answered 04/44 00',
-      );
+    if (isBackendError(error)) {
+      this.#settled(slot, responseForError(error));
+      return;
     }
-    this.#finish(slot, response);
+    this.device.stats.handlerFailures++;
+    this.#logger?.error?.(
+      { err: error, device: this.device.name, cdb: Buffer.from(slot.ring.cdb).toString('hex') },
+      'handler failed; answered 04/44 00',
+    );
+    this.#finish(slot, responseForError(error));
   }
 
   /** Counts a backend failure and warns once per kind (ENOSPC, EIO, EROFS…) for this device, with advice. */
@@ -450,7 +495,7 @@ class RingServer implements ServedDevice {
 
   async resize(bytes: number): Promise<void> {
     if (this.#closing) throw new CoreError(CoreErrorCode.Closed, 'the device is closed');
-    const backend = this.device.backend;
+    const backend = this.#backend;
     if (!backend?.resize) throw new CoreError(CoreErrorCode.Unsupported, 'the backend cannot resize');
     const blockSize = this.device.blockSize;
     if (!Number.isSafeInteger(bytes) || bytes < blockSize || bytes % blockSize !== 0)

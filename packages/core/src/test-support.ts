@@ -4,7 +4,7 @@ import type { Backend } from '@tcmu/backend';
 import { openMemoryBackend } from '@tcmu/backend-memory';
 import { SimulatedKernel, type SubmitResult } from '@tcmu/ring/testing';
 import { buildCdb, type CdbFields, type DecodedSense, decodeSense } from '@tcmu/scsi';
-import { type ServedDevice, type ServeOptions, serveRing } from './serve';
+import { type ServedDevice, type ServeSettings, serveRing } from './serve';
 import type { ScsiHandler } from './types';
 
 export interface Harness {
@@ -16,7 +16,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export interface HarnessOptions extends ServeOptions {
+export interface HarnessOptions extends ServeSettings {
   size?: number;
   blockSize?: number;
   backend?: Backend;
@@ -32,15 +32,10 @@ export async function harness(options: HarnessOptions = {}): Promise<Harness> {
   const backend =
     options.backend ??
     (options.handler ? undefined : await openMemoryBackend({ size, blockSize, pageSize: 4096 }));
-  const target = options.handler ?? backend!;
-  const served = serveRing(ring, target, {
-    powerOnUnitAttention: false,
-    ...options,
-    name: options.name ?? 'test',
-    size,
-    blockSize,
-    ...(backend ? { backend } : {}),
-  });
+  const settings = { powerOnUnitAttention: false, ...options, name: options.name ?? 'test', size, blockSize };
+  const served = backend
+    ? serveRing(ring, { ...settings, backend, ...(options.handler ? { handler: options.handler } : {}) })
+    : serveRing(ring, { ...settings, handler: options.handler! });
   return {
     kernel,
     served,

@@ -1,12 +1,15 @@
-import type { Backend } from '@tcmu/backend';
-import type { DecodedCdb, SenseInfo } from '@tcmu/scsi';
+import type { CommandName, DecodedCdb, DecodedCommand, SenseInfo } from '@tcmu/scsi';
 import type { DeviceContext } from './device';
 
 /**
  * One SCSI command as a handler sees it. Valid until the handler's promise settles: after that the
  * ring reuses the memory behind `data`, so a handler must not keep the views.
+ *
+ * `C` is what the CDB decoded to: any `DecodedCdb` for a command fresh from the ring; one command
+ * family (e.g. `ReadCdb`) once narrowed with {@link isCommand}, which is what the building blocks
+ * (`emulateRead`…) take.
  */
-export interface ScsiCommand {
+export interface ScsiCommand<C extends DecodedCdb = DecodedCdb> {
   /** The ring's command id (1..65535), unique among the commands in flight on this device. */
   readonly id: number;
   /** The raw CDB, copied out of the ring (safe to keep). */
@@ -15,7 +18,7 @@ export interface ScsiCommand {
    * The CDB decoded by @tcmu/scsi. `ok: false` for an unknown opcode or an invalid field; it then
    * carries the sense to answer with (custom handlers may still serve vendor opcodes from `cdb`).
    */
-  readonly decoded: DecodedCdb;
+  readonly decoded: C;
   /**
    * The data buffer as the ring's iovec views, in order (zero copy). For data-out commands (WRITE,
    * MODE SELECT, UNMAP…) it holds the initiator's bytes; for data-in commands the handler fills it
@@ -77,12 +80,29 @@ export function handlerFunction(fn: ScsiHandlerFunction): ScsiHandler {
   };
 }
 
-/** What serveRing/openDevice serve: a handler, or a backend (served by the full SBC emulation). */
-export type ServeTarget = ScsiHandler | Backend;
+/** The members of the union `C` one of whose names is in `N` (`ReadCdb` for `'READ(10)'`). */
+type FamilyNamed<C, N> = C extends { name: infer M } ? ([Extract<M, N>] extends [never] ? never : C) : never;
 
-/** True when `target` is a handler rather than a backend. */
-export function isScsiHandler(target: ServeTarget): target is ScsiHandler {
-  return typeof (target as { handle?: unknown }).handle === 'function';
+/** The decoded CDB of the commands named `N` (`'READ(10)'` → `ReadCdb`); any other name: any CDB. */
+export type DecodedNamed<N extends string> = string extends N
+  ? DecodedCdb
+  : [FamilyNamed<DecodedCommand, N>] extends [never]
+    ? DecodedCdb
+    : FamilyNamed<DecodedCommand, N>;
+
+/** A command whose CDB decoded as one of the commands named `N` (what {@link isCommand} narrows to). */
+export type CommandNamed<N extends CommandName> = ScsiCommand<FamilyNamed<DecodedCommand, N>>;
+
+/**
+ * Type guard: true when the CDB decoded (`ok`) as one of `names`. Narrows `command` to the type the
+ * building blocks take, e.g. `if (isCommand(command, 'READ(10)', 'READ(16)')) return emulateRead(command, backend)`.
+ */
+export function isCommand<N extends CommandName>(
+  command: ScsiCommand,
+  ...names: readonly N[]
+): command is CommandNamed<N> {
+  const { decoded } = command;
+  return decoded.ok && (names as readonly string[]).includes(decoded.name);
 }
 
 /**

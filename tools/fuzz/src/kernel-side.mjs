@@ -200,7 +200,7 @@ export async function fuzzKernelSide(modules, options) {
       });
       const ring = await kernel.openRing();
       const backend = await openMemoryBackend({ size, blockSize, pageSize: 4096 });
-      const served = serveRing(ring, backend, { name: 'fuzz', powerOnUnitAttention: false });
+      const served = serveRing(ring, { backend, name: 'fuzz', powerOnUnitAttention: false });
       const blocks = size / blockSize;
       // At most 64 data blocks per command: its entry (≤ 64 iovecs) always fits the smallest ring.
       const maxData = Math.min(kernel.dataBlocks * kernel.dataBlockSize, 2 * 64 * kernel.dataBlockSize);

@@ -59,6 +59,10 @@ describe('the packages as published (pnpm pack → npm install in a scratch proj
     expect(await runExample('memory-backend')).toBe('hello 4096\n');
   });
 
+  it('runs the chunk filters example: a write is dirty, then stored, then read from the cache', async () => {
+    expect(await runExample('chunk-filters')).toBe('dirty\nundefined 1\nhello 1\n');
+  });
+
   it('runs the simulated kernel example through serveRing and the SBC emulation', async () => {
     // 1 MiB of 512-byte blocks: last LBA 2047 (0x7ff), block length 512 (0x200).
     expect(await runExample('simulated-kernel')).toBe('2 6 41\n0 [\n  0, 0, 7, 255,\n  0, 0, 2,   0\n]\n');
@@ -83,11 +87,10 @@ describe('the packages as published (pnpm pack → npm install in a scratch proj
     expect(existsSync(join(portableDirectory, 'node_modules', 'koffi'))).toBe(false);
     const { execFile } = await import('node:child_process');
     const { promisify } = await import('node:util');
-    // pnpm puts the workspace's hoisted modules (koffi among them) on NODE_PATH: not for this child.
-    const { NODE_PATH: _, ...env } = process.env;
+    // No NODE_PATH: pnpm sets one that reaches the workspace's hoisted koffi.
     const { stdout } = await promisify(execFile)(process.execPath, ['emulate.mjs'], {
       cwd: portableDirectory,
-      env,
+      env: { ...process.env, NODE_PATH: '' },
     });
     // WRITE(10) GOOD, READ(10) GOOD, the block read back; then @tcmu/libc refuses with its code.
     expect(stdout).toBe('0 0 7 7\nTCMU_ERR_LIBC_NO_KOFFI\n');

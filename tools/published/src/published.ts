@@ -138,22 +138,26 @@ export async function buildPortableProject(): Promise<void> {
   writeFileSync(
     join(portableDirectory, 'emulate.mjs'),
     `import { openMemoryBackend } from '@tcmu/backend-memory';
-import { createEmulation, DeviceContext } from '@tcmu/core';
-import { buildCdb, decodeCdb } from '@tcmu/scsi';
+import { serveRing } from '@tcmu/core';
+import { buildCdb } from '@tcmu/scsi';
 
+// serveRing over a ring in plain memory (the SimulatedKernel of @tcmu/ring/testing maps a memfd
+// through koffi): submit() hands a command to the server and resolves with its completion.
+let handlers;
+const pending = new Map();
+const ring = { start: (h) => { handlers = h; }, complete: (id, c) => pending.get(id)(c), close: async () => {} };
+let id = 0;
+const submit = (cdb, data) => new Promise((resolve) => {
+  pending.set(++id, resolve);
+  handlers.onCommand({ id, cdb, iovecs: [data], dataLength: data.length, bidirectionalIovecs: [] });
+});
 const backend = await openMemoryBackend({ size: 1 << 20 });
-const device = new DeviceContext({ name: 'portable', size: backend.size, blockSize: 512, backend, powerOnUnitAttention: false });
-const emulation = createEmulation();
-async function send(fields, data) {
-  const cdb = buildCdb(fields);
-  const command = { id: 1, cdb, decoded: decodeCdb(cdb), data: [data], dataLength: data.byteLength, device, signal: new AbortController().signal };
-  return (await emulation.handle(command)).status;
-}
-const out = new Uint8Array(512).fill(7);
-const written = await send({ name: 'WRITE(10)', lba: 3n, transferLength: 1 }, out);
+const served = serveRing(ring, { backend, name: 'portable', powerOnUnitAttention: false });
+const written = await submit(buildCdb({ name: 'WRITE(10)', lba: 3n, transferLength: 1 }), new Uint8Array(512).fill(7));
 const into = new Uint8Array(512);
-const read = await send({ name: 'READ(10)', lba: 3n, transferLength: 1 }, into);
-console.log(written, read, into[0], into[511]);
+const read = await submit(buildCdb({ name: 'READ(10)', lba: 3n, transferLength: 1 }), into);
+console.log(written.status, read.status, into[0], into[511]);
+await served.close();
 // Without koffi, a system call is a coded error, not a crash at import time.
 const { libc } = await import('@tcmu/libc');
 try {

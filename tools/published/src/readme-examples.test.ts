@@ -47,6 +47,7 @@ describe('README examples are the files under examples/', () => {
       'examples/array-backend.ts',
       'examples/array-backend.conformance.ts',
       'examples/custom-handler.ts',
+      'examples/chunk-filters.ts',
     ]) {
       expect(seen.has(file), file).toBe(true);
     }

@@ -22,7 +22,8 @@
  *   each byte holds the data of one of them (which one is unspecified); a read overlapping an
  *   in-flight write may see old or new data per byte. A caller that needs an order awaits the first
  *   call before starting the second. A backend that performs better with fewer calls in flight says
- *   so with `concurrencyLimit`; it must still be correct with more.
+ *   so with `concurrencyLimit` (the core's emulation then queues the calls above it); it must still
+ *   be correct with more.
  * - Errors: calls reject only with `BackendError` (stable `code`, see `BackendErrorCode`); any other
  *   rejection is a backend bug. Calls never throw synchronously: they return a rejected promise.
  * - Capabilities: the optional methods are present only when the backend really implements them. An
@@ -61,9 +62,10 @@ export interface Backend {
   readonly unmapGranularity?: number;
 
   /**
-   * A hint: the number of calls in flight beyond which this backend gains nothing (for example, the
-   * size of its worker pool). The backend is still correct with more in flight; the caller may
-   * queue above it. Absent: no limit.
+   * The number of calls in flight beyond which this backend gains nothing (for example, the size of
+   * its worker pool): a positive integer. The core's emulation (`emulate(backend)` in @tcmu/core)
+   * lets at most this many calls reach the backend at once and queues the others in call order. The
+   * backend is still correct with more in flight (other callers need not queue). Absent: no limit.
    */
   readonly concurrencyLimit?: number;
 
@@ -75,7 +77,9 @@ export interface Backend {
 
   /**
    * True when data survives `close()` and a later re-open (files, block devices, objects); false or
-   * absent for volatile media (memory). Tells the core whether a write cache needs flushing.
+   * absent for volatile media (memory). Describes the medium; it steers no I/O: the core decides
+   * about flushing from `flush` alone. The conformance suite reads it (a persistent backend must be
+   * re-openable, `reopen`) and it is shown in `backendCapabilities`.
    */
   readonly persistent?: boolean;
 

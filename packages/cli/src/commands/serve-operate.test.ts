@@ -46,7 +46,8 @@ function simulatedDependencies(overrides: Partial<ServeDependencies> = {}) {
     },
     openDevice: async (request) => {
       const ring = await kernel.openRing();
-      const served = serveRing(ring, request.backend, {
+      const served = serveRing(ring, {
+        backend: request.backend,
         name: request.name,
         size: request.size,
         blockSize: request.blockSize,

@@ -2,7 +2,7 @@
 // never settle (and whose backend flush/close never settle either), and closes it on SIGTERM the way
 // `tcmu serve` does. Prints JSON lines: ready, stats (every 250 ms), closed. Uses the built package.
 import { openMemoryBackend } from '@tcmu/backend-memory';
-import { createEmulation, handlerFunction, openDevice } from '@tcmu/core';
+import { emulate, handlerFunction, openDevice } from '@tcmu/core';
 
 const [name, hba, drainTimeoutMs] = process.argv.slice(2);
 const never = () => new Promise(() => {});
@@ -16,7 +16,7 @@ const backend = {
   flush: () => (hang ? never() : memory.flush()),
   close: () => (hang ? never() : memory.close()),
 };
-const emulation = createEmulation();
+const emulation = emulate(backend);
 const handler = handlerFunction((command) =>
   hang && /^(READ|WRITE|SYNCHRONIZE)/.test(command.decoded.name ?? '') ? never() : emulation.handle(command),
 );

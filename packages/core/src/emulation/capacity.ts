@@ -13,8 +13,8 @@ import { respondWithData } from './inquiry';
  * READ CAPACITY(10): last LBA (0xFFFFFFFF when the medium has 2^32 blocks or more, telling the
  * initiator to use READ CAPACITY(16)) and the block length. PMI = 0 with a nonzero LBA is 05/24 00.
  */
-export function emulateReadCapacity10(command: ScsiCommand): ScsiResponse {
-  const cdb = command.decoded as ReadCapacity10Cdb;
+export function emulateReadCapacity10(command: ScsiCommand<ReadCapacity10Cdb>): ScsiResponse {
+  const cdb = command.decoded;
   if (!cdb.pmi && cdb.lba !== 0n) return checkCondition(invalidFieldInCdb(2));
   const { device } = command;
   return respondWithData(
@@ -27,8 +27,8 @@ export function emulateReadCapacity10(command: ScsiCommand): ScsiResponse {
  * READ CAPACITY(16): last LBA, block length, and LBPME/LBPRZ when the backend can deallocate
  * (unmapped blocks read as zeros), truncated to the allocation length.
  */
-export function emulateReadCapacity16(command: ScsiCommand): ScsiResponse {
-  const cdb = command.decoded as ReadCapacity16Cdb;
+export function emulateReadCapacity16(command: ScsiCommand<ReadCapacity16Cdb>): ScsiResponse {
+  const cdb = command.decoded;
   if (!cdb.pmi && cdb.lba !== 0n) return checkCondition(invalidFieldInCdb(2));
   const { device } = command;
   const thin = device.capabilities.unmap;

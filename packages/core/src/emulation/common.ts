@@ -1,5 +1,5 @@
-import type { Backend } from '@tcmu/backend';
-import { hardwareError, invalidFieldInCdb, lbaOutOfRange, type SenseInfo, writeProtected } from '@tcmu/scsi';
+import { type Backend, isBackendError } from '@tcmu/backend';
+import { invalidFieldInCdb, lbaOutOfRange, type SenseInfo, writeProtected } from '@tcmu/scsi';
 import type { DeviceContext } from '../device';
 import { checkCondition, responseForError } from '../response';
 import type { ScsiCommand, ScsiResponse } from '../types';
@@ -14,21 +14,18 @@ export class ScsiOutcome extends Error {
   }
 }
 
-/** Stops a building block with CHECK CONDITION and `sense`. */
+/**
+ * Stops a building block with CHECK CONDITION and `sense`: use inside {@link respondOnError} (or a
+ * block that calls it), which turns the throw into the response.
+ */
 export function fail(sense: SenseInfo): never {
   throw new ScsiOutcome(checkCondition(sense));
 }
 
-/** The device's backend, or 04/44 00 when the device was served without one. */
-export function backendOf(command: ScsiCommand): Backend {
-  const backend = command.device.backend;
-  if (!backend) fail(hardwareError());
-  return backend;
-}
-
 /**
- * Runs a building block body, turning a thrown {@link ScsiOutcome} into its response and a backend
- * error into its mapped sense (`lba` goes into INFORMATION for medium errors).
+ * Runs a building block body, turning a {@link fail} into its response and a backend error into its
+ * mapped sense (`lba` goes into INFORMATION for medium errors); anything else is a bug and rejects
+ * (the core answers 04/44 00 and counts it in `stats.handlerFailures`).
  */
 export async function respondOnError(
   body: () => Promise<ScsiResponse> | ScsiResponse,
@@ -42,27 +39,22 @@ export async function respondOnError(
 }
 
 /**
- * What {@link respondOnError} answers for a thrown value: the response of a {@link ScsiOutcome},
- * the mapped sense of a backend error; anything else (a bug) is rethrown.
+ * What {@link respondOnError} answers for a thrown value: the response of a {@link fail}, the mapped
+ * sense of a backend error (`responseForError`, the one mapping); anything else (a bug) is rethrown.
  */
 export function responseForThrown(error: unknown, lba?: bigint): ScsiResponse {
   if (error instanceof ScsiOutcome) return error.response;
-  if (isBackendLike(error)) return responseForError(error, lba);
+  if (isBackendError(error)) return responseForError(error, lba);
   throw error;
 }
 
-function isBackendLike(error: unknown): boolean {
-  const code = (error as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' && code.startsWith('TCMU_ERR_BACKEND_');
-}
-
-/** 05/21 00 unless [lba, lba + blocks) lies inside the medium (with 0 blocks: lba must exist). */
-export function checkRange(device: DeviceContext, lba: bigint, blocks: number | bigint): void {
+/** {@link fail}s with 05/21 00 unless [lba, lba + blocks) lies inside the medium (0 blocks: lba must exist). */
+export function checkLbaRange(device: DeviceContext, lba: bigint, blocks: number | bigint): void {
   const count = BigInt(blocks);
   if (lba >= device.blockCount || lba + count > device.blockCount) fail(lbaOutOfRange(lba));
 }
 
-/** 07/27 00 when the device is read-only. */
+/** {@link fail}s with 07/27 00 when the device is read-only. */
 export function checkWritable(device: DeviceContext): void {
   if (device.readOnly) fail(writeProtected());
 }

@@ -10,11 +10,12 @@ import {
   parseFormatUnitParameterList,
   type RequestSenseCdb,
   type StartStopUnitCdb,
+  type TestUnitReadyCdb,
 } from '@tcmu/scsi';
 import type { DeviceContext } from '../device';
 import { checkCondition, good } from '../response';
 import type { ScsiCommand, ScsiResponse } from '../types';
-import { backendOf, checkWritable, chunkBytes, fail, respondOnError } from './common';
+import { checkWritable, chunkBytes, fail, respondOnError } from './common';
 import { respondWithData } from './inquiry';
 
 export { emulateReadCapacity10, emulateReadCapacity16 } from './capacity';
@@ -22,7 +23,7 @@ export { emulateInquiry } from './inquiry';
 export { emulateModeSelect, emulateModeSense } from './mode';
 
 /** TEST UNIT READY: GOOD when ready (unit attentions, FORMAT in progress and a stopped unit are reported before). */
-export function emulateTestUnitReady(command: ScsiCommand): ScsiResponse {
+export function emulateTestUnitReady(command: ScsiCommand<TestUnitReadyCdb>): ScsiResponse {
   if (command.device.stopped) return checkCondition(initializingCommandRequired());
   return good();
 }
@@ -32,8 +33,8 @@ export function emulateTestUnitReady(command: ScsiCommand): ScsiResponse {
  * pending unit attention (which is then cleared), else 02/04 02 for a stopped unit, else NO SENSE.
  * In descriptor format when DESC is set, truncated to the allocation length; status GOOD.
  */
-export function emulateRequestSense(command: ScsiCommand): ScsiResponse {
-  const cdb = command.decoded as RequestSenseCdb;
+export function emulateRequestSense(command: ScsiCommand<RequestSenseCdb>): ScsiResponse {
+  const cdb = command.decoded;
   const { device } = command;
   const info = device.format
     ? formatInProgressSense(device)
@@ -47,25 +48,30 @@ function formatInProgressSense(device: DeviceContext) {
 }
 
 /**
- * START STOP UNIT: START = 0 stops the unit (media access then gets 02/04 02; the backend is flushed
+ * START STOP UNIT: START = 0 stops the unit (media access then gets 02/04 02; `backend` is flushed
  * first unless NO_FLUSH), START = 1 starts it. Power conditions other than START_VALID are accepted
  * without effect; LOEJ is 05/24 00 (the medium is not removable).
  */
-export function emulateStartStopUnit(command: ScsiCommand): Promise<ScsiResponse> {
-  const cdb = command.decoded as StartStopUnitCdb;
+export function emulateStartStopUnit(
+  command: ScsiCommand<StartStopUnitCdb>,
+  backend: Backend,
+): Promise<ScsiResponse> {
+  const cdb = command.decoded;
   return respondOnError(async () => {
     const { device } = command;
     if (cdb.powerCondition !== 0) return good();
     if (cdb.loej) fail(invalidFieldInCdb(4, 1));
-    if (!cdb.start && !cdb.noFlush && device.backend?.flush) await device.backend.flush();
+    if (!cdb.start && !cdb.noFlush && backend.flush) await backend.flush();
     device.stopped = !cdb.start;
     return good();
   });
 }
 
 /** PREVENT ALLOW MEDIUM REMOVAL: PREVENT 0 or 1 is accepted (nothing to lock); 2 and 3 are 05/24 00. */
-export function emulatePreventAllowMediumRemoval(command: ScsiCommand): ScsiResponse {
-  const cdb = command.decoded as PreventAllowMediumRemovalCdb;
+export function emulatePreventAllowMediumRemoval(
+  command: ScsiCommand<PreventAllowMediumRemovalCdb>,
+): ScsiResponse {
+  const cdb = command.decoded;
   if (cdb.prevent > 1) return checkCondition(invalidFieldInCdb(4, 1));
   return good();
 }
@@ -95,11 +101,13 @@ async function zeroMedium(device: DeviceContext, backend: Backend, signal: Abort
  * and formats in the background (a failure is then reported as 03/31 01 to the next command); a
  * defect list, an initialization pattern (IP) or FOV = 0 with option bits set is 05/26 00.
  */
-export function emulateFormatUnit(command: ScsiCommand): Promise<ScsiResponse> {
-  const cdb = command.decoded as FormatUnitCdb;
+export function emulateFormatUnit(
+  command: ScsiCommand<FormatUnitCdb>,
+  backend: Backend,
+): Promise<ScsiResponse> {
+  const cdb = command.decoded;
   return respondOnError(async () => {
     const { device } = command;
-    const backend = backendOf(command);
     checkWritable(device);
     let immediate = false;
     if (cdb.fmtdata) {

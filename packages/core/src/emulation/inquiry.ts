@@ -91,8 +91,8 @@ export function encodeInquiryData(device: DeviceContext, allocationLength?: numb
  * pages 00h, 80h, 83h (a unique NAA 6 designator + T10 vendor ID), B0h, B1h, B2h; any other page is
  * 05/24 00 pointing at the PAGE CODE. Truncated to the allocation length, lengths never changed.
  */
-export function emulateInquiry(command: ScsiCommand): ScsiResponse {
-  const cdb = command.decoded as InquiryCdb;
+export function emulateInquiry(command: ScsiCommand<InquiryCdb>): ScsiResponse {
+  const cdb = command.decoded;
   if (!cdb.evpd) return respondWithData(command, encodeInquiryData(command.device, cdb.allocationLength));
   const page = encodeVpdPage(command.device, cdb.pageCode, cdb.allocationLength);
   if (!page) return checkCondition(invalidFieldInCdb(2));

@@ -13,9 +13,8 @@ import { invalidFieldInCdb, lbaOutOfRange, miscompare, parseUnmapParameterList }
 import { good } from '../response';
 import type { ScsiCommand, ScsiResponse } from '../types';
 import {
-  backendOf,
   checkDataLength,
-  checkRange,
+  checkLbaRange,
   checkTransferLimit,
   checkWritable,
   chunkBytes,
@@ -25,21 +24,16 @@ import {
   responseForThrown,
 } from './common';
 
-function decodedAs<T>(command: ScsiCommand): T {
-  return command.decoded as unknown as T;
-}
-
 /**
  * READ(6/10/12/16): range check, then the backend reads straight into the ring's iovecs. The checks
  * run synchronously and only the backend's promise is awaited (one `then`, no async wrappers): this
  * is the hot path.
  */
-export function emulateRead(command: ScsiCommand): Promise<ScsiResponse> {
-  const cdb = decodedAs<ReadCdb>(command);
+export function emulateRead(command: ScsiCommand<ReadCdb>, backend: Backend): Promise<ScsiResponse> {
+  const cdb = command.decoded;
   try {
     const { device } = command;
-    const backend = backendOf(command);
-    checkRange(device, cdb.lba, cdb.transferLength);
+    checkLbaRange(device, cdb.lba, cdb.transferLength);
     checkTransferLimit(command, cdb.transferLength, device.limits.maxTransferBlocks);
     const bytes = cdb.transferLength * device.blockSize;
     if (bytes === 0) return Promise.resolve(good(0));
@@ -82,13 +76,12 @@ async function writeRange(
  * WRITE(6/10/12/16): read-only and range checks, the range lock (so COMPARE AND WRITE stays atomic),
  * the backend write from the iovecs, then a flush when FUA is set or the write cache is disabled.
  */
-export function emulateWrite(command: ScsiCommand): Promise<ScsiResponse> {
-  const cdb = decodedAs<WriteCdb>(command);
+export function emulateWrite(command: ScsiCommand<WriteCdb>, backend: Backend): Promise<ScsiResponse> {
+  const cdb = command.decoded;
   return respondOnError(async () => {
     const { device } = command;
-    const backend = backendOf(command);
     checkWritable(device);
-    checkRange(device, cdb.lba, cdb.transferLength);
+    checkLbaRange(device, cdb.lba, cdb.transferLength);
     checkTransferLimit(command, cdb.transferLength, device.limits.maxTransferBlocks);
     if (cdb.transferLength === 0) return good();
     checkDataLength(command, cdb.transferLength * device.blockSize);
@@ -138,12 +131,11 @@ async function compareMedium(
  * 1: the data-out blocks are compared with the medium; 3: the single data-out block is compared with
  * every block of the range. A miscompare is 0E/1D 00 with the offset in INFORMATION.
  */
-export function emulateVerify(command: ScsiCommand): Promise<ScsiResponse> {
-  const cdb = decodedAs<VerifyCdb>(command);
+export function emulateVerify(command: ScsiCommand<VerifyCdb>, backend: Backend): Promise<ScsiResponse> {
+  const cdb = command.decoded;
   return respondOnError(async () => {
     const { device } = command;
-    const backend = backendOf(command);
-    checkRange(device, cdb.lba, cdb.transferLength);
+    checkLbaRange(device, cdb.lba, cdb.transferLength);
     if (cdb.transferLength === 0) return good();
     const blockSize = device.blockSize;
     if (cdb.bytchk === 0) {
@@ -175,13 +167,15 @@ export function emulateVerify(command: ScsiCommand): Promise<ScsiResponse> {
  * WRITE AND VERIFY(10/16): the write is made durable (as with FUA), then BYTCHK 0 reads the range
  * back (medium verification) and BYTCHK 1 compares it with the data-out (0E/1D 00 on a difference).
  */
-export function emulateWriteAndVerify(command: ScsiCommand): Promise<ScsiResponse> {
-  const cdb = decodedAs<WriteAndVerifyCdb>(command);
+export function emulateWriteAndVerify(
+  command: ScsiCommand<WriteAndVerifyCdb>,
+  backend: Backend,
+): Promise<ScsiResponse> {
+  const cdb = command.decoded;
   return respondOnError(async () => {
     const { device } = command;
-    const backend = backendOf(command);
     checkWritable(device);
-    checkRange(device, cdb.lba, cdb.transferLength);
+    checkLbaRange(device, cdb.lba, cdb.transferLength);
     checkTransferLimit(command, cdb.transferLength, device.limits.maxTransferBlocks);
     if (cdb.transferLength === 0) return good();
     checkDataLength(command, cdb.transferLength * device.blockSize);
@@ -200,14 +194,16 @@ export function emulateWriteAndVerify(command: ScsiCommand): Promise<ScsiRespons
  * SYNCHRONIZE CACHE(10/16): range check (0 blocks = to the end of the medium), then the backend's
  * flush; durable when GOOD is returned (IMMED is honoured by finishing the flush first anyway).
  */
-export function emulateSynchronizeCache(command: ScsiCommand): Promise<ScsiResponse> {
-  const cdb = decodedAs<SynchronizeCacheCdb>(command);
+export function emulateSynchronizeCache(
+  command: ScsiCommand<SynchronizeCacheCdb>,
+  backend: Backend,
+): Promise<ScsiResponse> {
+  const cdb = command.decoded;
   return respondOnError(async () => {
     const { device } = command;
-    const backend = backendOf(command);
     if (cdb.transferLength === 0) {
       if (cdb.lba >= device.blockCount) fail(lbaOutOfRange(cdb.lba));
-    } else checkRange(device, cdb.lba, cdb.transferLength);
+    } else checkLbaRange(device, cdb.lba, cdb.transferLength);
     if (backend.flush) await backend.flush();
     return good();
   }, cdb.lba);
@@ -231,17 +227,19 @@ async function zeroRange(backend: Backend, offset: number, length: number, unmap
  * blocks 0 is rejected (WSNZ = 1); ANCHOR is not supported (05/24 00); UNMAP without a backend that
  * deallocates is 05/24 00 (the device reports LBPWS = 0).
  */
-export function emulateWriteSame(command: ScsiCommand): Promise<ScsiResponse> {
-  const cdb = decodedAs<WriteSameCdb>(command);
+export function emulateWriteSame(
+  command: ScsiCommand<WriteSameCdb>,
+  backend: Backend,
+): Promise<ScsiResponse> {
+  const cdb = command.decoded;
   return respondOnError(async () => {
     const { device } = command;
-    const backend = backendOf(command);
     const lengthByte = cdb.cdbLength === 10 ? 7 : 10;
     if (cdb.anchor) fail(invalidFieldInCdb(1, 4));
     if (cdb.unmap && !device.capabilities.unmap) fail(invalidFieldInCdb(1, 3));
     checkWritable(device);
     if (cdb.transferLength === 0) fail(invalidFieldInCdb(lengthByte));
-    checkRange(device, cdb.lba, cdb.transferLength);
+    checkLbaRange(device, cdb.lba, cdb.transferLength);
     if (cdb.transferLength > device.limits.maxWriteSameBlocks) fail(invalidFieldInCdb(lengthByte));
     const blockSize = device.blockSize;
     let block: Uint8Array | undefined;
@@ -275,11 +273,10 @@ export function emulateWriteSame(command: ScsiCommand): Promise<ScsiResponse> {
  * too many descriptors or blocks 05/26 00, a range past the end 05/21 00) before anything is
  * deallocated; then each range is unmapped under its lock.
  */
-export function emulateUnmap(command: ScsiCommand): Promise<ScsiResponse> {
-  const cdb = decodedAs<UnmapCdb>(command);
+export function emulateUnmap(command: ScsiCommand<UnmapCdb>, backend: Backend): Promise<ScsiResponse> {
+  const cdb = command.decoded;
   return respondOnError(async () => {
     const { device } = command;
-    const backend = backendOf(command);
     if (!backend.unmap) fail(invalidFieldInCdb(0, 7));
     if (cdb.anchor) fail(invalidFieldInCdb(1, 0));
     checkWritable(device);
@@ -311,15 +308,17 @@ export function emulateUnmap(command: ScsiCommand): Promise<ScsiResponse> {
  * and, only when equal, the write data is written (FUA or WCE = 0 flushes). A difference is
  * 0E/1D 00 with the offset of the first differing byte in INFORMATION; nothing is written.
  */
-export function emulateCompareAndWrite(command: ScsiCommand): Promise<ScsiResponse> {
-  const cdb = decodedAs<CompareAndWriteCdb>(command);
+export function emulateCompareAndWrite(
+  command: ScsiCommand<CompareAndWriteCdb>,
+  backend: Backend,
+): Promise<ScsiResponse> {
+  const cdb = command.decoded;
   return respondOnError(async () => {
     const { device } = command;
-    const backend = backendOf(command);
     checkWritable(device);
     const blocks = cdb.transferLength;
     if (blocks > device.limits.maxCompareAndWriteBlocks) fail(invalidFieldInCdb(13));
-    checkRange(device, cdb.lba, blocks);
+    checkLbaRange(device, cdb.lba, blocks);
     const bytes = blocks * device.blockSize;
     // The data-out must be exactly the verify then the write blocks; more or less is 05/24 00 at
     // NUMBER OF LOGICAL BLOCKS (as LIO answers; docs/conformance.md). NUMBER OF LOGICAL BLOCKS 0

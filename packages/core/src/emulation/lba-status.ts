@@ -1,4 +1,4 @@
-import type { AllocationExtent } from '@tcmu/backend';
+import type { AllocationExtent, Backend } from '@tcmu/backend';
 import {
   encodeLbaStatus,
   type GetLbaStatusCdb,
@@ -8,7 +8,7 @@ import {
   ProvisioningStatus,
 } from '@tcmu/scsi';
 import type { ScsiCommand, ScsiResponse } from '../types';
-import { backendOf, fail, respondOnError } from './common';
+import { fail, respondOnError } from './common';
 import { respondWithData } from './inquiry';
 
 /** Largest range asked of the backend's getAllocation per GET LBA STATUS, in bytes. */
@@ -67,11 +67,13 @@ function wanted(reportType: number, deallocated: boolean): boolean {
  * allocation length (at most 1 GiB of the medium is examined per command). REPORT TYPE 0..4 filters
  * the descriptors; others are 05/24 00. A starting LBA past the end is 05/21 00.
  */
-export function emulateGetLbaStatus(command: ScsiCommand): Promise<ScsiResponse> {
-  const cdb = command.decoded as GetLbaStatusCdb;
+export function emulateGetLbaStatus(
+  command: ScsiCommand<GetLbaStatusCdb>,
+  backend: Backend,
+): Promise<ScsiResponse> {
+  const cdb = command.decoded;
   return respondOnError(async () => {
     const { device } = command;
-    const backend = backendOf(command);
     if (cdb.lba >= device.blockCount) fail(lbaOutOfRange(cdb.lba));
     if (cdb.reportType > 4) fail(invalidFieldInCdb(14));
     const blockSize = device.blockSize;

@@ -1,4 +1,4 @@
-import { scatterCopyTo } from '@tcmu/backend';
+import { type Backend, scatterCopyTo } from '@tcmu/backend';
 import {
   encodeModeSense,
   type ModePageSets,
@@ -43,8 +43,8 @@ export function modePages(device: DeviceContext): ModePageSets {
  * default (saved is 05/39 00), the block descriptor unless DBD (long with LLBAA), WP for read-only
  * devices and DPOFUA. Truncated to the allocation length, MODE DATA LENGTH unchanged.
  */
-export function emulateModeSense(command: ScsiCommand): ScsiResponse {
-  const cdb = command.decoded as ModeSenseCdb;
+export function emulateModeSense(command: ScsiCommand<ModeSenseCdb>): ScsiResponse {
+  const cdb = command.decoded;
   const { device } = command;
   const result = encodeModeSense(cdb, {
     pages: modePages(device),
@@ -59,10 +59,13 @@ export function emulateModeSense(command: ScsiCommand): ScsiResponse {
 /**
  * MODE SELECT(6/10): only WCE of the Caching page may change (and only when the backend can flush);
  * any other change, a different block length or SP = 1 is 05/26 00 / 05/24 00 with the field
- * pointer. Turning the write cache off flushes the backend first.
+ * pointer. Turning the write cache off flushes `backend` first.
  */
-export function emulateModeSelect(command: ScsiCommand): Promise<ScsiResponse> {
-  const cdb = command.decoded as ModeSelectCdb;
+export function emulateModeSelect(
+  command: ScsiCommand<ModeSelectCdb>,
+  backend: Backend,
+): Promise<ScsiResponse> {
+  const cdb = command.decoded;
   return respondOnError(async () => {
     const { device } = command;
     const length = Math.min(cdb.parameterListLength, command.dataLength);
@@ -78,7 +81,7 @@ export function emulateModeSelect(command: ScsiCommand): Promise<ScsiResponse> {
     if (!result.ok) return checkCondition(result.sense);
     const wce = result.pages.caching?.wce;
     if (wce !== undefined && wce !== device.writeCacheEnabled) {
-      if (!wce && device.backend?.flush) await device.backend.flush();
+      if (!wce && backend.flush) await backend.flush();
       device.writeCacheEnabled = wce;
     }
     return good();

@@ -24,10 +24,10 @@ export interface ReportableCommand {
  * timeouts descriptors when RCTD is set. Truncated to the allocation length.
  */
 export function emulateReportSupportedOperationCodes(
-  command: ScsiCommand,
+  command: ScsiCommand<ReportSupportedOperationCodesCdb>,
   commands: readonly ReportableCommand[],
 ): ScsiResponse {
-  const cdb = command.decoded as ReportSupportedOperationCodesCdb;
+  const cdb = command.decoded;
   const supported: SupportedCommand[] = commands.map((row) => {
     const entry: SupportedCommand = { opcode: row.opcode };
     if (row.serviceAction !== undefined) entry.serviceAction = row.serviceAction;

@@ -1,3 +1,12 @@
+export type { CachedChunkStore, ChunkCacheOptions, ChunkCacheStats } from './chunk-cache';
+export { withChunkCache } from './chunk-cache';
+export type { ChunkEvent, ChunkState } from './chunk-state';
+export { chunkEvents, chunkStates, chunkTransitions, nextChunkState } from './chunk-state';
+export type { ChunkStore } from './chunk-store';
+export type { MemoryChunkStore, MemoryChunkStoreCounters } from './memory-chunk-store';
+export { memoryChunkStore } from './memory-chunk-store';
+export type { ReadAheadOptions } from './read-ahead';
+export { withReadAhead } from './read-ahead';
 export { readOnly } from './read-only';
 export { serialized } from './serialized';
 export type { FaultCall, FaultRule, FaultyBackend } from './with-faults';
@@ -8,3 +17,11 @@ export type { BackendStats, OperationStats, StatsBackend } from './with-stats';
 export { withStats } from './with-stats';
 export type { BackendLayer, WrapBackendOptions } from './wrap-backend';
 export { wrapBackend } from './wrap-backend';
+export type {
+  WriteBackJournal,
+  WriteBackOptions,
+  WriteBackRecord,
+  WriteBackStats,
+  WriteFence,
+} from './write-back';
+export { WriteBackBackend, withWriteBack } from './write-back';
