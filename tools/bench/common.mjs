@@ -36,3 +36,52 @@ export function measureMemcpy(source, duration) {
   }
   return bytes / MiB / ((now - start) / 1000);
 }
+
+/** A READ(16) or WRITE(16) CDB of `blocks` 512-byte blocks at `lba`. */
+export function cdb16(opcode, lba, blocks) {
+  const cdb = new Uint8Array(16);
+  const view = new DataView(cdb.buffer);
+  cdb[0] = opcode;
+  view.setUint32(6, lba);
+  view.setUint32(10, blocks);
+  return cdb;
+}
+
+/**
+ * The initiator of the host benchmarks: keeps `depth` commands in flight on a SimulatedKernel for
+ * `duration` seconds. `request(at, slot)` builds the command for position `at` (0-1023, cycling) in
+ * initiator slot `slot`. Throws when any command did not answer GOOD. Returns commands per second and
+ * per CPU-second of this process.
+ */
+export async function closedLoop(kernel, { depth, duration, request }) {
+  let completed = 0;
+  let failures = 0;
+  let running = true;
+  let next = 0;
+  const cpu = process.cpuUsage();
+  const start = performance.now();
+  const deadline = start + duration * 1000;
+  await new Promise((resolve) => {
+    let active = 0;
+    const issue = (slot) => {
+      active++;
+      kernel.submit(request(next++ & 1023, slot)).then((result) => {
+        active--;
+        if (result.status !== 0) failures++;
+        completed++;
+        if ((completed & 127) === 0 && performance.now() > deadline) running = false;
+        if (running) issue(slot);
+        else if (active === 0) resolve();
+      });
+    };
+    for (let slot = 0; slot < depth; slot++) issue(slot);
+  });
+  const elapsed = (performance.now() - start) / 1000;
+  const used = process.cpuUsage(cpu);
+  if (failures > 0) throw new Error(`${failures} of ${completed} commands failed`);
+  return {
+    completed,
+    perSecond: completed / elapsed,
+    perCpuSecond: completed / ((used.user + used.system) / 1e6),
+  };
+}

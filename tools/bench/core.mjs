@@ -9,7 +9,7 @@
 import { cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { benchOptions, KiB, MiB, measureMemcpy, median } from './common.mjs';
+import { benchOptions, cdb16, closedLoop, KiB, MiB, measureMemcpy, median } from './common.mjs';
 
 const args = process.argv.slice(2);
 // --root DIR measures the built packages of another checkout (a before/after comparison).
@@ -30,21 +30,12 @@ const image = Buffer.alloc(diskSize);
 for (let i = 0; i < image.length; i += 4) image.writeUInt32LE((i * 2654435761) >>> 0, i);
 for (let i = 0; i < image.length; i += 512) image.writeUInt32LE(i / 512, i);
 
-function cdb16(opcode, lba, blocks) {
-  const cdb = new Uint8Array(16);
-  const view = new DataView(cdb.buffer);
-  cdb[0] = opcode;
-  view.setUint32(6, lba);
-  view.setUint32(10, blocks);
-  return cdb;
-}
-
 /**
  * Keep `depth` commands of `size` bytes in flight for `duration` seconds: READ(16) (data-in
  * discarded, as an initiator reading into /dev/null: the userspace side is what is measured) or
  * WRITE(16) (the simulated kernel copies data-out into the ring, as the kernel does).
  */
-async function closedLoop(kernel, kind, size, depth, duration) {
+async function measure(kernel, kind, size, depth, duration) {
   const blocks = size / 512;
   const span = diskSize / size;
   const opcode = kind === 'read' ? 0x88 : 0x8a;
@@ -52,40 +43,12 @@ async function closedLoop(kernel, kind, size, depth, duration) {
   const cdbs = lbas.map((lba) => cdb16(opcode, lba, blocks));
   // Writes put the image's own bytes back where they belong, so the disk stays verifiable.
   const payloads = lbas.map((lba) => image.subarray(lba * 512, lba * 512 + size));
-  let completed = 0;
-  let failures = 0;
-  let running = true;
-  let next = 0;
-  const cpu = process.cpuUsage();
-  const start = performance.now();
-  const deadline = start + duration * 1000;
-  await new Promise((resolve) => {
-    let active = 0;
-    const issue = () => {
-      active++;
-      const at = next++ & 1023;
-      const cdb = cdbs[at];
-      const request =
-        kind === 'read' ? { cdb, dataInLength: size, discardDataIn: true } : { cdb, dataOut: payloads[at] };
-      kernel.submit(request).then((result) => {
-        active--;
-        if (result.status !== 0) failures++;
-        completed++;
-        if ((completed & 127) === 0 && performance.now() > deadline) running = false;
-        if (running) issue();
-        else if (active === 0) resolve();
-      });
-    };
-    for (let slot = 0; slot < depth; slot++) issue();
-  });
-  const elapsed = (performance.now() - start) / 1000;
-  const used = process.cpuUsage(cpu);
-  if (failures > 0) throw new Error(`${failures} ${kind} commands failed`);
-  return {
-    perSecond: completed / elapsed,
-    mibPerSecond: (completed * size) / MiB / elapsed,
-    perCpuSecond: completed / ((used.user + used.system) / 1e6),
-  };
+  const request =
+    kind === 'read'
+      ? (at) => ({ cdb: cdbs[at], dataInLength: size, discardDataIn: true })
+      : (at) => ({ cdb: cdbs[at], dataOut: payloads[at] });
+  const { perSecond, perCpuSecond } = await closedLoop(kernel, { depth, duration, request });
+  return { perSecond, mibPerSecond: (perSecond * size) / MiB, perCpuSecond };
 }
 
 /** Reads back what was written and compares with the image: the bench measures a correct path. */
@@ -126,7 +89,7 @@ const jobs = only ? allJobs.filter((job) => only.includes(job.key)) : allJobs;
 
 // Warm-up (JIT, page faults in the data area).
 measureMemcpy(image, 0.2);
-for (const job of jobs) await closedLoop(kernel, job.kind, job.size, job.depth, 0.3);
+for (const job of jobs) await measure(kernel, job.kind, job.size, job.depth, 0.3);
 // Writes wrote the image's own bytes back: the disk still equals the image.
 await verify(kernel);
 
@@ -135,7 +98,7 @@ for (const job of jobs) samples[job.key] = [];
 for (let round = 0; round < rounds; round++) {
   samples.memcpy.push(measureMemcpy(image, seconds));
   for (const job of jobs)
-    samples[job.key].push(await closedLoop(kernel, job.kind, job.size, job.depth, seconds));
+    samples[job.key].push(await measure(kernel, job.kind, job.size, job.depth, seconds));
   log(
     `round ${round + 1}: memcpy ${samples.memcpy.at(-1).toFixed(0)} MiB/s, ` +
       jobs

@@ -6,7 +6,7 @@
 import { loadavg } from 'node:os';
 import { scatterCopyFrom } from '../../packages/backends/backend/dist/index.js';
 import { SimulatedKernel } from '../../packages/ring/dist/testing/index.js';
-import { benchOptions, KiB, MiB, measureMemcpy, median } from './common.mjs';
+import { benchOptions, cdb16, closedLoop, KiB, MiB, measureMemcpy, median } from './common.mjs';
 
 const args = process.argv.slice(2);
 const { json, seconds, rounds, log } = benchOptions(args);
@@ -34,56 +34,25 @@ async function serve() {
   return { kernel, ring };
 }
 
-function readCdb(lba, blocks) {
-  const cdb = new Uint8Array(16);
-  const view = new DataView(cdb.buffer);
-  cdb[0] = 0x88;
-  view.setUint32(6, lba);
-  view.setUint32(10, blocks);
-  return cdb;
-}
+const readCdb = (lba, blocks) => cdb16(0x88, lba, blocks);
 
 /**
  * Keep `depth` READs of `size` bytes in flight for `duration` seconds, each initiator slot reading
  * into its own buffer (or discarding data-in). Returns { perSecond, perCpuSecond }.
  */
-async function closedLoop(kernel, size, depth, duration, discardDataIn) {
+async function readLoop(kernel, size, depth, duration, discardDataIn) {
   const blocks = size / 512;
   const span = disk.length / size;
   const cdbs = Array.from({ length: 1024 }, (_, i) => readCdb(((i * 7919) % span) * blocks, blocks));
   const buffers = Array.from({ length: depth }, () => new Uint8Array(size));
-  let completed = 0;
-  let failures = 0;
-  let running = true;
-  let next = 0;
-  const cpu = process.cpuUsage();
-  const start = performance.now();
-  const deadline = start + duration * 1000;
-  await new Promise((resolve) => {
-    let active = 0;
-    const issue = (slot) => {
-      active++;
-      const request = {
-        cdb: cdbs[next++ & 1023],
-        dataInLength: size,
-        dataInto: buffers[slot],
-        discardDataIn,
-      };
-      kernel.submit(request).then((result) => {
-        active--;
-        if (result.status !== 0) failures++;
-        completed++;
-        if ((completed & 127) === 0 && performance.now() > deadline) running = false;
-        if (running) issue(slot);
-        else if (active === 0) resolve();
-      });
-    };
-    for (let slot = 0; slot < depth; slot++) issue(slot);
+  const request = (at, slot) => ({
+    cdb: cdbs[at],
+    dataInLength: size,
+    dataInto: buffers[slot],
+    discardDataIn,
   });
-  const elapsed = (performance.now() - start) / 1000;
-  const used = process.cpuUsage(cpu);
-  if (failures > 0) throw new Error(`${failures} commands failed`);
-  return { perSecond: completed / elapsed, perCpuSecond: completed / ((used.user + used.system) / 1e6) };
+  const { perSecond, perCpuSecond } = await closedLoop(kernel, { depth, duration, request });
+  return { perSecond, perCpuSecond };
 }
 
 async function verify(kernel) {
@@ -104,17 +73,17 @@ const { kernel, ring } = await serve();
 await verify(kernel);
 // Warm-up (JIT, page faults in the data area).
 measureMemcpy(disk, 0.2);
-await closedLoop(kernel, 4 * KiB, 256, 0.5, false);
-await closedLoop(kernel, MiB, 8, 0.3, true);
+await readLoop(kernel, 4 * KiB, 256, 0.5, false);
+await readLoop(kernel, MiB, 8, 0.3, true);
 
 const samples = { memcpy: [], small: [], smallCpu: [], large: [], largeWithCopy: [] };
 for (let round = 0; round < rounds; round++) {
   samples.memcpy.push(measureMemcpy(disk, seconds));
-  const small = await closedLoop(kernel, 4 * KiB, 256, seconds, false);
+  const small = await readLoop(kernel, 4 * KiB, 256, seconds, false);
   samples.small.push(small.perSecond);
   samples.smallCpu.push(small.perCpuSecond);
-  samples.large.push((await closedLoop(kernel, MiB, 8, seconds, true)).perSecond);
-  samples.largeWithCopy.push((await closedLoop(kernel, MiB, 8, seconds, false)).perSecond);
+  samples.large.push((await readLoop(kernel, MiB, 8, seconds, true)).perSecond);
+  samples.largeWithCopy.push((await readLoop(kernel, MiB, 8, seconds, false)).perSecond);
   log(
     `round ${round + 1}: memcpy ${samples.memcpy.at(-1).toFixed(0)} MiB/s, 4 KiB ${Math.round(samples.small.at(-1))}/s, ` +
       `1 MiB ${samples.large.at(-1).toFixed(0)} MiB/s (with copy-out ${samples.largeWithCopy.at(-1).toFixed(0)})`,
