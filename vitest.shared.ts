@@ -9,6 +9,7 @@ const root = fileURLToPath(new URL('.', import.meta.url));
 /** Workspace packages by import name → folder. Subpaths `/testing` and `/filters` map to `src/<subpath>/index.ts`. */
 export const workspacePackages: Record<string, string> = {
   '@tcmu/scsi': 'packages/scsi',
+  '@tcmu/libc': 'packages/libc',
   '@tcmu/ring': 'packages/ring',
   '@tcmu/configfs': 'packages/configfs',
   '@tcmu/core': 'packages/core',

@@ -4,7 +4,7 @@
 // `pnpm bench:ring` builds the package and runs this; `pnpm bench:ring -- --json` prints one JSON object.
 // Options: --json, --seconds N (per measurement, default 1), --rounds N (default 3).
 import { loadavg } from 'node:os';
-import { scatterCopyFrom } from '../../packages/ring/dist/index.js';
+import { scatterCopyFrom } from '../../packages/backends/backend/dist/index.js';
 import { SimulatedKernel } from '../../packages/ring/dist/testing/index.js';
 import { benchOptions, cdb16, closedLoop, KiB, MiB, measureMemcpy, median } from './common.mjs';
 

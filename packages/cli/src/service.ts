@@ -1,44 +1,9 @@
 // What a service manager expects of a daemon: a pid file, and READY=1 on $NOTIFY_SOCKET (systemd
-// Type=notify). Node has no unix datagram sockets, so the datagram is sent through libc with koffi.
+// Type=notify). Node has no unix datagram sockets, so the datagram is sent through @tcmu/libc.
 import { readlink, stat, unlink, writeFile } from 'node:fs/promises';
+import { AF_UNIX, libc as bindLibc, SOCK_CLOEXEC, SOCK_DGRAM } from '@tcmu/libc';
 import { CliError } from './errors.js';
 
-interface SocketCalls {
-  socket(domain: number, type: number, protocol: number): number;
-  sendto(
-    fd: number,
-    buffer: Buffer,
-    length: number,
-    flags: number,
-    address: Buffer,
-    addressLength: number,
-  ): number;
-  close(fd: number): number;
-  errno(): number;
-}
-
-let calls: Promise<SocketCalls> | undefined;
-
-function socketCalls(): Promise<SocketCalls> {
-  calls ??= (async () => {
-    const koffi = (await import('koffi')).default;
-    const lib = koffi.load('libc.so.6');
-    const location = lib.func('int *__errno_location()');
-    return {
-      socket: lib.func('int socket(int domain, int type, int protocol)'),
-      sendto: lib.func(
-        'long sendto(int fd, const void *buffer, size_t length, int flags, const void *address, uint32_t addressLength)',
-      ),
-      close: lib.func('int close(int fd)'),
-      errno: () => koffi.decode(location(), 'int') as number,
-    } as SocketCalls;
-  })();
-  return calls;
-}
-
-const AF_UNIX = 1;
-const SOCK_DGRAM = 2;
-const SOCK_CLOEXEC = 0o2000000;
 /** sizeof(struct sockaddr_un): a 2-byte family and 108 bytes of path. */
 const SUN_PATH = 108;
 
@@ -68,7 +33,7 @@ export async function notifyServiceManager(
   if (!socketPath.startsWith('/') && !socketPath.startsWith('@'))
     throw new Error(`NOTIFY_SOCKET must be an absolute path or start with @, not "${socketPath}"`);
   const { address, length } = unixAddress(socketPath);
-  const libc = await socketCalls();
+  const libc = bindLibc();
   const fd = libc.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw new Error(`socket(AF_UNIX, SOCK_DGRAM) failed: errno ${libc.errno()}`);
   try {

@@ -1,31 +1,17 @@
-// Joins a generic netlink multicast group (here TCM-USER/config) through koffi, loaded on first use:
-// importing the package loads no native code. Every failure becomes `undefined` (no membership); this
-// module never throws. Messages are host byte order and 4-byte aligned (linux/netlink.h, genetlink.h).
-import { createRequire } from 'node:module';
-
-type Koffi = typeof import('koffi');
+// Joins a generic netlink multicast group (here TCM-USER/config) through @tcmu/libc's sockets, bound
+// on first use: importing the package loads no native code. Every failure becomes `undefined` (no
+// membership); this module never throws. Messages are host byte order and 4-byte aligned
+// (linux/netlink.h, genetlink.h).
+import { AF_NETLINK, type Libc, libc, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_RAW } from '@tcmu/libc';
 
 /** A held netlink group membership; `close()` leaves the group (closes the socket). Idempotent. */
 export interface NetlinkMembership {
   close(): void;
 }
 
-interface Sockets {
-  socket(domain: number, type: number, protocol: number): number;
-  bind(fd: number, address: Uint8Array, length: number): number;
-  send(fd: number, buffer: Uint8Array, length: number, flags: number): number;
-  recv(fd: number, buffer: Uint8Array, length: number, flags: number): number;
-  setsockopt(fd: number, level: number, name: number, value: Uint8Array, length: number): number;
-  close(fd: number): number;
-}
-
-const AF_NETLINK = 16;
-const SOCK_RAW = 3;
-const SOCK_CLOEXEC = 0o2000000;
 const NETLINK_GENERIC = 16;
 const SOL_NETLINK = 270;
 const NETLINK_ADD_MEMBERSHIP = 1;
-const MSG_DONTWAIT = 0x40;
 const GENL_ID_CTRL = 0x10;
 const NLM_F_REQUEST = 1;
 const NLMSG_ERROR = 2;
@@ -35,23 +21,6 @@ const CTRL_ATTR_MCAST_GROUPS = 7;
 const CTRL_ATTR_MCAST_GRP_NAME = 1;
 const CTRL_ATTR_MCAST_GRP_ID = 2;
 const NLA_TYPE_MASK = 0x3fff;
-
-let bound: Sockets | undefined;
-
-function sockets(): Sockets {
-  if (bound) return bound;
-  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
-  const lib = koffi.load('libc.so.6');
-  bound = {
-    socket: lib.func('int socket(int domain, int type, int protocol)'),
-    bind: lib.func('int bind(int fd, const void *addr, uint32_t len)'),
-    send: lib.func('long send(int fd, const void *buf, size_t len, int flags)'),
-    recv: lib.func('long recv(int fd, void *buf, size_t len, int flags)'),
-    setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)'),
-    close: lib.func('int close(int fd)'),
-  } as Sockets;
-  return bound;
-}
 
 const align = (length: number): number => (length + 3) & ~3;
 
@@ -118,9 +87,9 @@ export function findMulticastGroup(data: Buffer, length: number, group: string):
  * and recv() is non-blocking.
  */
 export function joinNetlinkGroup(family: string, group: string): NetlinkMembership | undefined {
-  let calls: Sockets;
+  let calls: Libc;
   try {
-    calls = sockets();
+    calls = libc();
   } catch {
     return undefined;
   }

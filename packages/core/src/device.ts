@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { type Backend, backendCapabilities } from '@tcmu/backend';
+import { type Backend, backendCapabilities, RangeLock } from '@tcmu/backend';
 import {
   capacityChanged,
   deriveNaaIdentifier,
@@ -8,7 +8,6 @@ import {
   type SenseInfo,
 } from '@tcmu/scsi';
 import { CoreError, CoreErrorCode } from './errors';
-import { RangeLock } from './range-lock';
 
 /** How the device identifies itself (INQUIRY and VPD pages 0x80/0x83). */
 export interface DeviceIdentity {

@@ -60,7 +60,6 @@ export {
   SCSI_TIMEOUT_MARGIN_SECONDS,
   type TcmuDevice,
 } from './open-device';
-export { type BlockRange, RangeLock } from './range-lock';
 export { checkCondition, good, responseForError, statusOnly } from './response';
 export {
   type CommandDoneInfo,

@@ -1,5 +1,5 @@
 import type { Backend } from '@tcmu/backend';
-import { isBackendError } from '@tcmu/backend';
+import { isBackendError, scatterZero } from '@tcmu/backend';
 import type {
   RingCloseOptions,
   RingCommand,
@@ -7,7 +7,6 @@ import type {
   RingHandlers,
   RingTaskManagement,
 } from '@tcmu/ring';
-import { scatterZero } from '@tcmu/ring';
 import { decodeCdb, encodeSense, hardwareError, maximumSenseLength, ScsiStatus } from '@tcmu/scsi';
 import { DeviceContext, type DeviceContextOptions, type DeviceStats } from './device';
 import { Emulation, emulate, emulatedBackend } from './emulation/handler';

@@ -1,3 +1,5 @@
+import { errnoName, libc } from '@tcmu/libc';
+
 /** Stable error codes of @tcmu/ring. Match errors by `code`, never by class identity or message. */
 export type RingErrorCode =
   /** The uio device (or its sysfs entry) does not exist. */
@@ -26,7 +28,7 @@ export type RingErrorCode =
   | 'TCMU_ERR_RING_BROKEN'
   /** The simulated kernel aborted a queued command (task management). */
   | 'TCMU_ERR_RING_ABORTED'
-  /** Invalid argument to a public function (scatter helpers, options). */
+  /** Invalid argument to a public function (options). */
   | 'TCMU_ERR_RING_INVALID_ARGUMENT';
 
 /** Every error this package throws or reports. */
@@ -55,4 +57,13 @@ export function isRingError(error: unknown, code?: RingErrorCode): error is Ring
   if (typeof error !== 'object' || error === null) return false;
   const c = (error as { code?: unknown }).code;
   return typeof c === 'string' && c.startsWith('TCMU_ERR_RING_') && (code === undefined || c === code);
+}
+
+/** A RingError for a failed system call, with the errno name in message and field. */
+export function systemError(code: RingErrorCode, what: string, device?: string): RingError {
+  const name = errnoName(libc().errno());
+  return new RingError(code, `${what} failed: ${name}${device ? ` (${device})` : ''}`, {
+    errno: name,
+    ...(device === undefined ? {} : { device }),
+  });
 }

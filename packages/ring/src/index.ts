@@ -1,7 +1,6 @@
 export { isRingError, RingError, type RingErrorCode } from './errors';
 export type { TaskManagementName } from './layout';
 export { openRing, Ring } from './ring';
-export { scatterCopyFrom, scatterCopyTo, scatterLength, scatterSlice, scatterZero } from './scatter';
 export type {
   RingCapabilities,
   RingCloseOptions,

@@ -1,4 +1,3 @@
-import { RingError } from './errors';
 import {
   libc,
   MAP_ANONYMOUS,
@@ -9,8 +8,8 @@ import {
   MAP_SHARED,
   PROT_READ,
   PROT_WRITE,
-  systemError,
-} from './libc';
+} from '@tcmu/libc';
+import { RingError, systemError } from './errors';
 
 /**
  * A shared mapping of a file descriptor (a uio device, or the simulated kernel's memfd), viewed

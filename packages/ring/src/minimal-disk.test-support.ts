@@ -1,7 +1,8 @@
 // A deliberately small SCSI disk for the ring's own tests (the real emulation lives in @tcmu/core):
 // enough to satisfy the Linux sd probe and to read and write blocks of a Buffer. Hand-built bytes.
+
+import { scatterCopyFrom, scatterCopyTo } from '@tcmu/backend';
 import type { Ring } from './ring';
-import { scatterCopyFrom, scatterCopyTo } from './scatter';
 import type { RingCommand } from './types';
 
 export interface MinimalDisk {

@@ -1,9 +1,10 @@
 // Whatever the kernel writes into an entry, the ring must neither crash nor touch memory outside
 // the mapping: it serves the command, completes it with UNKNOWN_OP, or reports the ring corrupt.
+
+import { scatterCopyFrom } from '@tcmu/backend';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isRingError, type RingError } from './errors';
-import { scatterCopyFrom } from './scatter';
 import { SimulatedKernel, type SubmitResult } from './testing/index';
 
 describe('the ring against corrupted entries', () => {

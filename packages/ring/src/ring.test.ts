@@ -1,9 +1,10 @@
 // The ring against the simulated kernel: the same koffi mapping, wake-up and kick path as a real
 // device, with the kernel's entry layout, PADs, data blocks, id reuse, TMR and reaping.
+
+import { scatterCopyFrom, scatterCopyTo, scatterLength } from '@tcmu/backend';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isRingError, type RingError } from './errors';
 import type { Ring } from './ring';
-import { scatterCopyFrom, scatterCopyTo, scatterLength } from './scatter';
 import { SimulatedKernel, type SimulatedKernelOptions, type SubmitResult } from './testing/index';
 import type { RingCommand, RingHandlers, RingTaskManagement } from './types';
 import { processWaiter } from './waiter';

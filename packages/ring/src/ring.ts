@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { RingError } from './errors';
+import { libc, O_CLOEXEC, O_NONBLOCK, O_RDWR, POLLERR, POLLHUP, POLLIN, POLLNVAL } from '@tcmu/libc';
+import { RingError, systemError } from './errors';
 import {
   CAPABILITY,
   COMMAND_RING_OFFSET,
@@ -11,9 +12,7 @@ import {
   TASK_MANAGEMENT_TYPES,
   USER_FLAG,
 } from './layout';
-import { libc, O_CLOEXEC, O_NONBLOCK, O_RDWR, POLLERR, POLLHUP, POLLIN, POLLNVAL, systemError } from './libc';
 import { SharedMapping } from './mapping';
-import { scatterZero } from './scatter';
 import type {
   RingCapabilities,
   RingCloseOptions,
@@ -236,7 +235,7 @@ export class Ring {
           userFlags = USER_FLAG.readLength;
           readLengthField = readLength;
         } else {
-          scatterZero(dataIn, readLength);
+          zeroFrom(dataIn, readLength);
         }
       }
     }
@@ -715,5 +714,13 @@ export async function openRing(location: string | RingLocation): Promise<Ring> {
   } catch (error) {
     mapping.release();
     throw error;
+  }
+}
+
+/** Zeroes the data-in views from logical byte `from` to their end (what the initiator must not see). */
+function zeroFrom(views: readonly Uint8Array[], from: number): void {
+  for (const view of views) {
+    if (from < view.length) view.fill(0, Math.max(from, 0));
+    from -= view.length;
   }
 }

@@ -16,7 +16,7 @@ export interface RingCommand {
   /**
    * The data buffers, as zero-copy views into the shared data area, in order. For a data-out
    * (WRITE-direction) command the kernel has filled them; for data-in, the handler fills them.
-   * They may span many discontiguous blocks: use the scatter helpers to address them as one buffer.
+   * They may span many discontiguous blocks: use `@tcmu/backend`'s scatter helpers to address them as one buffer.
    */
   readonly iovecs: readonly Uint8Array[];
   /** Sum of the iovec lengths, in bytes (the command's data transfer length; 0 for no data). */

@@ -1,7 +1,7 @@
 // One waiter per process: a single poll() on libuv's threadpool watches every registered file
 // descriptor (uio devices, simulated kernels) plus an eventfd used to wake it when the set changes.
 // So N devices cost one threadpool thread, not N, and the event loop never blocks.
-import { EFD_CLOEXEC, EFD_NONBLOCK, libc, POLLIN } from './libc';
+import { EFD_CLOEXEC, EFD_NONBLOCK, libc, POLLIN } from '@tcmu/libc';
 
 /** Something the waiter watches. */
 export interface WaitSource {

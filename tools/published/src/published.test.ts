@@ -18,6 +18,7 @@ describe('the packages as published (pnpm pack → npm install in a scratch proj
   it('installs every package from its tarball, with its LICENSE and no workspace: ranges', () => {
     for (const name of [
       'scsi',
+      'libc',
       'ring',
       'configfs',
       'core',
@@ -31,6 +32,27 @@ describe('the packages as published (pnpm pack → npm install in a scratch proj
       expect(existsSync(join(folder, 'LICENSE')), `${name} LICENSE`).toBe(true);
       expect(readFileSync(join(folder, 'package.json'), 'utf8')).not.toContain('workspace:');
     }
+  });
+
+  it('koffi reaches only the packages that make system calls (through @tcmu/libc)', () => {
+    /** Names in the installed dependency tree of `name` (dependencies and optionalDependencies). */
+    const tree = (name: string, seen = new Set<string>()): Set<string> => {
+      if (seen.has(name)) return seen;
+      seen.add(name);
+      const manifest = JSON.parse(
+        readFileSync(join(scratchDirectory, 'node_modules', name, 'package.json'), 'utf8'),
+      ) as { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+      for (const dependency of Object.keys({ ...manifest.dependencies, ...manifest.optionalDependencies }))
+        if (dependency.startsWith('@tcmu/') || dependency === 'koffi') tree(dependency, seen);
+      return seen;
+    };
+    for (const name of ['@tcmu/scsi', '@tcmu/backend', '@tcmu/backend-memory', '@tcmu/backend-s3'])
+      expect(
+        [...tree(name)].filter((n) => n === 'koffi' || n === '@tcmu/libc'),
+        name,
+      ).toEqual([]);
+    for (const name of ['@tcmu/ring', '@tcmu/configfs', '@tcmu/backend-file'])
+      expect(tree(name).has('koffi'), name).toBe(true);
   });
 
   it('runs the memory backend example', async () => {
@@ -70,6 +92,7 @@ describe('the packages as published (pnpm pack → npm install in a scratch proj
       cwd: portableDirectory,
       env: { ...process.env, NODE_PATH: '' },
     });
-    expect(stdout).toBe('0 0 7 7\n'); // WRITE(10) GOOD, READ(10) GOOD, the block read back
+    // WRITE(10) GOOD, READ(10) GOOD, the block read back; then @tcmu/libc refuses with its code.
+    expect(stdout).toBe('0 0 7 7\nTCMU_ERR_LIBC_NO_KOFFI\n');
   });
 });

@@ -16,6 +16,7 @@ export const scratchDirectory = join(repositoryRoot, '.results', 'published');
 /** The published packages: folder → name. */
 export const publishedPackages: Record<string, string> = {
   'packages/scsi': '@tcmu/scsi',
+  'packages/libc': '@tcmu/libc',
   'packages/ring': '@tcmu/ring',
   'packages/configfs': '@tcmu/configfs',
   'packages/core': '@tcmu/core',
@@ -101,6 +102,7 @@ export const portableDirectory = join(repositoryRoot, '.results', 'published-por
 /** The packages that must install and run with no koffi and no Linux: decoding and emulation. */
 const portablePackages = [
   '@tcmu/scsi',
+  '@tcmu/libc',
   '@tcmu/ring',
   '@tcmu/configfs',
   '@tcmu/core',
@@ -156,6 +158,14 @@ const into = new Uint8Array(512);
 const read = await submit(buildCdb({ name: 'READ(10)', lba: 3n, transferLength: 1 }), into);
 console.log(written.status, read.status, into[0], into[511]);
 await served.close();
+// Without koffi, a system call is a coded error, not a crash at import time.
+const { libc } = await import('@tcmu/libc');
+try {
+  libc();
+  console.log('libc bound');
+} catch (error) {
+  console.log(error.code);
+}
 `,
   );
 }

@@ -1,9 +1,16 @@
 /**
- * Scatter-list helpers. A scatter list is `readonly Uint8Array[]`: views read or written in order as
- * one contiguous byte stream (the ring's iovecs). Offsets below are positions in that stream, in
- * bytes. Every helper copies exactly what it says or throws a RangeError; none allocates a
- * flattened copy unless its name says so (`scatterConcat`).
+ * Scatter-list helpers, the one scatter library of tcmu (the core, the backends and the tools use it;
+ * `@tcmu/ring` hands out its iovecs as such lists). A scatter list is `readonly Uint8Array[]`: views
+ * read or written in order as one contiguous byte stream. Offsets below are positions in that stream,
+ * in bytes. Every helper copies exactly what it says or throws a `BackendError` with code
+ * `TCMU_ERR_BACKEND_INVALID_ARGUMENT` (a negative or non-integer offset or length, or a list too short
+ * for the range: nothing is clamped); none allocates a flattened copy unless its name says so
+ * (`scatterConcat`).
  */
+import { firstDifference, isAllZero } from './bytes';
+import { BackendError, BackendErrorCode } from './errors';
+
+const invalid = (message: string) => new BackendError(BackendErrorCode.InvalidArgument, message);
 
 /** Total number of bytes in the scatter list. */
 export function scatterLength(views: readonly Uint8Array[]): number {
@@ -20,7 +27,12 @@ function eachPiece(
   visit: (piece: Uint8Array, position: number) => void,
 ): void {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
-    throw new RangeError(`scatter range offset ${offset}, length ${length} is invalid`);
+    throw invalid(`scatter range offset ${offset}, length ${length} is invalid`);
+  }
+  const total = scatterLength(views);
+  if (offset + length > total) {
+    // Checked before touching anything: a refused call writes nothing.
+    throw invalid(`scatter range [${offset}, ${offset + length}) exceeds the scatter list's ${total} bytes`);
   }
   let skip = offset;
   let remaining = length;
@@ -36,11 +48,6 @@ function eachPiece(
     position += take;
     remaining -= take;
     skip = 0;
-  }
-  if (remaining > 0) {
-    throw new RangeError(
-      `scatter range [${offset}, ${offset + length}) exceeds the scatter list's ${scatterLength(views)} bytes`,
-    );
   }
 }
 
@@ -58,7 +65,7 @@ export function scatterCopyTo(views: readonly Uint8Array[], offset: number, targ
   });
 }
 
-/** Zeroes `length` bytes (default: to the end) of the scatter list from stream position `offset`. */
+/** Zeroes `length` bytes (default: to the end) of the scatter list from stream position `offset` (default 0). */
 export function scatterZero(views: readonly Uint8Array[], offset = 0, length?: number): void {
   const count = length ?? scatterLength(views) - offset;
   eachPiece(views, offset, count, (piece) => {
@@ -80,9 +87,7 @@ export function scatterSlice(views: readonly Uint8Array[], offset: number, lengt
 
 /** True when every byte of the scatter list is zero. */
 export function scatterIsZero(views: readonly Uint8Array[]): boolean {
-  for (const view of views) {
-    for (let i = 0; i < view.byteLength; i++) if (view[i] !== 0) return false;
-  }
+  for (const view of views) if (!isAllZero(view)) return false;
   return true;
 }
 
@@ -99,9 +104,8 @@ export function scatterCompare(a: readonly Uint8Array[], b: readonly Uint8Array[
     const lv = left[li]!;
     const rv = right[ri]!;
     const take = Math.min(lv.byteLength - lo, rv.byteLength - ro);
-    for (let i = 0; i < take; i++) {
-      if (lv[lo + i] !== rv[ro + i]) return position + i;
-    }
+    const at = firstDifference(lv.subarray(lo, lo + take), rv.subarray(ro, ro + take));
+    if (at >= 0) return position + at;
     position += take;
     lo += take;
     ro += take;
@@ -127,7 +131,8 @@ export function scatterConcat(views: readonly Uint8Array[]): Uint8Array {
 /**
  * A forward-only position in a scatter list, for backends that move data piece by piece (pages,
  * blocks, objects) without re-walking the list from its start each time. Every method advances the
- * cursor by the number of bytes it handles and throws RangeError past the end of the list.
+ * cursor by the number of bytes it handles and throws `TCMU_ERR_BACKEND_INVALID_ARGUMENT` past the end
+ * of the list.
  */
 export class ScatterCursor {
   readonly #views: readonly Uint8Array[];
@@ -148,7 +153,7 @@ export class ScatterCursor {
     let done = 0;
     while (done < length) {
       const view = this.#views[this.#index];
-      if (view === undefined) throw new RangeError(`scatter list ended at byte ${this.#position}`);
+      if (view === undefined) throw invalid(`scatter list ended at byte ${this.#position}`);
       const take = Math.min(view.byteLength - this.#within, length - done);
       if (take > 0) visit(view.subarray(this.#within, this.#within + take), done);
       done += take;

@@ -1,5 +1,7 @@
 // Positional I/O paths compared on this machine: node:fs FileHandle read/readv vs koffi
 // pread/preadv (.async on the libuv pool, and synchronous). Prints MiB/s and IOPS per path.
+// It binds its own koffi calls (pread/preadv variants @tcmu/libc has no use for): a measurement, not
+// library code; koffi is a devDependency for it.
 // Usage: node bench/positional-io.mjs [blockBytes=4096] [queueDepth=32] [seconds=2]
 // Try UV_THREADPOOL_SIZE=16 or UV_USE_IO_URING=1 to see the pool's effect.
 import { randomInt } from 'node:crypto';

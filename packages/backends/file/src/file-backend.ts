@@ -7,6 +7,7 @@ import {
   BackendError,
   BackendErrorCode,
   checkRange,
+  RangeLock,
   scatterCompare,
   scatterCopyFrom,
   scatterCopyTo,
@@ -25,7 +26,6 @@ import {
   readCached,
   Whence,
 } from './native';
-import { RangeLock } from './range-lock';
 
 /** Options of {@link openFileBackend}. Sizes in bytes. */
 export interface FileBackendOptions {
@@ -578,7 +578,7 @@ class FileStore {
     return this.#run('write', offset, length, async () => {
       if (this.#settings.readOnly)
         fail(BackendErrorCode.ReadOnly, `write: ${this.#settings.path} is open read-only`, undefined, offset);
-      const release = await this.#locks.acquire(offset, length, false);
+      const release = await this.#locks.acquire({ start: offset, length, shared: true });
       try {
         await this.#writeAt(offset, data, length);
       } finally {
@@ -617,7 +617,7 @@ class FileStore {
 
   unmap(offset: number, length: number): Promise<void> {
     return this.#run('unmap', offset, length, async () => {
-      const release = await this.#locks.acquire(offset, length, false);
+      const release = await this.#locks.acquire({ start: offset, length, shared: true });
       try {
         await this.#deallocate(offset, length);
       } finally {
@@ -663,7 +663,7 @@ class FileStore {
 
   writeZeroes(offset: number, length: number): Promise<void> {
     return this.#run('writeZeroes', offset, length, async () => {
-      const release = await this.#locks.acquire(offset, length, false);
+      const release = await this.#locks.acquire({ start: offset, length, shared: true });
       try {
         if (length === 0) return;
         if (this.#zeroRange && this.#settings.kind === 'file') {
@@ -704,7 +704,7 @@ class FileStore {
           `compareAndWrite: expected holds ${scatterLength(expected)} bytes, data ${length}`,
         );
       }
-      const release = await this.#locks.acquire(offset, length, true);
+      const release = await this.#locks.acquire({ start: offset, length });
       try {
         const current = this.#settings.direct ? this.#bounce(length) : new Uint8Array(length);
         await this.#readAt(offset, length, [current]);

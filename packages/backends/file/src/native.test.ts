@@ -2,14 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import koffi from 'koffi';
+import { libc, POSIX_FADV_DONTNEED } from '@tcmu/libc';
 import { afterAll, expect, it } from 'vitest';
 import { openFileBackend } from './file-backend';
 import { Errno, readCached } from './native';
 
 const folder = mkdtempSync(join(tmpdir(), 'tcmu-native-'));
 afterAll(() => rmSync(folder, { recursive: true, force: true }));
-const POSIX_FADV_DONTNEED = 4;
 
 it('readCached serves page-cache hits and answers EAGAIN for evicted pages; the backend reads both right', async () => {
   const path = join(folder, 'evict.img');
@@ -23,12 +22,7 @@ it('readCached serves page-cache hits and answers EAGAIN for evicted pages; the 
 
   // Write back and drop the pages, then a no-wait read must refuse instead of blocking.
   await handle.sync();
-  const fadvise = koffi
-    .load('libc.so.6')
-    .func('int posix_fadvise(int fd, int64_t offset, int64_t len, int advice)') as unknown as (
-    ...args: number[]
-  ) => number;
-  expect(fadvise(handle.fd, 0, 0, POSIX_FADV_DONTNEED)).toBe(0);
+  expect(libc().posixFadvise(handle.fd, 0, 0, POSIX_FADV_DONTNEED)).toBe(0);
   const miss = readCached(handle.fd, [new Uint8Array(4096)], 512 * 1024);
   await handle.close();
   expect(miss.errno === Errno.EAGAIN || miss.bytes === 4096).toBe(true);

@@ -4,6 +4,8 @@ import {
   BackendError,
   BackendErrorCode,
   checkRange,
+  firstDifference,
+  isAllZero,
   ScatterCursor,
   scatterLength,
 } from '@tcmu/backend';
@@ -44,17 +46,6 @@ export interface MemoryBackend extends Backend {
 }
 
 const isPowerOfTwo = (value: number) => Number.isInteger(value) && value > 0 && (value & (value - 1)) === 0;
-
-function isAllZero(bytes: Uint8Array): boolean {
-  // Eight bytes at a time when the view allows it.
-  if (bytes.byteOffset % 8 === 0 && bytes.byteLength % 8 === 0) {
-    const words = new BigUint64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8);
-    for (let i = 0; i < words.length; i++) if (words[i] !== 0n) return false;
-    return true;
-  }
-  for (let i = 0; i < bytes.byteLength; i++) if (bytes[i] !== 0) return false;
-  return true;
-}
 
 /**
  * Opens a sparse, volatile in-memory backend. Pages are allocated on the first non-zero write to
@@ -269,11 +260,10 @@ class MemoryStore implements MemoryBackend {
       const page = this.#pages.get(index);
       const want = new Uint8Array(count);
       expectedCursor.take(want);
-      for (let i = 0; i < count; i++) {
-        if ((page ? page[start + i]! : 0) !== want[i]) {
-          differs = position + i;
-          return;
-        }
+      const at = firstDifference(page ? page.subarray(start, start + count) : new Uint8Array(count), want);
+      if (at >= 0) {
+        differs = position + at;
+        return;
       }
       position += count;
     });

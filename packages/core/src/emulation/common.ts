@@ -90,23 +90,3 @@ export function checkDataLength(command: ScsiCommand, bytes: number): void {
 export async function flushIfNeeded(device: DeviceContext, backend: Backend, force: boolean): Promise<void> {
   if ((force || !device.writeCacheEnabled) && backend.flush) await backend.flush();
 }
-
-/** Index of the first byte where `a` and `b` differ, or -1. */
-export function firstDifference(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  if (Buffer.compare(Buffer.from(a.buffer, a.byteOffset, n), Buffer.from(b.buffer, b.byteOffset, n)) === 0)
-    return a.length === b.length ? -1 : n;
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
-  return n;
-}
-
-/** True when every byte is zero. */
-export function isZero(bytes: Uint8Array): boolean {
-  const words = bytes.byteOffset % 8 === 0 ? Math.floor(bytes.length / 8) : 0;
-  if (words > 0) {
-    const view = new BigUint64Array(bytes.buffer, bytes.byteOffset, words);
-    for (let i = 0; i < words; i++) if (view[i] !== 0n) return false;
-  }
-  for (let i = words * 8; i < bytes.length; i++) if (bytes[i] !== 0) return false;
-  return true;
-}

@@ -1,5 +1,4 @@
-import type { Backend } from '@tcmu/backend';
-import { scatterCopyTo } from '@tcmu/ring';
+import { type Backend, scatterCopyTo } from '@tcmu/backend';
 import {
   encodeRequestSense,
   type FormatUnitCdb,
@@ -120,7 +119,7 @@ export function emulateFormatUnit(
     }
     if (device.format) fail(formatInProgressSense(device));
     device.format = { progress: 0 };
-    const release = await device.locks.acquire({ lba: 0n, blocks: device.blockCount });
+    const release = await device.locks.acquire({ start: 0n, length: device.blockCount });
     const run = zeroMedium(device, backend, command.signal).finally(() => {
       release();
       device.format = undefined;

@@ -1,4 +1,4 @@
-import { scatterCopyFrom } from '@tcmu/ring';
+import { scatterCopyFrom } from '@tcmu/backend';
 import {
   encodeBlockDeviceCharacteristicsVpd,
   encodeBlockLimitsVpd,
@@ -15,11 +15,12 @@ import { checkCondition, good } from '../response';
 import type { ScsiCommand, ScsiResponse } from '../types';
 
 /**
- * Copies `bytes` (already truncated to the allocation length) into the data-in buffer and answers
- * GOOD with the number of valid bytes (the core zeroes the rest of the buffer).
+ * Copies `bytes` (already truncated to the allocation length) into the data-in buffer, as much as
+ * it holds, and answers GOOD with the number of valid bytes (the core zeroes the rest of the buffer).
  */
 export function respondWithData(command: ScsiCommand, bytes: Uint8Array): ScsiResponse {
-  const copied = scatterCopyFrom(command.data, 0, bytes);
+  const copied = Math.min(bytes.length, command.dataLength);
+  scatterCopyFrom(command.data, 0, copied === bytes.length ? bytes : bytes.subarray(0, copied));
   return good(copied);
 }
 

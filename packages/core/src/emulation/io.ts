@@ -1,5 +1,4 @@
-import type { Backend } from '@tcmu/backend';
-import { scatterCopyTo, scatterSlice } from '@tcmu/ring';
+import { type Backend, firstDifference, isAllZero, scatterCopyTo, scatterSlice } from '@tcmu/backend';
 import type {
   CompareAndWriteCdb,
   ReadCdb,
@@ -20,9 +19,7 @@ import {
   checkWritable,
   chunkBytes,
   fail,
-  firstDifference,
   flushIfNeeded,
-  isZero,
   respondOnError,
   responseForThrown,
 } from './common';
@@ -88,7 +85,7 @@ export function emulateWrite(command: ScsiCommand<WriteCdb>, backend: Backend): 
     checkTransferLimit(command, cdb.transferLength, device.limits.maxTransferBlocks);
     if (cdb.transferLength === 0) return good();
     checkDataLength(command, cdb.transferLength * device.blockSize);
-    await device.locks.with({ lba: cdb.lba, blocks: BigInt(cdb.transferLength) }, async () => {
+    await device.locks.with({ start: cdb.lba, length: BigInt(cdb.transferLength) }, async () => {
       await writeRange(command, backend, cdb.lba, cdb.transferLength);
       await flushIfNeeded(device, backend, cdb.fua);
     });
@@ -182,7 +179,7 @@ export function emulateWriteAndVerify(
     checkTransferLimit(command, cdb.transferLength, device.limits.maxTransferBlocks);
     if (cdb.transferLength === 0) return good();
     checkDataLength(command, cdb.transferLength * device.blockSize);
-    await device.locks.with({ lba: cdb.lba, blocks: BigInt(cdb.transferLength) }, async () => {
+    await device.locks.with({ start: cdb.lba, length: BigInt(cdb.transferLength) }, async () => {
       await writeRange(command, backend, cdb.lba, cdb.transferLength);
       await flushIfNeeded(device, backend, true);
       await compareMedium(command, backend, cdb.lba, cdb.transferLength, (offset, into) => {
@@ -253,8 +250,8 @@ export function emulateWriteSame(
     }
     const offset = Number(cdb.lba) * blockSize;
     const total = cdb.transferLength * blockSize;
-    await device.locks.with({ lba: cdb.lba, blocks: BigInt(cdb.transferLength) }, async () => {
-      if (block === undefined || isZero(block)) await zeroRange(backend, offset, total, cdb.unmap);
+    await device.locks.with({ start: cdb.lba, length: BigInt(cdb.transferLength) }, async () => {
+      if (block === undefined || isAllZero(block)) await zeroRange(backend, offset, total, cdb.unmap);
       else {
         const step = Math.min(total, Math.max(blockSize, chunkBytes - (chunkBytes % blockSize)));
         const pattern = new Uint8Array(step);
@@ -295,7 +292,7 @@ export function emulateUnmap(command: ScsiCommand<UnmapCdb>, backend: Backend): 
     const blockSize = device.blockSize;
     for (const d of parsed.descriptors) {
       if (d.count === 0) continue;
-      await device.locks.with({ lba: d.lba, blocks: BigInt(d.count) }, () =>
+      await device.locks.with({ start: d.lba, length: BigInt(d.count) }, () =>
         backend.unmap!(Number(d.lba) * blockSize, d.count * blockSize),
       );
     }
@@ -331,7 +328,7 @@ export function emulateCompareAndWrite(
     const offset = Number(cdb.lba) * device.blockSize;
     const verify = scatterSlice(command.data, 0, bytes);
     const data = scatterSlice(command.data, bytes, bytes);
-    await device.locks.with({ lba: cdb.lba, blocks: BigInt(blocks) }, async () => {
+    await device.locks.with({ start: cdb.lba, length: BigInt(blocks) }, async () => {
       if (backend.compareAndWrite) await backend.compareAndWrite(offset, verify, data);
       else {
         const expected = new Uint8Array(bytes);

@@ -1,5 +1,4 @@
-import type { Backend } from '@tcmu/backend';
-import { scatterCopyTo } from '@tcmu/ring';
+import { type Backend, scatterCopyTo } from '@tcmu/backend';
 import {
   encodeModeSense,
   type ModePageSets,

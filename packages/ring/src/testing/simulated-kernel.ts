@@ -2,7 +2,8 @@
 // the same mailbox, entry layout, PADs at wrap-around, data blocks, cyclic cmd_ids, TMR entries,
 // ring-full queueing and the completion reaping that marks the ring broken on an unknown id.
 // The shared memory is a real memfd mapped twice (here and by the Ring), through the same koffi path.
-import { RingError } from '../errors';
+import { EFD_CLOEXEC, EFD_NONBLOCK, libc, MFD_CLOEXEC } from '@tcmu/libc';
+import { RingError, systemError } from '../errors';
 import {
   alignUp,
   CAPABILITY,
@@ -16,7 +17,6 @@ import {
   type TaskManagementName,
   USER_FLAG,
 } from '../layout';
-import { EFD_CLOEXEC, EFD_NONBLOCK, libc, MFD_CLOEXEC, systemError } from '../libc';
 import { SharedMapping } from '../mapping';
 import { Ring } from '../ring';
 import type { RingCapabilities } from '../types';

@@ -1,4 +1,5 @@
 import type { AllocationExtent, Backend } from '../backend';
+import { firstDifference, isAllZero } from '../bytes';
 import { BackendError, BackendErrorCode } from '../errors';
 import { checkRange } from '../ranges';
 import { scatterCopyFrom, scatterCopyTo, scatterLength, scatterZero } from '../scatter';
@@ -412,13 +413,8 @@ export class WriteBackBackend implements Backend {
             : this.#zeros.subarray(0, to - from);
           const wanted = new Uint8Array(to - from);
           scatterCopyTo(expected, from - offset, wanted);
-          const differs = Buffer.compare(
-            Buffer.from(current.buffer, current.byteOffset, current.byteLength),
-            wanted,
-          );
-          if (differs !== 0) {
-            let at = 0;
-            while (at < wanted.length && wanted[at] === current[at]) at++;
+          const at = firstDifference(current, wanted);
+          if (at >= 0) {
             throw new BackendError(
               BackendErrorCode.Miscompare,
               `compareAndWrite: data differs at byte ${from - offset + at}`,
@@ -767,8 +763,7 @@ export class WriteBackBackend implements Backend {
         const version = entry.version;
         const data = entry.data;
         if (data) entry.shared = true; // the store may keep it: later changes copy first
-        const zero =
-          data === null || this.#zeros.equals(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+        const zero = data === null || isAllZero(data);
         if (!zero) await this.#store.writeChunk(entry.index, data);
         else if (this.#store.mayHold(entry.index)) await this.#store.deleteChunk(entry.index);
         entry.storedVersion = version;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AllocationExtent, Backend } from '../backend';
+import { firstDifference, isAllZero } from '../bytes';
 import { backendCapabilities, hasCapability, optionalOperations } from '../capabilities';
 import { BackendErrorCode } from '../errors';
 import { scatterConcat } from '../scatter';
@@ -114,13 +115,11 @@ function stateAt(extents: readonly AllocationExtent[], byte: number): string | u
   return extents.find((e) => byte >= e.offset && byte < e.offset + e.length)?.state;
 }
 
-const isZero = (bytes: Uint8Array) => bytes.every((b) => b === 0);
-
 /** Byte-array equality that stays fast on megabytes and names the first differing byte. */
 function expectBytes(actual: Uint8Array, expected: Uint8Array, what = 'bytes'): void {
   expect(actual.byteLength, `${what}: length`).toBe(expected.byteLength);
-  if (Buffer.compare(actual, expected) === 0) return;
-  const index = actual.findIndex((b, i) => b !== expected[i]);
+  const index = firstDifference(actual, expected);
+  if (index < 0) return;
   expect.fail(
     `${what}: first difference at byte ${index} (got ${actual[index]}, expected ${expected[index]})`,
   );
@@ -165,10 +164,10 @@ export function runBackendConformance(options: BackendConformanceOptions): void 
     it('reads never-written ranges as zeros (start, middle, end; contiguous and scattered)', async () => {
       await withBackend(async (backend, unit) => {
         const length = Math.max(unit, 64 * 1024);
-        expect(isZero(await readBytes(backend, 0, length))).toBe(true);
-        expect(isZero(await readBytes(backend, size / 2 - unit, length, true))).toBe(true);
-        expect(isZero(await readBytes(backend, size - length, length, true))).toBe(true);
-        if (unit === 1) expect(isZero(await readBytes(backend, 12345, 777))).toBe(true);
+        expect(isAllZero(await readBytes(backend, 0, length))).toBe(true);
+        expect(isAllZero(await readBytes(backend, size / 2 - unit, length, true))).toBe(true);
+        expect(isAllZero(await readBytes(backend, size - length, length, true))).toBe(true);
+        if (unit === 1) expect(isAllZero(await readBytes(backend, 12345, 777))).toBe(true);
       });
     });
 
@@ -179,8 +178,8 @@ export function runBackendConformance(options: BackendConformanceOptions): void 
         await backend.write(offset, splitViews(data));
         expectBytes(await readBytes(backend, offset, data.byteLength, true), data);
         // The neighbours stay zero.
-        expect(isZero(await readBytes(backend, offset - unit, unit))).toBe(true);
-        expect(isZero(await readBytes(backend, offset + data.byteLength, unit))).toBe(true);
+        expect(isAllZero(await readBytes(backend, offset - unit, unit))).toBe(true);
+        expect(isAllZero(await readBytes(backend, offset + data.byteLength, unit))).toBe(true);
         // A sub-range read sees the middle of the write.
         const middle = await readBytes(backend, offset + unit * 3, unit * 5);
         expectBytes(middle, data.subarray(unit * 3, unit * 8));
@@ -477,7 +476,7 @@ export function runBackendConformance(options: BackendConformanceOptions): void 
         expect(stateAt(extents, granule * 4 + granule - 1)).toBe('mapped');
         for (const extent of extents) {
           if (extent.state === 'deallocated') {
-            expect(isZero(await readBytes(backend, extent.offset, extent.length))).toBe(true);
+            expect(isAllZero(await readBytes(backend, extent.offset, extent.length))).toBe(true);
           }
         }
         checkTiling(await backend.getAllocation(unit, unit), unit, unit);
@@ -495,7 +494,7 @@ export function runBackendConformance(options: BackendConformanceOptions): void 
         await backend.resize(size + granule * 4);
         expect(backend.size).toBe(size + granule * 4);
         expectBytes(await readBytes(backend, size - granule, granule), tail);
-        expect(isZero(await readBytes(backend, size, granule * 4))).toBe(true);
+        expect(isAllZero(await readBytes(backend, size, granule * 4))).toBe(true);
         await backend.write(size + granule, [patternBytes(16, granule)]);
         await backend.resize(size - granule);
         expect(backend.size).toBe(size - granule);
@@ -504,7 +503,7 @@ export function runBackendConformance(options: BackendConformanceOptions): void 
           BackendErrorCode.OutOfRange,
         );
         await backend.resize(size + granule * 4);
-        expect(isZero(await readBytes(backend, size - granule, granule * 5))).toBe(true);
+        expect(isAllZero(await readBytes(backend, size - granule, granule * 5))).toBe(true);
         await backend.resize(size);
       });
     });

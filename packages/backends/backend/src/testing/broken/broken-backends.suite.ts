@@ -1,6 +1,8 @@
 // Deliberately broken backends, run by conformance-catches-bugs.test.ts in a child vitest: each must
 // fail the conformance test named in its suite name. Not picked up by the normal test run.
 import type { Backend } from '../../backend';
+import { firstDifference } from '../../bytes';
+import { scatterConcat, scatterLength } from '../../scatter';
 import { runBackendConformance } from '../conformance';
 import { createReferenceBackend } from '../reference-backend';
 
@@ -33,17 +35,11 @@ broken('compare-and-write-not-atomic', (backend) => {
   const read = backend.read.bind(backend);
   const write = backend.write.bind(backend);
   backend.compareAndWrite = async (offset, expected, data) => {
-    const length = data.reduce((n, v) => n + v.byteLength, 0);
+    const length = scatterLength(data);
     const current = new Uint8Array(length);
     await read(offset, length, [current]);
     await new Promise((resolve) => setTimeout(resolve, 1));
-    const flat = new Uint8Array(length);
-    let p = 0;
-    for (const v of expected) {
-      flat.set(v, p);
-      p += v.byteLength;
-    }
-    const index = current.findIndex((b, i) => b !== flat[i]);
+    const index = firstDifference(current, scatterConcat(expected));
     if (index >= 0)
       throw Object.assign(new Error('miscompare'), { code: 'TCMU_ERR_BACKEND_MISCOMPARE', offset: index });
     await write(offset, data);

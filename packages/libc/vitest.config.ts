@@ -1,0 +1,3 @@
+import { tcmuProject } from '../../vitest.shared.ts';
+
+export default tcmuProject('libc');
