@@ -16,7 +16,7 @@ import {
   write,
 } from './internal';
 import { findLunLinks, lunFolders, symlinksIn } from './luns';
-import type { SystemRoots } from './types';
+import type { IscsiExportRecord, SystemRoots } from './types';
 import { validateDeviceName, validateHba } from './validate';
 
 // LIO's iSCSI fabric in configfs (iscsi_target_mod):
@@ -92,23 +92,6 @@ export interface IscsiExport {
    * Remove the export before the backstore. Idempotent.
    */
   remove(): Promise<void>;
-}
-
-/** An iSCSI target that exports a backstore, as found in configfs. */
-export interface IscsiExportRecord {
-  iqn: string;
-  tpgt: number;
-  lun: number;
-  portals: string[];
-  /** Initiator IQNs with an ACL. */
-  acls: string[];
-  /** `generate_node_acls=1`: any initiator may log in. */
-  open: boolean;
-  enabled: boolean;
-  /** CHAP is enforced (`attrib/authentication=1`). */
-  chap: boolean;
-  /** Made by this toolkit (TargetAlias `tcmu-ts/…`): `removeStale()` removes it with its device. */
-  owned: boolean;
 }
 
 function invalid(

@@ -1,4 +1,3 @@
-import type { IscsiExportRecord } from './iscsi';
 import type { DeviceOwner } from './ownership';
 import type { SystemAccess } from './system';
 import type { AttributeValue } from './validate';
@@ -245,4 +244,21 @@ export interface ReattachUserDeviceOptions extends SystemRoots {
   /** Reset mode used to empty the ring left by the previous owner. Default `busy`. */
   resetMode?: 'busy' | 'check-condition';
   uioTimeoutMs?: number;
+}
+
+/** An iSCSI target that exports a backstore, as found in configfs. */
+export interface IscsiExportRecord {
+  iqn: string;
+  tpgt: number;
+  lun: number;
+  portals: string[];
+  /** Initiator IQNs with an ACL. */
+  acls: string[];
+  /** `generate_node_acls=1`: any initiator may log in. */
+  open: boolean;
+  enabled: boolean;
+  /** CHAP is enforced (`attrib/authentication=1`). */
+  chap: boolean;
+  /** Made by this toolkit (TargetAlias `tcmu-ts/…`): `removeStale()` removes it with its device. */
+  owned: boolean;
 }

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { md5, md5MetadataKey } from './layout.ts';
+import { chunkKeyAt, md5, md5MetadataKey } from './layout.ts';
 import { openS3Backend, type S3BackendOptions } from './s3-backend.ts';
 import {
   bucket,
@@ -19,7 +19,6 @@ import {
   testPrefix,
 } from './test-support/environment.ts';
 import { cloneS3Volume, createS3Volume, inspectS3Volume, snapshotS3Volume } from './volume.ts';
-import { chunkKeyAt } from './volume-features.ts';
 
 const KiB = 1024;
 const chunk = 64 * KiB;

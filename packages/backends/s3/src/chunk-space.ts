@@ -1,7 +1,7 @@
 import { BackendError, BackendErrorCode } from '@tcmu/backend';
 import { ChunkCodec, chunkAad } from './chunk-codec.ts';
-import { chunkListPrefixes, type VolumeMetadata } from './layout.ts';
-import { chunkKeyAt, parseChunkKeyAt, type SnapshotInfo, volumeIdOf } from './volume-features.ts';
+import { chunkKeyAt, chunkListPrefixes, parseChunkKeyAt, type VolumeMetadata } from './layout.ts';
+import { type SnapshotInfo, volumeIdOf } from './volume-features.ts';
 import type { VolumeStore } from './volume-store.ts';
 
 /** The objects of one chunk in one layer: generation → object size (0: tombstone). */

@@ -3,6 +3,7 @@ import {
   checkChunkSize,
   chunkHash,
   chunkKey,
+  chunkKeyAt,
   chunkListPrefixes,
   encodeMetadata,
   formatName,
@@ -10,7 +11,6 @@ import {
   parseChunkKey,
   parseMetadata,
 } from './layout.ts';
-import { chunkKeyAt } from './volume-features.ts';
 
 describe('chunk keys', () => {
   it('round-trip through parseChunkKey and reject foreign keys', () => {

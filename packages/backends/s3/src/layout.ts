@@ -3,7 +3,6 @@ import { BackendError, BackendErrorCode } from '@tcmu/backend';
 import {
   clonesFolder,
   featuresFormatVersion,
-  parseChunkKeyAt,
   parseFeatures,
   type VolumeFeatures,
 } from './volume-features.ts';
@@ -178,4 +177,28 @@ export function parseMetadata(body: Uint8Array, where: string): VolumeMetadata {
 
 export function encodeMetadata(metadata: VolumeMetadata): Uint8Array {
   return Buffer.from(`${JSON.stringify(metadata, null, 2)}\n`);
+}
+
+/** Key of chunk `index` written in `generation` (generation 0: the format-1 key). */
+export function chunkKeyAt(prefix: string, index: number, generation: number): string {
+  const base = chunkKey(prefix, index);
+  return generation === 0 ? base : `${base}.${generation.toString(16).padStart(8, '0')}`;
+}
+
+/** The chunk number and generation a key names, or undefined for anything else. */
+export function parseChunkKeyAt(
+  prefix: string,
+  key: string,
+): { index: number; generation: number } | undefined {
+  const dot = key.lastIndexOf('.');
+  const slash = key.lastIndexOf('/');
+  if (dot > slash && key.startsWith(`${prefix}${dataFolder}`)) {
+    const suffix = key.slice(dot + 1);
+    if (!/^[0-9a-f]{8}$/.test(suffix)) return undefined;
+    const generation = Number.parseInt(suffix, 16);
+    const index = parseChunkKey(prefix, key.slice(0, dot));
+    return index === undefined || generation === 0 ? undefined : { index, generation };
+  }
+  const index = parseChunkKey(prefix, key);
+  return index === undefined ? undefined : { index, generation: 0 };
 }

@@ -1,6 +1,6 @@
 // Snapshots and clones against a real S3 server (the local Ceph RGW).
 import { afterAll, describe, expect, it } from 'vitest';
-import { chunkKey, metadataName } from './layout.ts';
+import { chunkKey, chunkKeyAt, metadataName } from './layout.ts';
 import { openS3Backend, type S3BackendOptions } from './s3-backend.ts';
 import {
   bucket,
@@ -22,7 +22,6 @@ import {
   inspectS3Volume,
   snapshotS3Volume,
 } from './volume.ts';
-import { chunkKeyAt } from './volume-features.ts';
 
 const KiB = 1024;
 const chunk = 64 * KiB;

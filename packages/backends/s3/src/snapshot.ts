@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { BackendError, BackendErrorCode } from '@tcmu/backend';
 import { listChunkObjects, unneededGenerations } from './chunk-space.ts';
-import { formatName, type VolumeMetadata } from './layout.ts';
+import { chunkKeyAt, formatName, type VolumeMetadata } from './layout.ts';
 import { defaultLeaseDuration, isDeadLocalHolder, WriterLease } from './lease.ts';
 import { normalizeLocation } from './url.ts';
 import {
   checkSnapshotName,
-  chunkKeyAt,
   clonesFolder,
   featuresFormatVersion,
   replyName,

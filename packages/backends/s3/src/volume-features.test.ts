@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { unneededGenerations } from './chunk-space.ts';
-import { chunkKey } from './layout.ts';
-import { chunkKeyAt, parseChunkKeyAt, splitSnapshotPrefix } from './volume-features.ts';
+import { chunkKey, chunkKeyAt, parseChunkKeyAt } from './layout.ts';
+import { splitSnapshotPrefix } from './volume-features.ts';
 
 describe('generation keys', () => {
   it('generation 0 is the format-1 key; later generations add a suffix; both parse back', () => {

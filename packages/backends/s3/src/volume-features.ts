@@ -1,5 +1,4 @@
 import { BackendError, BackendErrorCode } from '@tcmu/backend';
-import { chunkKey, dataFolder, parseChunkKey } from './layout.ts';
 
 /**
  * Format version 2 of the on-bucket layout: everything of version 1, plus generations (snapshots),
@@ -83,30 +82,6 @@ export function checkSnapshotName(name: string): void {
       `snapshot name "${name}" must be 1-64 letters, digits, ".", "_" or "-" (starting with a letter or digit)`,
     );
   }
-}
-
-/** Key of chunk `index` written in `generation` (generation 0: the format-1 key). */
-export function chunkKeyAt(prefix: string, index: number, generation: number): string {
-  const base = chunkKey(prefix, index);
-  return generation === 0 ? base : `${base}.${generation.toString(16).padStart(8, '0')}`;
-}
-
-/** The chunk number and generation a key names, or undefined for anything else. */
-export function parseChunkKeyAt(
-  prefix: string,
-  key: string,
-): { index: number; generation: number } | undefined {
-  const dot = key.lastIndexOf('.');
-  const slash = key.lastIndexOf('/');
-  if (dot > slash && key.startsWith(`${prefix}${dataFolder}`)) {
-    const suffix = key.slice(dot + 1);
-    if (!/^[0-9a-f]{8}$/.test(suffix)) return undefined;
-    const generation = Number.parseInt(suffix, 16);
-    const index = parseChunkKey(prefix, key.slice(0, dot));
-    return index === undefined || generation === 0 ? undefined : { index, generation };
-  }
-  const index = parseChunkKey(prefix, key);
-  return index === undefined ? undefined : { index, generation: 0 };
 }
 
 /** Validates the version-2 fields of a parsed description (clear Open errors). */

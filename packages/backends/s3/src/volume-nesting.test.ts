@@ -2,6 +2,7 @@
 // (every machine) and the real RGW (when configured).
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { chunkKeyAt } from './layout.ts';
 import { MemoryObjectStore } from './memory-object-store.ts';
 import { S3ObjectStore } from './object-store.ts';
 import { openS3Backend } from './s3-backend.ts';
@@ -13,7 +14,6 @@ import {
   type S3VolumeAdminOptions,
   snapshotS3Volume,
 } from './volume.ts';
-import { chunkKeyAt } from './volume-features.ts';
 
 const codeAndMessage = (promise: Promise<unknown>) =>
   promise.then(

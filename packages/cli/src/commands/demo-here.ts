@@ -2,13 +2,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { LogLevel } from '../arguments.js';
 import { CliError } from '../errors.js';
 import type { CommandIo } from '../io.js';
 import { createLogger, type Logger } from '../logger.js';
 import { openBackend } from '../open-backend.js';
 import { lastLine, type ProgramResult, runProgram } from '../run-program.js';
 import { formatSize } from '../size.js';
-import type { DemoOptions } from './demo.js';
 import { processServeDependencies, type ServedDevice } from './serve.js';
 
 const seconds = (milliseconds: number) => `${(milliseconds / 1000).toFixed(2)} s`;
@@ -18,6 +18,22 @@ const indent = (text: string) =>
     .split('\n')
     .map((line) => `    ${line}`)
     .join('\n');
+
+/** What the demo is asked to do. */
+export interface DemoOptions {
+  /** Never move to the lab: fail when this kernel has no TCMU. */
+  readonly here: boolean;
+  /** Disk size in bytes. */
+  readonly size: number;
+  readonly blockSize: 512 | 4096;
+  /** Files written and verified. */
+  readonly files: number;
+  /** Bytes per file. */
+  readonly fileSize: number;
+  readonly logLevel: LogLevel;
+  /** The arguments to pass on when the demo re-runs itself in the lab. */
+  readonly forwarded: readonly string[];
+}
 
 /**
  * The demo in this kernel: a memory disk served by this process, formatted, mounted, written, checked

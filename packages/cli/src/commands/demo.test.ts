@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { TcmuAvailability } from '../environment.js';
 import { captureIo, expectCliError } from '../test-support.js';
-import { type DemoDependencies, type DemoOptions, demoCommand, parseDemoArguments } from './demo.js';
-import { checkCapacity } from './demo-here.js';
+import { type DemoDependencies, demoCommand, parseDemoArguments } from './demo.js';
+import { checkCapacity, type DemoOptions } from './demo-here.js';
 
 function fakeDemo(availability: TcmuAvailability, lab: string | undefined) {
   const calls: { file: string; args: readonly string[] }[] = [];

@@ -1,36 +1,14 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import {
-  type LogLevel,
-  parseBlockSize,
-  parseCommandLine,
-  parseInteger,
-  parseLogLevel,
-} from '../arguments.js';
+import { parseBlockSize, parseCommandLine, parseInteger, parseLogLevel } from '../arguments.js';
 import { detectTcmu, findLabRunner, noTcmuHint, requireRoot, type TcmuAvailability } from '../environment.js';
 import { CliError } from '../errors.js';
 import { explainError } from '../explain-error.js';
 import { DEMO_HELP } from '../help.js';
 import type { CommandIo } from '../io.js';
 import { parseSize } from '../size.js';
-import { runDemoHere } from './demo-here.js';
-
-/** What the demo is asked to do. */
-export interface DemoOptions {
-  /** Never move to the lab: fail when this kernel has no TCMU. */
-  readonly here: boolean;
-  /** Disk size in bytes. */
-  readonly size: number;
-  readonly blockSize: 512 | 4096;
-  /** Files written and verified. */
-  readonly files: number;
-  /** Bytes per file. */
-  readonly fileSize: number;
-  readonly logLevel: LogLevel;
-  /** The arguments to pass on when the demo re-runs itself in the lab. */
-  readonly forwarded: readonly string[];
-}
+import { type DemoOptions, runDemoHere } from './demo-here.js';
 
 export function parseDemoArguments(
   argv: readonly string[],
