@@ -77,6 +77,19 @@ async function writeRange(
  * the backend write from the iovecs, then a flush when FUA is set or the write cache is disabled.
  */
 export function emulateWrite(command: ScsiCommand<WriteCdb>, backend: Backend): Promise<ScsiResponse> {
+  return lockedWrite(command, backend, command.decoded.fua);
+}
+
+/**
+ * What WRITE and WRITE AND VERIFY share: the checks, then under the range lock the write, a flush
+ * (`fua`, or the write cache disabled) and `afterWrite` (the verification).
+ */
+function lockedWrite(
+  command: ScsiCommand<WriteCdb | WriteAndVerifyCdb>,
+  backend: Backend,
+  fua: boolean,
+  afterWrite?: () => Promise<void>,
+): Promise<ScsiResponse> {
   const cdb = command.decoded;
   return respondOnError(async () => {
     const { device } = command;
@@ -87,7 +100,8 @@ export function emulateWrite(command: ScsiCommand<WriteCdb>, backend: Backend): 
     checkDataLength(command, cdb.transferLength * device.blockSize);
     await device.locks.with({ start: cdb.lba, length: BigInt(cdb.transferLength) }, async () => {
       await writeRange(command, backend, cdb.lba, cdb.transferLength);
-      await flushIfNeeded(device, backend, cdb.fua);
+      await flushIfNeeded(device, backend, fua);
+      await afterWrite?.();
     });
     return good();
   }, cdb.lba);
@@ -171,23 +185,12 @@ export function emulateWriteAndVerify(
   command: ScsiCommand<WriteAndVerifyCdb>,
   backend: Backend,
 ): Promise<ScsiResponse> {
-  const cdb = command.decoded;
-  return respondOnError(async () => {
-    const { device } = command;
-    checkWritable(device);
-    checkLbaRange(device, cdb.lba, cdb.transferLength);
-    checkTransferLimit(command, cdb.transferLength, device.limits.maxTransferBlocks);
-    if (cdb.transferLength === 0) return good();
-    checkDataLength(command, cdb.transferLength * device.blockSize);
-    await device.locks.with({ start: cdb.lba, length: BigInt(cdb.transferLength) }, async () => {
-      await writeRange(command, backend, cdb.lba, cdb.transferLength);
-      await flushIfNeeded(device, backend, true);
-      await compareMedium(command, backend, cdb.lba, cdb.transferLength, (offset, into) => {
-        scatterCopyTo(command.data, offset, into);
-      });
-    });
-    return good();
-  }, cdb.lba);
+  const { lba, transferLength } = command.decoded;
+  return lockedWrite(command, backend, true, () =>
+    compareMedium(command, backend, lba, transferLength, (offset, into) => {
+      scatterCopyTo(command.data, offset, into);
+    }),
+  );
 }
 
 /**
