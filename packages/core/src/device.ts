@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { type Backend, backendCapabilities, RangeLock } from '@tcmu/backend';
+import { type Backend, type BackendCapabilities, backendCapabilities, RangeLock } from '@tcmu/backend';
 import {
   capacityChanged,
   deriveNaaIdentifier,
@@ -39,21 +39,15 @@ export interface DeviceLimits {
   readonly unmapGranularityBlocks: number;
 }
 
-/** Which optional backend features the device advertises (derived from the backend's methods). */
-export interface DeviceCapabilities {
-  /** The backend has a write cache to flush: WCE is reported and changeable, FUA/SYNC CACHE flush. */
-  readonly flush: boolean;
-  /** Thin provisioning: UNMAP, WRITE SAME with UNMAP, LBPME/LBPRZ in READ CAPACITY(16). */
-  readonly unmap: boolean;
-  /** The backend zeroes ranges itself (WRITE SAME of a zero block, FORMAT UNIT). */
-  readonly writeZeroes: boolean;
-  /** The backend compares and writes atomically itself. */
-  readonly compareAndWrite: boolean;
-  /** GET LBA STATUS reports the backend's real allocation (else everything is mapped). */
-  readonly getAllocation: boolean;
-  /** resize() works. */
-  readonly resize: boolean;
-}
+/**
+ * Which optional backend features the device advertises: the backend's own capabilities
+ * (`backendCapabilities`, whose prose says what each turns into), all false for a handler with no
+ * backend. `close`, `readOnly` and `persistent` are the backend's business, not what the device advertises.
+ */
+export type DeviceCapabilities = Pick<
+  BackendCapabilities,
+  'flush' | 'unmap' | 'writeZeroes' | 'compareAndWrite' | 'getAllocation' | 'resize'
+>;
 
 /** Counters of one device. Read them from `device.stats`; the core updates them. */
 export interface DeviceStats {
