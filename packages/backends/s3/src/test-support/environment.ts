@@ -38,19 +38,8 @@ export async function removeTestVolumes(): Promise<void> {
   );
 }
 
-/** Deterministic bytes for a seed (xorshift), mostly non-zero. */
-export function pattern(seed: number, length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let state = (seed * 2654435761 + 12345) >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    state >>>= 0;
-    out[i] = state & 0xff;
-  }
-  return out;
-}
+/** Deterministic bytes for a seed, mostly non-zero: the conformance suite's generator. */
+export { patternBytes as pattern } from '@tcmu/backend/testing';
 
 /** Runs `child.ts` in a NEW node process with `request` (JSON) and returns what it printed (JSON). */
 export function runChild(
