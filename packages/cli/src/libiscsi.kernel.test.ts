@@ -255,7 +255,8 @@ describeKernel('libiscsi iscsi-test-cu SCSI family against tcmu disks exported o
     async () => {
       await stopAllServers();
       if (madeIscsiRoot) {
-        await rmdir(ISCSI);
+        // Fails (ENOTEMPTY) when a family left its target behind: the comparison below names it.
+        await rmdir(ISCSI).catch(() => {});
         madeIscsiRoot = false;
       }
       expect(await configfsSnapshot()).toEqual(before);
