@@ -123,15 +123,18 @@ function parseCunitOutput(output: string): CunitSummary | undefined {
   const row = /^\s*tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(output);
   if (!row) return undefined;
   const failures = new Set<string>();
+  // Normal mode names them: "Suite Reserve6, Test Logout had failures:".
+  for (const named of output.matchAll(/Suite (\S+), Test (\S+) had failures/g))
+    failures.add(`${named[1]}.${named[2]}`);
+  // Verbose mode: "Suite: S", then per test "  Test: T ...", the test's own log lines (libiscsi
+  // logs "[FAILED] …" for commands that may well be expected to fail), then CUnit's "passed" or
+  // "FAILED" followed by its numbered failure records ("    1. test_x.c:42  - …").
   let suite = '';
-  for (const line of output.split('\n')) {
-    const s = /^Suite:\s*(\S+)/.exec(line.trim());
+  for (const block of output.split(/\n(?=Suite: |\s+Test: )/)) {
+    const s = /^Suite: (\S+)/.exec(block);
     if (s) suite = s[1]!;
-    const t = /^Test:\s*(\S+).*FAILED/.exec(line.trim());
-    if (t) failures.add(`${suite}.${t[1]}`);
-    // Normal mode names them at the end: "Suite Reserve6, Test Logout had failures:".
-    const named = /Suite (\S+), Test (\S+) had failures/.exec(line);
-    if (named) failures.add(`${named[1]}.${named[2]}`);
+    const t = /^\s+Test: (\S+) \.\.\./.exec(block);
+    if (t && /FAILED\n\s+1\. \S+:\d+ +- /.test(block)) failures.add(`${suite}.${t[1]}`);
   }
   return { run: Number(row[2]), passed: Number(row[3]), failed: Number(row[4]), failures: [...failures] };
 }
