@@ -127,3 +127,27 @@ export async function stopAllServers(): Promise<void> {
     ),
   );
 }
+
+const rgwScript = fileURLToPath(new URL('../../../tools/s3/rgw', import.meta.url));
+/** The guest's own RGW data folder: never the host's (its pid files mean nothing in the guest). */
+const rgwEnv = () => ({ ...process.env, TCMU_RGW_DIR: '/tmp/tcmu-rgw-lab' });
+
+/**
+ * Starts a Ceph RGW inside the lab's guest (tools/s3/rgw, idempotent) and resolves with this
+ * process's environment plus the endpoint, bucket and test keys (`TCMU_S3_ENDPOINT`,
+ * `TCMU_S3_BUCKET`, `AWS_*`) for `tcmu serve s3://…`.
+ */
+export async function startGuestRgw(): Promise<NodeJS.ProcessEnv> {
+  await must(rgwScript, ['start'], { env: rgwEnv(), timeoutMilliseconds: 900_000 });
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const line of (await must(rgwScript, ['env'], { env: rgwEnv() })).split('\n')) {
+    const match = /^export (\w+)=(.*)$/.exec(line.trim());
+    if (match) env[match[1]!] = match[2]!;
+  }
+  return env;
+}
+
+/** Stops the guest's RGW and removes its data (errors ignored: cleanup). */
+export async function stopGuestRgw(): Promise<void> {
+  await must(rgwScript, ['stop'], { env: rgwEnv(), timeoutMilliseconds: 180_000 }).catch(() => {});
+}
