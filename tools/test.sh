@@ -50,10 +50,12 @@ if [ -x tools/lab/run ]; then
   echo "=== kernel tests (in the lab)"
   # vitest through node directly: pnpm's own start-up costs seconds under emulation.
   # libiscsi's SCSI family runs on memory, file and S3 disks at once (docs/conformance.md);
-  # TCMU_CONFORMANCE=0 leaves it out; TCMU_RESTART_S3=1 adds the S3 restart case (docs/restart.md).
+  # TCMU_CONFORMANCE=0 leaves it out; TCMU_RESTART_S3=0 leaves out the S3 restart case (docs/restart.md).
   kernel_timeout=3000
   [ "${TCMU_CONFORMANCE:-}" = 0 ] && kernel_timeout=1500
-  tools/lab/run --timeout "${TCMU_KERNEL_TESTS_TIMEOUT:-$kernel_timeout}" env TCMU_TEST_MODE=kernel \
+  # 3 GiB: the S3 cases run a Ceph RGW inside the guest beside the served disks.
+  tools/lab/run --timeout "${TCMU_KERNEL_TESTS_TIMEOUT:-$kernel_timeout}" --memory "${TCMU_LAB_MEMORY:-3072}" \
+    env TCMU_TEST_MODE=kernel \
     TCMU_CONFORMANCE="${TCMU_CONFORMANCE:-}" TCMU_RESTART_S3="${TCMU_RESTART_S3:-}" \
     "$(command -v node)" "$root/node_modules/vitest/vitest.mjs" run \
     --reporter=default --reporter=json --outputFile.json="$results/kernel.json" || true
