@@ -50,7 +50,7 @@ if [ -x tools/lab/run ]; then
   echo "=== kernel tests (in the lab)"
   # vitest through node directly: pnpm's own start-up costs seconds under emulation.
   # libiscsi's SCSI family runs on memory, file and S3 disks at once (docs/conformance.md);
-  # TCMU_CONFORMANCE=0 leaves it out; TCMU_RESTART_S3=1 adds the S3 restart case (docs/restart.md).
+  # TCMU_CONFORMANCE=0 leaves it out; TCMU_RESTART_S3=0 leaves out the S3 restart cases (docs/restart.md).
   kernel_timeout=3000
   [ "${TCMU_CONFORMANCE:-}" = 0 ] && kernel_timeout=1500
   # 3 GiB: the S3 cases run a Ceph RGW inside the guest beside the served disks.

@@ -108,6 +108,14 @@ export interface DeviceContextOptions {
   readonly limits?: Partial<DeviceLimits>;
   /** Queue a power-on unit attention (06/29 00) for the first command; default true. */
   readonly powerOnUnitAttention?: boolean;
+  /**
+   * The write cache's content was lost before this device was served: it is taken over from a
+   * crashed process whose backend kept acknowledged writes in memory until a flush (see
+   * `Backend.writesSurviveCrash`). The first SYNCHRONIZE CACHE then fails (03/0C 00 WRITE ERROR,
+   * after flushing what this process holds) so the initiator does not take those writes for durable.
+   * Default false.
+   */
+  readonly writeCacheLost?: boolean;
 }
 
 /** A fresh unit serial: 32 hex digits from the device name and random bytes. */
@@ -206,6 +214,7 @@ export class DeviceContext {
    */
   format: { progress: number } | undefined;
   #blockCount: bigint;
+  #writeCacheLost: boolean;
 
   constructor(options: DeviceContextOptions) {
     const { name, blockSize, size } = options;
@@ -267,6 +276,17 @@ export class DeviceContext {
       throw invalid('limits.maxCompareAndWriteBlocks must be 1..255');
     this.limits = limits;
     if (options.powerOnUnitAttention !== false) this.unitAttentions.establish(powerOnReset());
+    this.#writeCacheLost = options.writeCacheLost === true;
+  }
+
+  /**
+   * True once, for the first SYNCHRONIZE CACHE after the device was served with `writeCacheLost`:
+   * that flush must be reported failed (the lost writes were never stored). False ever after.
+   */
+  takeWriteCacheLoss(): boolean {
+    const lost = this.#writeCacheLost;
+    this.#writeCacheLost = false;
+    return lost;
   }
 
   /** Current capacity in logical blocks. */

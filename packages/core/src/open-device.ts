@@ -455,8 +455,20 @@ async function takeOverIfOrphaned(request: OpenRequest): Promise<TcmuDevice | un
   }
   try {
     // The device keeps its serial (and the NAA derived from it); the initiator already knows the
-    // disk, so no power-on unit attention.
-    const plan = planServe({ ...serveOptionsOf(options, serial), powerOnUnitAttention: false });
+    // disk, so no power-on unit attention. A backend that held acknowledged writes only in the dead
+    // process's memory may have lost some: the first SYNCHRONIZE CACHE says so (DeviceContext).
+    const backend = options.backend;
+    const writeCacheLost = backend?.flush !== undefined && backend.writesSurviveCrash !== true;
+    const plan = planServe({
+      ...serveOptionsOf(options, serial),
+      powerOnUnitAttention: false,
+      writeCacheLost,
+    });
+    if (writeCacheLost)
+      logger?.warn?.(
+        { device: options.name, previousOwner: record.owner?.pid },
+        'writes the dead process acknowledged but had not stored may be lost (its backend kept them in memory until a flush): the first SYNCHRONIZE CACHE will fail with a write error so the initiator knows; a backend whose writes survive a crash (e.g. S3 with cache_file=) avoids this',
+      );
     served = await serveUserDevice(userDevice, system, plan);
     const attachment =
       userDevice.attachments[0] ??

@@ -84,6 +84,18 @@ export interface Backend {
   readonly persistent?: boolean;
 
   /**
+   * True when a write survives a crash (kill -9) of this process as soon as it resolved, before any
+   * `flush`: it is in the kernel's page cache (a file) or in a local journal (S3's `cache_file=`).
+   * False or absent when resolved writes may live only in this process's memory until a flush (a
+   * write-back cache with no journal). Matters only for a backend with `flush` that is served again
+   * after a crash: when the core takes such a device over from a dead process and this is not true,
+   * the first SYNCHRONIZE CACHE it answers fails (03/0C 00, WRITE ERROR), because writes the dead
+   * process acknowledged may be lost and a flush that succeeded would tell the initiator they are
+   * durable. Shown in `backendCapabilities`.
+   */
+  readonly writesSurviveCrash?: boolean;
+
+  /**
    * Reads `length` bytes starting at byte `offset` into the scatter list `into`, filling the views in
    * order from the first byte of the first view. `into` must hold at least `length` bytes
    * (`scatterLength(into) >= length`, else `TCMU_ERR_BACKEND_INVALID_ARGUMENT`); bytes beyond

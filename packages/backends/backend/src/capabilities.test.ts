@@ -16,14 +16,16 @@ describe('backendCapabilities', () => {
       close: false,
       readOnly: false,
       persistent: false,
+      writesSurviveCrash: false,
     });
     const full = backendCapabilities({
       ...minimal,
       flush: async () => {},
       unmap: async () => {},
       persistent: true,
+      writesSurviveCrash: true,
     });
-    expect(full.flush && full.unmap && full.persistent).toBe(true);
+    expect(full.flush && full.unmap && full.persistent && full.writesSurviveCrash).toBe(true);
     expect(full.writeZeroes).toBe(false);
     expect(Object.isFrozen(full)).toBe(true);
   });

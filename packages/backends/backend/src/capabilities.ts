@@ -18,6 +18,8 @@ export interface BackendCapabilities {
   readonly readOnly: boolean;
   /** Mirrors `backend.persistent` (absent → false). */
   readonly persistent: boolean;
+  /** Mirrors `backend.writesSurviveCrash` (absent → false). */
+  readonly writesSurviveCrash: boolean;
 }
 
 /** Every optional operation name, in a stable order. */
@@ -43,6 +45,7 @@ export function backendCapabilities(backend: Backend): BackendCapabilities {
     close: hasCapability(backend, 'close'),
     readOnly: backend.readOnly === true,
     persistent: backend.persistent === true,
+    writesSurviveCrash: backend.writesSurviveCrash === true,
   });
 }
 

@@ -438,6 +438,8 @@ class FileStore {
       direct,
       readOnly,
       persistent: true,
+      // A resolved write is in the kernel's page cache (or on the device, with O_DIRECT).
+      writesSurviveCrash: true,
       alignment,
       blockSize,
       unmapGranularity,

@@ -205,6 +205,14 @@ export class S3Backend implements Backend {
     return this.#chunks.size;
   }
 
+  /**
+   * True with a cache file (`cacheFile`): every write is journaled before it resolves, and the next
+   * open replays it. Without one, writes not yet uploaded live only in this process's memory.
+   */
+  get writesSurviveCrash(): boolean {
+    return this.#journal !== undefined;
+  }
+
   /** Request and cache counters (no credentials, no data). */
   stats(): S3BackendStats {
     const writeBack = this.#writeBack.writeBackStats();

@@ -104,6 +104,8 @@ if (!endpoint) {
       // The dead writer's lease stays behind: take it over, with the cache file.
       const backend = await openS3Backend({ ...options, force: true });
       expect(backend.stats().recoveredWrites).toBe(4);
+      // What the core reads on a take-over: no lost-cache report needed.
+      expect(backend.writesSurviveCrash).toBe(true);
       expect((await listKeys(`${prefix}data/`)).length).toBe(3);
       await backend.close();
       const reader = await openS3Backend({ bucket, endpoint, prefix, readOnly: true });
@@ -133,6 +135,10 @@ if (!endpoint) {
       });
       expect(child.result).toMatchObject({ acknowledged: 1 });
       expect(await listKeys(`${prefix}data/`)).toEqual([]);
+      // So a take-over of such a device reports its first flush failed (the core reads this).
+      const backend = await openS3Backend({ ...options, force: true });
+      expect(backend.writesSurviveCrash).toBe(false);
+      await backend.close();
     });
   });
 }

@@ -77,4 +77,32 @@ describe('READ/WRITE through the simulated kernel', () => {
     await h.send({ name: 'SYNCHRONIZE CACHE(10)', lba: 0n, transferLength: 0 });
     expect(flushes).toBe(3);
   });
+
+  it('after a take-over that lost the write cache, the first SYNCHRONIZE CACHE flushes and fails with 03/0C 00; the next ones pass', async () => {
+    h = await harness({ writeCacheLost: true });
+    const backend = h.backend!;
+    let flushes = 0;
+    const flush = backend.flush!.bind(backend);
+    (backend as { flush: () => Promise<void> }).flush = () => {
+      flushes++;
+      return flush();
+    };
+    // Writes and reads are untouched: only the durability barrier reports the loss.
+    expect(
+      (await h.send({ name: 'WRITE(10)', lba: 0n, transferLength: 1 }, { out: pattern(512, 3) })).status,
+    ).toBe(ScsiStatus.Good);
+    const first = await h.send({ name: 'SYNCHRONIZE CACHE(16)', lba: 0n, transferLength: 0 });
+    expect(senseCode(first)).toBe('03/0c/00');
+    expect(flushes).toBe(1);
+    const second = await h.send({ name: 'SYNCHRONIZE CACHE(10)', lba: 0n, transferLength: 0 });
+    expect(second.status).toBe(ScsiStatus.Good);
+    expect(flushes).toBe(2);
+  });
+
+  it('a device served normally never reports a lost write cache', async () => {
+    h = await harness();
+    expect((await h.send({ name: 'SYNCHRONIZE CACHE(10)', lba: 0n, transferLength: 0 })).status).toBe(
+      ScsiStatus.Good,
+    );
+  });
 });

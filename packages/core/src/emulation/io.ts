@@ -9,7 +9,13 @@ import type {
   WriteCdb,
   WriteSameCdb,
 } from '@tcmu/scsi';
-import { invalidFieldInCdb, lbaOutOfRange, miscompare, parseUnmapParameterList } from '@tcmu/scsi';
+import {
+  invalidFieldInCdb,
+  lbaOutOfRange,
+  miscompare,
+  parseUnmapParameterList,
+  writeError,
+} from '@tcmu/scsi';
 import { good } from '../response';
 import type { ScsiCommand, ScsiResponse } from '../types';
 import {
@@ -195,7 +201,9 @@ export function emulateWriteAndVerify(
 
 /**
  * SYNCHRONIZE CACHE(10/16): range check (0 blocks = to the end of the medium), then the backend's
- * flush; durable when GOOD is returned (IMMED is honoured by finishing the flush first anyway).
+ * flush; durable when GOOD is returned (IMMED is honoured by finishing the flush first anyway). The
+ * first one after a take-over that lost the write cache (`DeviceContext.takeWriteCacheLoss`) flushes,
+ * then fails with 03/0C 00 WRITE ERROR.
  */
 export function emulateSynchronizeCache(
   command: ScsiCommand<SynchronizeCacheCdb>,
@@ -208,6 +216,7 @@ export function emulateSynchronizeCache(
       if (cdb.lba >= device.blockCount) fail(lbaOutOfRange(cdb.lba));
     } else checkLbaRange(device, cdb.lba, cdb.transferLength);
     if (backend.flush) await backend.flush();
+    if (device.takeWriteCacheLoss()) fail(writeError());
     return good();
   }, cdb.lba);
 }

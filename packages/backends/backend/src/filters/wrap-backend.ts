@@ -9,6 +9,7 @@ const properties = [
   'concurrencyLimit',
   'readOnly',
   'persistent',
+  'writesSurviveCrash',
 ] as const;
 
 /** Overrides a filter supplies. Anything absent is forwarded to `next`. */
