@@ -102,3 +102,14 @@ export function createErrorDevice(folder: string, name: string): ErrorDevice {
   }
   return { path: `/dev/mapper/${name}`, remove };
 }
+
+export {
+  cliPath,
+  must,
+  runningServers,
+  type ServedCli,
+  serveCli,
+  startGuestRgw,
+  stopAllServers,
+  stopGuestRgw,
+} from './served-cli';

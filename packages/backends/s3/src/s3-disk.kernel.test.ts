@@ -1,76 +1,26 @@
 // An S3 volume as a real disk (run inside the kernel lab): a Ceph RGW started in the guest, `tcmu serve
 // s3://…` exposes the volume as /dev/sdX, and mkfs.ext4, mount, writes, unmount, e2fsck and a restart
 // of `tcmu serve` judge it. Uses the built CLI (packages/cli/dist/cli.js) and this package's dist.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { describeKernel } from '@tcmu/lab';
+import {
+  cliPath as cli,
+  describeKernel,
+  must,
+  runningServers as running,
+  serveCli as serve,
+  startGuestRgw,
+  stopGuestRgw,
+} from '@tcmu/lab';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { repositoryRoot, rgwScript } from './test-support/environment.ts';
 import { inspectS3Volume } from './volume.ts';
 
-const cli = join(repositoryRoot, 'packages/cli/dist/cli.js');
-/** The guest's own RGW data folder: never the host's (its pid files mean nothing in the guest). */
-const rgwDirectory = '/tmp/tcmu-rgw-lab';
 const run = promisify(execFile);
-
-async function must(file: string, args: readonly string[], env = process.env): Promise<string> {
-  try {
-    const { stdout } = await run(file, [...args], { env, timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
-    return stdout;
-  } catch (error) {
-    const e = error as { code?: unknown; stdout?: string; stderr?: string };
-    throw new Error(`${file} ${args.join(' ')} failed (${e.code}): ${e.stderr ?? ''}${e.stdout ?? ''}`);
-  }
-}
-
-const running = new Set<ChildProcess>();
-
-/** Starts `tcmu serve … --json` and waits for its ready event. */
-function serve(args: readonly string[], env: NodeJS.ProcessEnv) {
-  const child = spawn(process.execPath, [cli, 'serve', ...args, '--json'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env,
-  });
-  running.add(child);
-  let stdout = '';
-  let stderr = '';
-  const exited = new Promise<number | string>((resolve) => {
-    child.once('exit', (code, signal) => {
-      running.delete(child);
-      resolve(code ?? signal ?? 'unknown');
-    });
-  });
-  child.stderr.on('data', (data: Buffer) => {
-    stderr += data.toString();
-  });
-  return new Promise<{
-    device: string;
-    stop(signal: NodeJS.Signals): Promise<number | string>;
-    stderr(): string;
-  }>((resolve, reject) => {
-    child.stdout.on('data', (data: Buffer) => {
-      stdout += data.toString();
-      const line = stdout.split('\n').find((l) => l.includes('"event":"ready"'));
-      if (line) {
-        const event = JSON.parse(line) as { device: string };
-        resolve({
-          device: event.device,
-          stderr: () => stderr,
-          stop: (signal) => {
-            child.kill(signal);
-            return exited;
-          },
-        });
-      }
-    });
-    exited.then((code) => reject(new Error(`tcmu serve exited (${code}) before ready: ${stderr}${stdout}`)));
-  });
-}
 
 describeKernel('an S3 volume as a disk in the real kernel (RGW in the guest)', () => {
   let env: NodeJS.ProcessEnv = process.env;
@@ -78,15 +28,9 @@ describeKernel('an S3 volume as a disk in the real kernel (RGW in the guest)', (
 
   beforeAll(async () => {
     expect(existsSync(cli), `${cli} exists (run pnpm build before the kernel tests)`).toBe(true);
-    const rgwEnv = { ...process.env, TCMU_RGW_DIR: rgwDirectory };
     const started = Date.now();
-    await must(rgwScript, ['start'], rgwEnv);
+    env = await startGuestRgw();
     console.log(`RGW in the guest started in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    env = { ...process.env };
-    for (const line of (await must(rgwScript, ['env'], rgwEnv)).split('\n')) {
-      const match = /^export (\w+)=(.*)$/.exec(line.trim());
-      if (match) env[match[1]!] = match[2]!;
-    }
     // This process inspects the volume too: the same credentials, from the environment as always.
     process.env.AWS_ACCESS_KEY_ID = env.AWS_ACCESS_KEY_ID;
     process.env.AWS_SECRET_ACCESS_KEY = env.AWS_SECRET_ACCESS_KEY;
@@ -100,7 +44,7 @@ describeKernel('an S3 volume as a disk in the real kernel (RGW in the guest)', (
 
   afterAll(async () => {
     if (work) await rm(work, { recursive: true, force: true });
-    await must(rgwScript, ['stop'], { ...process.env, TCMU_RGW_DIR: rgwDirectory }).catch(() => {});
+    await stopGuestRgw();
   }, 120_000);
 
   it('takes mkfs.ext4, mount, writes, unmount, fsck -fn clean; a restarted `tcmu serve` finds the files intact', async () => {

@@ -1,8 +1,20 @@
+import type { Backend } from '@tcmu/backend';
 import { ScsiStatus } from '@tcmu/scsi';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Harness, harness, pattern, senseCode, senseOf } from '../test-support';
 
 let h: Harness;
+
+/** Counts the backend's flush calls from now on. */
+function countFlushes(backend: Backend): { count: number } {
+  const counter = { count: 0 };
+  const flush = backend.flush!.bind(backend);
+  (backend as { flush: () => Promise<void> }).flush = () => {
+    counter.count++;
+    return flush();
+  };
+  return counter;
+}
 afterEach(async () => {
   await h?.close();
 });
@@ -60,43 +72,31 @@ describe('READ/WRITE through the simulated kernel', () => {
 
   it('FUA and a disabled write cache flush the backend', async () => {
     h = await harness();
-    const backend = h.backend!;
-    let flushes = 0;
-    const flush = backend.flush!.bind(backend);
-    (backend as { flush: () => Promise<void> }).flush = () => {
-      flushes++;
-      return flush();
-    };
+    const flushes = countFlushes(h.backend!);
     await h.send({ name: 'WRITE(10)', lba: 0n, transferLength: 1 }, { out: pattern(512, 1) });
-    expect(flushes).toBe(0);
+    expect(flushes.count).toBe(0);
     await h.send({ name: 'WRITE(10)', lba: 0n, transferLength: 1, fua: true }, { out: pattern(512, 1) });
-    expect(flushes).toBe(1);
+    expect(flushes.count).toBe(1);
     h.served.device.writeCacheEnabled = false;
     await h.send({ name: 'WRITE(16)', lba: 0n, transferLength: 1 }, { out: pattern(512, 1) });
-    expect(flushes).toBe(2);
+    expect(flushes.count).toBe(2);
     await h.send({ name: 'SYNCHRONIZE CACHE(10)', lba: 0n, transferLength: 0 });
-    expect(flushes).toBe(3);
+    expect(flushes.count).toBe(3);
   });
 
   it('after a take-over that lost the write cache, the first SYNCHRONIZE CACHE flushes and fails with 03/0C 00; the next ones pass', async () => {
     h = await harness({ writeCacheLost: true });
-    const backend = h.backend!;
-    let flushes = 0;
-    const flush = backend.flush!.bind(backend);
-    (backend as { flush: () => Promise<void> }).flush = () => {
-      flushes++;
-      return flush();
-    };
+    const flushes = countFlushes(h.backend!);
     // Writes and reads are untouched: only the durability barrier reports the loss.
     expect(
       (await h.send({ name: 'WRITE(10)', lba: 0n, transferLength: 1 }, { out: pattern(512, 3) })).status,
     ).toBe(ScsiStatus.Good);
     const first = await h.send({ name: 'SYNCHRONIZE CACHE(16)', lba: 0n, transferLength: 0 });
     expect(senseCode(first)).toBe('03/0c/00');
-    expect(flushes).toBe(1);
+    expect(flushes.count).toBe(1);
     const second = await h.send({ name: 'SYNCHRONIZE CACHE(10)', lba: 0n, transferLength: 0 });
     expect(second.status).toBe(ScsiStatus.Good);
-    expect(flushes).toBe(2);
+    expect(flushes.count).toBe(2);
   });
 
   it('a device served normally never reports a lost write cache', async () => {

@@ -13,8 +13,8 @@ export const bucket = process.env.TCMU_S3_BUCKET ?? 'tcmu-test';
 export const skipReason =
   'no S3 server: TCMU_S3_ENDPOINT is not set (start the local RGW: tools/s3/rgw start && eval "$(tools/s3/rgw env)")';
 
-export const repositoryRoot = fileURLToPath(new URL('../../../../../', import.meta.url));
-export const rgwScript = `${repositoryRoot}tools/s3/rgw`;
+const repositoryRoot = fileURLToPath(new URL('../../../../../', import.meta.url));
+const rgwScript = `${repositoryRoot}tools/s3/rgw`;
 
 const run = randomBytes(4).toString('hex');
 let counter = 0;
