@@ -3,6 +3,7 @@ import { backendCapabilities } from '../capabilities';
 import { BackendError, BackendErrorCode } from '../errors';
 import { runBackendConformance } from '../testing/conformance';
 import { createReferenceBackend } from '../testing/reference-backend';
+import { limited } from './limited';
 import { readOnly } from './read-only';
 import { serialized } from './serialized';
 import { withFaults } from './with-faults';
@@ -173,6 +174,21 @@ describe('serialized', () => {
     const results = await Promise.allSettled(calls);
     expect(results.filter((r) => r.status === 'rejected').length).toBe(1);
     expect(stats.stats().maxInFlight).toBe(1);
+  });
+});
+
+describe('limited', () => {
+  it('lets at most `limit` calls in at once, declares the limit, and refuses a limit below 1', async () => {
+    const stats = withStats(createReferenceBackend(65536));
+    const backend = limited(stats, 3);
+    expect(backend.concurrencyLimit).toBe(3);
+    await Promise.all(
+      Array.from({ length: 30 }, (_, i) => backend.write(i * 100, [new Uint8Array(100).fill(i)])),
+    );
+    expect(stats.stats().maxInFlight).toBe(3);
+    expect(() => limited(stats, 0)).toThrow(
+      expect.objectContaining({ code: BackendErrorCode.InvalidArgument }) as Error,
+    );
   });
 });
 

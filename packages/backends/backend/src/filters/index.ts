@@ -3,6 +3,7 @@ export { withChunkCache } from './chunk-cache';
 export type { ChunkEvent, ChunkState } from './chunk-state';
 export { chunkEvents, chunkStates, chunkTransitions, nextChunkState } from './chunk-state';
 export type { ChunkStore } from './chunk-store';
+export { limited } from './limited';
 export type { MemoryChunkStore, MemoryChunkStoreCounters } from './memory-chunk-store';
 export { memoryChunkStore } from './memory-chunk-store';
 export type { ReadAheadOptions } from './read-ahead';
