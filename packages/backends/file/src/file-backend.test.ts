@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { stat, truncate } from 'node:fs/promises';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { stat, statfs, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -41,6 +41,52 @@ runBackendConformance({
   name: 'file, thread-pool reads only (cachedReads: false)',
   open: (size) => openFileBackend({ path: freshPath(), size, cachedReads: false }),
   reopen: (closed) => openFileBackend({ path: (closed as FileBackend).path, cachedReads: false }),
+});
+
+// /dev/shm is tmpfs on Linux: the inline (synchronous) path. Skipped where it is not (says why).
+const shm = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/tcmu-file-backend-') : undefined;
+afterAll(() => {
+  if (shm) rmSync(shm, { recursive: true, force: true });
+});
+const shmPath = () => join(shm!, `disk-${counter++}.img`);
+if (shm) {
+  runBackendConformance({
+    name: 'file on tmpfs (inline reads and writes on the event loop)',
+    open: (size) => openFileBackend({ path: shmPath(), size }),
+    reopen: (closed) => openFileBackend({ path: (closed as FileBackend).path }),
+  });
+} else {
+  it.skip('file on tmpfs (skipped: no /dev/shm on this machine)', () => {});
+}
+
+describe('file backend: inline I/O on memory file systems', () => {
+  it.skipIf(!shm)(
+    'is used on tmpfs (unless turned off), never on a disk file system or with O_DIRECT',
+    async () => {
+      const onTmpfs = await openFileBackend({ path: shmPath(), size: MiB });
+      const off = await openFileBackend({ path: shmPath(), size: MiB, inlineIo: false });
+      const onDisk = await openFileBackend({ path: freshPath(), size: MiB });
+      try {
+        expect(onTmpfs.inlineIo).toBe(true);
+        expect(off.inlineIo).toBe(false);
+        // The suite's temporary folder is on the root file system here (not tmpfs): no inline I/O.
+        const diskType = (await statfs(folder)).type;
+        expect(onDisk.inlineIo).toBe(diskType === 0x01021994 || diskType === 0x858458f6);
+        // A read past a shrunk end is still an error on the inline path, not zeros.
+        await onTmpfs.write(0, [patternBytes(3, 8192)]);
+        const back = new Uint8Array(8192);
+        await onTmpfs.read(0, 8192, [back]);
+        expect(Buffer.from(back).equals(Buffer.from(patternBytes(3, 8192)))).toBe(true);
+        await truncate(onTmpfs.path, 4096);
+        const error = await onTmpfs
+          .read(4096, 4096, [new Uint8Array(4096)])
+          .catch((e: { code: string }) => e);
+        expect((error as { code: string }).code).toBe(BackendErrorCode.Read);
+      } finally {
+        await Promise.all([onTmpfs.close(), off.close(), onDisk.close()]);
+      }
+    },
+  );
 });
 
 runBackendConformance({
