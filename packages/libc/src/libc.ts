@@ -78,7 +78,7 @@ export interface Libc {
 
 let bound: Libc | undefined;
 
-function loadKoffi(): Koffi {
+export function loadKoffi(): Koffi {
   try {
     return createRequire(import.meta.url)('koffi') as Koffi;
   } catch (error) {

@@ -1,7 +1,10 @@
-// One waiter per process: a single poll() on libuv's threadpool watches every registered file
-// descriptor (uio devices, simulated kernels) plus an eventfd used to wake it when the set changes.
-// So N devices cost one threadpool thread, not N, and the event loop never blocks.
-import { EFD_CLOEXEC, EFD_NONBLOCK, libc, POLLIN } from '@tcmu/libc';
+// One waiter per process. Where libuv can be reached from JavaScript (node on Linux: @tcmu/libc's
+// watchFd), every registered file descriptor (uio devices, simulated kernels) is watched from the
+// event loop itself (libuv's uv_poll): a wake-up is one epoll event on the loop thread. Elsewhere, or
+// with TCMU_RING_WAIT=pool, a single poll() on libuv's threadpool watches them all plus an eventfd
+// used to wake it when the set changes: one threadpool thread for N devices, two thread hops per
+// wake-up. Either way the event loop never blocks.
+import { canWatchFd, EFD_CLOEXEC, EFD_NONBLOCK, type FdWatch, libc, POLLERR, POLLIN, watchFd } from '@tcmu/libc';
 
 /** Something the waiter watches. */
 export interface WaitSource {
@@ -20,6 +23,9 @@ export interface WaitSource {
 const POLLFD_SIZE = 8; // struct pollfd { int fd; short events; short revents; }
 
 class Waiter {
+  /** Loop mode: one uv_poll watch per source (see the file's comment). Decided at the first add(). */
+  #loopMode: boolean | undefined;
+  #watches = new Map<WaitSource, FdWatch>();
   #sources = new Set<WaitSource>();
   #wakeFd = -1;
   #polling = false;
@@ -39,12 +45,29 @@ class Waiter {
     return this.#sources.size;
   }
 
-  /** True while a poll() call is pending on the threadpool. */
+  /** True while a wake-up is armed: a poll() pending on the threadpool, or (loop mode) a watch started. */
   get polling(): boolean {
+    if (this.#loopMode) {
+      for (const watch of this.#watches.values()) if (watch.active) return true;
+      return false;
+    }
     return this.#polling;
   }
 
+  /** How wake-ups are waited for: `loop` (uv_poll on the event loop) or `pool` (poll() on the threadpool). */
+  get mode(): 'loop' | 'pool' {
+    this.#loopMode ??= process.env.TCMU_RING_WAIT !== 'pool' && canWatchFd();
+    return this.#loopMode ? 'loop' : 'pool';
+  }
+
   add(source: WaitSource): void {
+    if (this.mode === 'loop') {
+      this.#sources.add(source);
+      const watch = watchFd(source.fd, (status) => this.#loopReady(source, status));
+      this.#watches.set(source, watch);
+      this.#startWatch(source);
+      return;
+    }
     if (this.#wakeFd < 0) {
       this.#wakeFd = libc().eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
       if (this.#wakeFd < 0) throw new Error('eventfd() failed');
@@ -56,7 +79,28 @@ class Waiter {
 
   /** Arms poll() if it is not pending and a source wants a wake-up (see `WaitSource.wantsWake`). */
   request(): void {
+    if (this.#loopMode) {
+      for (const source of this.#sources) this.#startWatch(source);
+      return;
+    }
     if (!this.#polling && this.#wanted()) this.#arm();
+  }
+
+  #startWatch(source: WaitSource): void {
+    if (source.wantsWake !== undefined && !source.wantsWake()) return;
+    this.polls++;
+    this.#watches.get(source)?.start();
+  }
+
+  /** Loop mode: `source`'s fd became readable (the watch is paused until this returns). */
+  #loopReady(source: WaitSource, status: number): void {
+    if (!this.#sources.has(source)) return;
+    try {
+      source.onReady(status < 0 ? POLLERR : POLLIN);
+    } catch (caught) {
+      console.error('@tcmu/ring: a wait source failed:', caught);
+    }
+    if (this.#sources.has(source)) this.#startWatch(source);
   }
 
   #wanted(): boolean {
@@ -67,6 +111,11 @@ class Waiter {
   /** Stop watching `source`. Resolves once no pending poll() includes its fd (then it may be closed). */
   remove(source: WaitSource): Promise<void> {
     if (!this.#sources.delete(source)) return Promise.resolve();
+    const watch = this.#watches.get(source);
+    if (watch) {
+      this.#watches.delete(source);
+      return watch.close();
+    }
     this.#dirty = true;
     if (!this.#polling) return Promise.resolve();
     const done = new Promise<void>((resolve) => this.#afterPoll.push(resolve));
