@@ -22,7 +22,11 @@ export class LibcError extends Error {
 export function isLibcError(error: unknown, code?: LibcErrorCode): error is LibcError {
   if (!(error instanceof Error)) return false;
   const value = (error as { code?: unknown }).code;
-  if (value !== 'TCMU_ERR_LIBC_NO_KOFFI' && value !== 'TCMU_ERR_LIBC_NO_LIBC' && value !== 'TCMU_ERR_LIBC_NO_LIBUV')
+  if (
+    value !== 'TCMU_ERR_LIBC_NO_KOFFI' &&
+    value !== 'TCMU_ERR_LIBC_NO_LIBC' &&
+    value !== 'TCMU_ERR_LIBC_NO_LIBUV'
+  )
     return false;
   return code === undefined || value === code;
 }

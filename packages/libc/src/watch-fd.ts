@@ -69,7 +69,7 @@ function uv(): Uv {
     const close = self.func('uv_close', 'void', ['void *', koffi.pointer(CloseCallback)]);
     const pollCallback = koffi.register((handle: unknown, status: number) => {
       const entry = entries.get(koffi.address(handle) as bigint);
-      if (!entry || !entry.started || entry.scheduled) return;
+      if (!entry?.started || entry.scheduled) return;
       entry.scheduled = true;
       // Level-triggered: stop until the handler ran (it consumes the readiness, or asks again).
       bound!.stop(entry.handle);
@@ -141,7 +141,8 @@ export function watchFd(fd: number, onReady: (status: number) => void): FdWatch 
     start() {
       if (entry.started || entry.scheduled || closing) return;
       const started = u.start(handle, UV_READABLE, u.pollCallback);
-      if (started !== 0) throw new LibcError('TCMU_ERR_LIBC_NO_LIBUV', `uv_poll_start(fd ${fd}) failed: ${started}`);
+      if (started !== 0)
+        throw new LibcError('TCMU_ERR_LIBC_NO_LIBUV', `uv_poll_start(fd ${fd}) failed: ${started}`);
       entry.started = true;
     },
     stop() {

@@ -1,10 +1,20 @@
-// One waiter per process. Where libuv can be reached from JavaScript (node on Linux: @tcmu/libc's
-// watchFd), every registered file descriptor (uio devices, simulated kernels) is watched from the
-// event loop itself (libuv's uv_poll): a wake-up is one epoll event on the loop thread. Elsewhere, or
-// with TCMU_RING_WAIT=pool, a single poll() on libuv's threadpool watches them all plus an eventfd
-// used to wake it when the set changes: one threadpool thread for N devices, two thread hops per
-// wake-up. Either way the event loop never blocks.
-import { canWatchFd, EFD_CLOEXEC, EFD_NONBLOCK, type FdWatch, libc, POLLERR, POLLIN, watchFd } from '@tcmu/libc';
+// One waiter per process. By default a single poll() on libuv's threadpool watches every registered
+// file descriptor (uio devices, simulated kernels) plus an eventfd used to wake it when the set
+// changes: one threadpool thread for N devices, two thread hops per wake-up. With TCMU_RING_WAIT=loop
+// (where @tcmu/libc's watchFd works: node's main thread on Linux) each fd is watched from the event
+// loop itself (libuv's uv_poll): a wake-up is one epoll event on the loop thread and no pool thread
+// is held. In the lab the two measured level (docs/performance.md, 6), so the default stays the
+// proven one. Either way the event loop never blocks.
+import {
+  canWatchFd,
+  EFD_CLOEXEC,
+  EFD_NONBLOCK,
+  type FdWatch,
+  libc,
+  POLLERR,
+  POLLIN,
+  watchFd,
+} from '@tcmu/libc';
 
 /** Something the waiter watches. */
 export interface WaitSource {
@@ -54,9 +64,9 @@ class Waiter {
     return this.#polling;
   }
 
-  /** How wake-ups are waited for: `loop` (uv_poll on the event loop) or `pool` (poll() on the threadpool). */
+  /** How wake-ups are waited for: `pool` (poll() on the threadpool) or `loop` (uv_poll on the event loop; TCMU_RING_WAIT=loop). */
   get mode(): 'loop' | 'pool' {
-    this.#loopMode ??= process.env.TCMU_RING_WAIT !== 'pool' && canWatchFd();
+    this.#loopMode ??= process.env.TCMU_RING_WAIT === 'loop' && canWatchFd();
     return this.#loopMode ? 'loop' : 'pool';
   }
 
