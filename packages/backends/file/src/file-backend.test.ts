@@ -51,7 +51,7 @@ afterAll(() => {
 const shmPath = () => join(shm!, `disk-${counter++}.img`);
 if (shm) {
   runBackendConformance({
-    name: 'file on tmpfs (inline reads and writes on the event loop)',
+    name: 'file on tmpfs (inline reads on the event loop)',
     open: (size) => openFileBackend({ path: shmPath(), size }),
     reopen: (closed) => openFileBackend({ path: (closed as FileBackend).path }),
   });

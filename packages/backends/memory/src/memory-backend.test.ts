@@ -33,6 +33,8 @@ describe('memory backend', () => {
       close: true,
       readOnly: false,
       persistent: false,
+      // Its data lives in this process: nothing survives a crash (it is never taken over anyway).
+      writesSurviveCrash: false,
     });
   });
 
