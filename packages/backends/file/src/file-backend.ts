@@ -529,21 +529,10 @@ class FileStore {
       return;
     }
     let done = 0;
-    if (this.#settings.inlineIo) {
-      while (done < length) {
-        let bytesRead: number;
-        try {
-          bytesRead = readvSync(this.#handle.fd, scatterSlice(into, done, length - done), offset + done);
-        } catch (error) {
-          throw ioError('read', 'read', error, offset + done);
-        }
-        if (bytesRead === 0) this.#shortRead(offset + done);
-        done += bytesRead;
-      }
-      return;
-    }
-    if (this.#cachedReads && length > 0) {
-      // Page-cache hits are served right here; misses (and the rest of a partial hit) go to the pool.
+    // On tmpfs/ramfs every read is served right here (inlineIo); elsewhere page-cache hits are, and
+    // misses (and the rest of a partial hit) go to the pool.
+    const inline = this.#settings.inlineIo;
+    if (!inline && this.#cachedReads && length > 0) {
       const cached = readCached(this.#handle.fd, scatterSlice(into, 0, length), offset);
       if (cached.bytes > 0) done = cached.bytes;
       else if (cached.errno !== 0 && cached.errno !== Errno.EAGAIN) this.#cachedReads = false; // refused: stop trying
@@ -551,22 +540,23 @@ class FileStore {
     while (done < length) {
       let bytesRead: number;
       try {
-        ({ bytesRead } = await this.#handle.readv(scatterSlice(into, done, length - done), offset + done));
+        const views = scatterSlice(into, done, length - done);
+        bytesRead = inline
+          ? readvSync(this.#handle.fd, views, offset + done)
+          : (await this.#handle.readv(views, offset + done)).bytesRead;
       } catch (error) {
         throw ioError('read', 'read', error, offset + done);
       }
-      if (bytesRead === 0) this.#shortRead(offset + done);
+      if (bytesRead === 0) {
+        fail(
+          BackendErrorCode.Read,
+          `read at byte ${offset + done}: unexpected end of ${this.#settings.path} (did it shrink?)`,
+          undefined,
+          offset + done,
+        );
+      }
       done += bytesRead;
     }
-  }
-
-  #shortRead(at: number): never {
-    return fail(
-      BackendErrorCode.Read,
-      `read at byte ${at}: unexpected end of ${this.#settings.path} (did it shrink?)`,
-      undefined,
-      at,
-    );
   }
 
   async #writeAt(offset: number, data: readonly Uint8Array[], length: number): Promise<void> {
