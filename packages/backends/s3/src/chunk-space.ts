@@ -1,6 +1,12 @@
 import { BackendError, BackendErrorCode } from '@tcmu/backend';
 import { ChunkCodec, chunkAad } from './chunk-codec.ts';
-import { chunkKeyAt, chunkListPrefixes, parseChunkKeyAt, type VolumeMetadata } from './layout.ts';
+import {
+  chunkKeyAt,
+  chunkListPrefixes,
+  parseChunkKeyAt,
+  segmentSize,
+  type VolumeMetadata,
+} from './layout.ts';
 import { type SnapshotInfo, volumeIdOf } from './volume-features.ts';
 import type { VolumeStore } from './volume-store.ts';
 
@@ -117,13 +123,18 @@ export class ChunkSpace {
     return out;
   }
 
+  /** How errors name a chunk object. */
+  #label(index: number, layer: ChunkLayer, generation: number): string {
+    return `chunk ${index}${generation ? ` (generation ${generation})` : ''}${layer === this.#layers[0] ? '' : ` of the origin ${layer.prefix}`}`;
+  }
+
   /** Chunk `index`'s bytes, or null when it reads as zeros. Damage and wrong keys: `TCMU_ERR_BACKEND_READ`. */
   async readChunk(index: number): Promise<Uint8Array | null> {
     const found = this.#resolve(index);
     if (!found || found.size === 0) return null;
     const { layer, generation } = found;
     const key = chunkKeyAt(layer.prefix, index, generation);
-    const label = `chunk ${index}${generation ? ` (generation ${generation})` : ''}${layer === this.#layers[0] ? '' : ` of the origin ${layer.prefix}`}`;
+    const label = this.#label(index, layer, generation);
     const body = await this.#volume.readChunkObject(key, label);
     if (body === null) {
       // Gone since the listing (deleted by another process): zeros, as format 1 did.
@@ -144,12 +155,41 @@ export class ChunkSpace {
     }
   }
 
+  /** True when {@link readRange} reads parts of chunks (plain chunks, a store that reads ranges). */
+  get rangedReads(): boolean {
+    return !this.#codec.active && this.#volume.rangedReads && segmentSize(this.#chunkSize) < this.#chunkSize;
+  }
+
+  /**
+   * Bytes `[from, to)` of chunk `index` (a copy-free view), or null when it reads as zeros. One ranged
+   * GET, checked against the segment MD5s; a chunk stored without them is read whole.
+   */
+  async readRange(index: number, from: number, to: number): Promise<Uint8Array | null> {
+    const found = this.#resolve(index);
+    if (!found || found.size === 0) return null;
+    const { layer, generation } = found;
+    const key = chunkKeyAt(layer.prefix, index, generation);
+    const label = this.#label(index, layer, generation);
+    const part = await this.#volume.readChunkRange(key, label, this.#chunkSize, from, to);
+    if (part === null) {
+      layer.objects.get(index)?.delete(generation);
+      return null;
+    }
+    if (part !== 'unverifiable') return part;
+    return (await this.readChunk(index))?.subarray(from, to) ?? null;
+  }
+
   /** Stores chunk `index` in the current generation, then drops older objects no snapshot needs. */
   async writeChunk(index: number, data: Uint8Array): Promise<void> {
     const own = this.#layers[0]!;
     const g = this.#generation;
     const body = await this.#codec.encode(data, chunkAad(own.volumeId, index, g));
-    await this.#volume.writeChunkObject(chunkKeyAt(own.prefix, index, g), `chunk ${index}`, body);
+    await this.#volume.writeChunkObject(
+      chunkKeyAt(own.prefix, index, g),
+      `chunk ${index}`,
+      body,
+      !this.#codec.active,
+    );
     this.#record(index, g, body.byteLength);
     await this.#prune(index);
   }

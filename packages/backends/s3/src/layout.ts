@@ -25,6 +25,17 @@ export const metadataName = 'tcmu-volume.json';
 export const leaseName = 'tcmu-lease.json';
 export const dataFolder = 'data/';
 export const md5MetadataKey = 'tcmu-md5';
+/**
+ * On a plain chunk (no compression, no encryption): `SIZE:` then the hex MD5 of each SIZE-byte
+ * segment of the body, so a ranged GET of whole segments can be checked as the whole-body MD5 is.
+ * Older objects lack it; a reader then reads the whole chunk.
+ */
+export const segmentMd5MetadataKey = 'tcmu-segment-md5';
+
+/** The segment size of {@link segmentMd5MetadataKey}: 64 KiB, or a 32nd of chunks over 2 MiB (S3 allows 2 KB of metadata). */
+export function segmentSize(chunkSize: number): number {
+  return Math.max(64 * 1024, chunkSize / 32);
+}
 
 /** Smallest and largest chunk sizes accepted (powers of two). */
 export const minimumChunkSize = 4096;

@@ -126,6 +126,13 @@ export class MemoryObjectStore implements ObjectStore {
     return { body: entry.body.slice(), metadata: { ...entry.metadata }, etag: entry.etag };
   }
 
+  async getRange(key: string, from: number, to: number, signal: AbortSignal): Promise<StoredObject | null> {
+    await this.#enter('GET', key, signal);
+    const entry = this.#objects.get(key);
+    if (!entry) return null;
+    return { body: entry.body.slice(from, to), metadata: { ...entry.metadata }, etag: entry.etag };
+  }
+
   async head(key: string, signal: AbortSignal) {
     await this.#enter('HEAD', key, signal);
     const entry = this.#objects.get(key);

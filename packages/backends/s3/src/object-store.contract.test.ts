@@ -2,9 +2,11 @@
 // configured): the same expectations pass on both, so the in-memory store is faithful where the
 // backend depends on it (ETags, conditional writes, listing order and pages, missing keys).
 import { createHash, randomBytes } from 'node:crypto';
+import { S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
+import { openObjectStore } from './http-object-store.ts';
 import { MemoryObjectStore } from './memory-object-store.ts';
-import { type ObjectStore, S3ObjectStore } from './object-store.ts';
+import type { ObjectStore } from './object-store.ts';
 import { bucket, endpoint, skipReason } from './test-support/environment.ts';
 
 const signal = () => AbortSignal.timeout(30_000);
@@ -33,6 +35,21 @@ function contract(name: string, open: () => ObjectStore) {
       expect(await store.head(`${base}missing`, signal())).toBeNull();
       await store.delete(`${base}missing`, signal());
       await store.delete(`${base}a`, signal());
+      store.close();
+    });
+
+    it('reads byte ranges with the metadata; past the end is short or empty; a missing key is null', async () => {
+      const store = open();
+      const body = randomBytes(3000);
+      await store.put(`${base}r`, body, { metadata: { 'tcmu-x': 'y' } }, signal());
+      const part = await store.getRange!(`${base}r`, 100, 4196, signal());
+      expect(Buffer.from(part!.body).equals(body.subarray(100))).toBe(true);
+      expect(part!.metadata).toMatchObject({ 'tcmu-x': 'y' });
+      const middle = await store.getRange!(`${base}r`, 1024, 2048, signal());
+      expect(Buffer.from(middle!.body).equals(body.subarray(1024, 2048))).toBe(true);
+      expect((await store.getRange!(`${base}r`, 5000, 6000, signal()))!.body.byteLength).toBe(0);
+      expect(await store.getRange!(`${base}missing`, 0, 10, signal())).toBeNull();
+      await store.delete(`${base}r`, signal());
       store.close();
     });
 
@@ -68,7 +85,21 @@ function contract(name: string, open: () => ObjectStore) {
 
     it('lists in UTF-8 byte order, page by page, and deletes in batches', async () => {
       const store = open();
-      const names = ['b', 'a/1', 'a/0', 'a-', 'A', 'é', 'z', 'a/10', '~', 'a/2'];
+      const names = [
+        'b',
+        'a/1',
+        'a/0',
+        'a-',
+        'A',
+        'é',
+        'z',
+        'a/10',
+        '~',
+        'a/2',
+        'sp ace+plus',
+        'amp&lt<',
+        'pct%41?x=1#',
+      ];
       for (const n of names) await store.put(`${base}list/${n}`, Buffer.from(n), {}, signal());
       const keys: string[] = [];
       let next: string | undefined;
@@ -100,7 +131,17 @@ contract(
 );
 
 if (endpoint) {
-  contract('RGW', () => new S3ObjectStore({ bucket, prefix: '', endpoint }, { maxSockets: 4 }));
+  contract('RGW', () => openObjectStore({ bucket, prefix: '', endpoint }, { maxSockets: 4 }));
+  // A caller's own SDK client (`S3BackendOptions.client`): every request goes through the SDK.
+  contract('RGW through a given S3Client', () =>
+    openObjectStore(
+      { bucket, prefix: '', endpoint },
+      {
+        maxSockets: 4,
+        client: new S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, maxAttempts: 1 }),
+      },
+    ),
+  );
 } else {
   it.skip(`ObjectStore contract: RGW (skipped: ${skipReason})`, () => {});
 }

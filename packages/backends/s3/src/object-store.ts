@@ -1,5 +1,3 @@
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
 import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -8,10 +6,9 @@ import {
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  S3Client,
+  type S3Client,
 } from '@aws-sdk/client-s3';
 import { StoreError } from './retry.ts';
-import type { S3Location } from './url.ts';
 
 /** One object of a listing. */
 export interface ListedObject {
@@ -47,6 +44,12 @@ export interface PutOptions {
 export interface ObjectStore {
   /** Reads a whole object; `null` when it does not exist. */
   get(key: string, signal: AbortSignal): Promise<StoredObject | null>;
+  /**
+   * Bytes `[from, to)` of an object (fewer when it ends before `to`, none when it ends before
+   * `from`), with the object's metadata and ETag; `null` when it does not exist. Absent: the store
+   * reads whole objects only.
+   */
+  getRange?(key: string, from: number, to: number, signal: AbortSignal): Promise<StoredObject | null>;
   /** Metadata only; `null` when it does not exist. */
   head(
     key: string,
@@ -213,44 +216,14 @@ async function readBody(
   }
 }
 
-export interface S3StoreOptions {
-  /** Maximum sockets to the server (the backend bounds its own parallelism below this). */
-  readonly maxSockets: number;
-  /** An S3Client to use instead of building one (its configuration is then the caller's). */
-  readonly client?: S3Client;
-}
-
-/** Builds the SDK client for a location: the default credential chain, no SDK retries (ours are), path style for custom endpoints. */
-export function createS3Client(location: S3Location, maxSockets: number): S3Client {
-  const region = location.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
-  const agentOptions = { keepAlive: true, maxSockets };
-  // The SDK version is pinned and supports Node 20: its notice about future SDK releases needing
-  // Node 22 tells a user of this package nothing they can act on. An explicit setting wins.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  return new S3Client({
-    region,
-    ...(location.endpoint ? { endpoint: location.endpoint, forcePathStyle: true } : {}),
-    maxAttempts: 1,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: {
-      httpAgent: new HttpAgent(agentOptions),
-      httpsAgent: new HttpsAgent(agentOptions),
-      connectionTimeout: 10_000,
-    },
-  });
-}
-
-/** The ObjectStore over an S3 bucket. */
-export class S3ObjectStore implements ObjectStore {
+/** The ObjectStore over an S3Client the caller built (`S3BackendOptions.client`): every request goes through the SDK. */
+export class SdkObjectStore implements ObjectStore {
   readonly #client: S3Client;
   readonly #bucket: string;
-  readonly #ownsClient: boolean;
 
-  constructor(location: S3Location, options: S3StoreOptions) {
-    this.#bucket = location.bucket;
-    this.#ownsClient = options.client === undefined;
-    this.#client = options.client ?? createS3Client(location, options.maxSockets);
+  constructor(bucket: string, client: S3Client) {
+    this.#bucket = bucket;
+    this.#client = client;
   }
 
   async get(key: string, signal: AbortSignal): Promise<StoredObject | null> {
@@ -262,6 +235,28 @@ export class S3ObjectStore implements ObjectStore {
       return { body, metadata: response.Metadata ?? {}, ...(response.ETag ? { etag: response.ETag } : {}) };
     } catch (error) {
       if (isNotFound(error)) return null;
+      throw classifyError('GET', key, error);
+    }
+  }
+
+  async getRange(key: string, from: number, to: number, signal: AbortSignal): Promise<StoredObject | null> {
+    try {
+      const response = await this.#client.send(
+        new GetObjectCommand({ Bucket: this.#bucket, Key: key, Range: `bytes=${from}-${to - 1}` }),
+        { abortSignal: signal },
+      );
+      const body = await readBody(response.Body, response.ContentLength, signal);
+      // A server that ignores Range sends the whole object.
+      const part = response.ContentRange === undefined ? body.subarray(from, to) : body;
+      return {
+        body: part,
+        metadata: response.Metadata ?? {},
+        ...(response.ETag ? { etag: response.ETag } : {}),
+      };
+    } catch (error) {
+      if (isNotFound(error)) return null;
+      if ((error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode === 416)
+        return { body: new Uint8Array(0), metadata: {} };
       throw classifyError('GET', key, error);
     }
   }
@@ -364,6 +359,6 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   close(): void {
-    if (this.#ownsClient) this.#client.destroy();
+    // The client is the caller's.
   }
 }

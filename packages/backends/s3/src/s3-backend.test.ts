@@ -1,7 +1,7 @@
 // S3-specific behaviour of the backend, against a real S3 server (the local Ceph RGW).
 import { afterAll, describe, expect, it } from 'vitest';
-import { chunkKey, leaseName, md5MetadataKey, metadataName } from './layout.ts';
-import { S3ObjectStore } from './object-store.ts';
+import { openObjectStore } from './http-object-store.ts';
+import { chunkKey, leaseName, md5MetadataKey, metadataName, segmentMd5MetadataKey } from './layout.ts';
 import { openS3Backend, type S3BackendOptions } from './s3-backend.ts';
 import {
   bucket,
@@ -113,6 +113,89 @@ if (!endpoint) {
         expect((failure as { code?: string }).code).toBe('TCMU_ERR_BACKEND_READ');
         expect(String((failure as Error).message)).toMatch(/MD5/);
         expect(reader.stats().integrityFailures).toBeGreaterThan(0);
+      } finally {
+        await reader.close();
+      }
+    });
+  });
+
+  describe('s3 backend: part-chunk reads (ranged GETs)', () => {
+    const MiB = 1024 * KiB;
+    const big = (prefix: string, extra: Partial<S3BackendOptions> = {}) =>
+      options(prefix, { chunkSize: MiB, readAhead: 0, ...extra });
+    const readAt = async (
+      backend: Awaited<ReturnType<typeof openS3Backend>>,
+      offset: number,
+      length: number,
+    ) => {
+      const out = new Uint8Array(length);
+      await backend.read(offset, length, [out]);
+      return out;
+    };
+
+    it('a small read of a plain chunk fetches only its 64 KiB segments, each checked against its MD5', async () => {
+      const prefix = testPrefix('ranged');
+      const data = pattern(9, MiB);
+      const writer = await openS3Backend(big(prefix));
+      await writer.write(MiB, [data]);
+      await writer.close();
+      const key = chunkKey(prefix, 1);
+      const stored = await getObject(key);
+      expect(stored.metadata[segmentMd5MetadataKey]).toMatch(/^65536:[0-9a-f]{512}$/);
+
+      const reader = await openS3Backend(big(prefix, { readOnly: true, retry: { totalTimeout: 300 } }));
+      try {
+        expect(await readAt(reader, MiB + 70_000, 4 * KiB)).toEqual(data.subarray(70_000, 70_000 + 4 * KiB));
+        expect(reader.stats()).toMatchObject({ gets: 1, bytesDownloaded: 64 * KiB });
+        // Across a segment boundary: two segments in one GET.
+        expect(await readAt(reader, MiB + 130_000, 4 * KiB)).toEqual(
+          data.subarray(130_000, 130_000 + 4 * KiB),
+        );
+        expect(reader.stats()).toMatchObject({ gets: 2, bytesDownloaded: 3 * 64 * KiB });
+      } finally {
+        await reader.close();
+      }
+
+      // A damaged byte in segment 1: a read there fails; a read of segment 5 is still served.
+      const damaged = stored.body.slice();
+      damaged[70_000]! ^= 1;
+      await putObject(key, damaged, stored.metadata);
+      const checker = await openS3Backend(big(prefix, { readOnly: true, retry: { totalTimeout: 300 } }));
+      try {
+        const failure = await readAt(checker, MiB + 69_632, 4 * KiB).catch((e: unknown) => e);
+        expect((failure as { code?: string }).code).toBe('TCMU_ERR_BACKEND_READ');
+        expect(String((failure as Error).message)).toMatch(/MD5/);
+        expect(checker.stats().integrityFailures).toBeGreaterThan(0);
+        expect(await readAt(checker, MiB + 5 * 64 * KiB, 4 * KiB)).toEqual(
+          data.subarray(5 * 64 * KiB, 5 * 64 * KiB + 4 * KiB),
+        );
+      } finally {
+        await checker.close();
+      }
+
+      // An object written before segment MD5s existed: read whole, checked by its whole MD5.
+      const { [segmentMd5MetadataKey]: _, ...older } = stored.metadata;
+      await putObject(key, stored.body, older);
+      const old = await openS3Backend(big(prefix, { readOnly: true }));
+      try {
+        expect(await readAt(old, MiB + 70_000, 4 * KiB)).toEqual(data.subarray(70_000, 70_000 + 4 * KiB));
+        expect(old.stats().bytesDownloaded).toBe(64 * KiB + MiB);
+      } finally {
+        await old.close();
+      }
+    });
+
+    it('a compressed volume reads whole chunks (its objects carry no segment MD5s)', async () => {
+      const prefix = testPrefix('ranged-deflate');
+      const writer = await openS3Backend(big(prefix, { compression: 'deflate' }));
+      await writer.write(0, [pattern(3, MiB)]);
+      await writer.close();
+      expect((await getObject(chunkKey(prefix, 0))).metadata[segmentMd5MetadataKey]).toBeUndefined();
+      const reader = await openS3Backend(big(prefix, { readOnly: true }));
+      try {
+        expect(await readAt(reader, 4 * KiB, 4 * KiB)).toEqual(pattern(3, MiB).subarray(4 * KiB, 8 * KiB));
+        expect(reader.stats().gets).toBe(1);
+        expect(reader.stats().cacheMisses).toBe(1);
       } finally {
         await reader.close();
       }
@@ -395,7 +478,7 @@ if (!endpoint) {
   describe('s3 backend: failures', () => {
     const faulty = (prefix: string, retry: S3BackendOptions['retry'] = {}) => {
       const store = new FaultyStore(
-        new S3ObjectStore({ bucket, prefix, endpoint: endpoint! }, { maxSockets: 20 }),
+        openObjectStore({ bucket, prefix, endpoint: endpoint! }, { maxSockets: 20 }),
       );
       return { store, open: () => openS3Backend(options(prefix, { store, retry })) };
     };

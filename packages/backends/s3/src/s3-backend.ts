@@ -10,6 +10,7 @@ import {
 } from '@tcmu/backend/filters';
 import { ChunkCodec, loadKey } from './chunk-codec.ts';
 import { openChunkSpace } from './chunk-space.ts';
+import { openObjectStore } from './http-object-store.ts';
 import {
   checkChunkSize,
   checkVolumeSize,
@@ -19,7 +20,7 @@ import {
   type VolumeMetadata,
 } from './layout.ts';
 import { defaultLeaseDuration, type LeaseEvents, WriterLease } from './lease.ts';
-import { type ObjectStore, S3ObjectStore } from './object-store.ts';
+import type { ObjectStore } from './object-store.ts';
 import { defaultRetryPolicy, type RetryNotice, type RetryPolicy } from './retry.ts';
 import { S3ChunkStore } from './s3-chunk-store.ts';
 import { ControlPoller } from './snapshot.ts';
@@ -379,7 +380,7 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
   const policy: RetryPolicy = { ...defaultRetryPolicy, ...options.retry };
   const store =
     options.store ??
-    new S3ObjectStore(location, {
+    openObjectStore(location, {
       maxSockets: maxRequests + 4,
       ...(options.client ? { client: options.client } : {}),
     });

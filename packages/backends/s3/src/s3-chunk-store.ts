@@ -41,7 +41,13 @@ export class S3ChunkStore implements ChunkStore {
     this.#lease = init.lease;
     this.#requests = new Semaphore(init.maxRequests);
     this.chunkSize = init.metadata.chunkSize;
+    if (init.space.rangedReads) {
+      this.readRange = (index, from, to) => this.#requests.run(() => this.#space.readRange(index, from, to));
+    }
   }
+
+  /** Part of a chunk in one ranged GET: present for plain chunks (no compression, no encryption). */
+  readonly readRange?: (index: number, from: number, to: number) => Promise<Uint8Array | null>;
 
   get size(): number {
     return this.#metadata.size;

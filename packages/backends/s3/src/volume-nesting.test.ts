@@ -2,9 +2,9 @@
 // (every machine) and the real RGW (when configured).
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { openObjectStore } from './http-object-store.ts';
 import { chunkKeyAt } from './layout.ts';
 import { MemoryObjectStore } from './memory-object-store.ts';
-import { S3ObjectStore } from './object-store.ts';
 import { openS3Backend } from './s3-backend.ts';
 import { bucket, endpoint, listKeys, pattern, skipReason } from './test-support/environment.ts';
 import {
@@ -77,7 +77,7 @@ for (const target of targets) {
       const inner = at('old/b/c/');
       const direct =
         target.at('').store ??
-        new S3ObjectStore({ bucket, prefix: '', endpoint: endpoint! }, { maxSockets: 4 });
+        openObjectStore({ bucket, prefix: '', endpoint: endpoint! }, { maxSockets: 4 });
       await createS3Volume({ ...inner, size: 1 << 20, chunkSize: 64 << 10 });
       const innerBackend = await openS3Backend({ ...inner });
       await innerBackend.write(0, [pattern(3, 100_000)]);
@@ -112,7 +112,7 @@ for (const target of targets) {
     it('format 2: delete removes generations, tombstones, requests and clone markers; clones do not nest', async () => {
       const store =
         target.at('').store ??
-        new S3ObjectStore({ bucket, prefix: '', endpoint: endpoint! }, { maxSockets: 4 });
+        openObjectStore({ bucket, prefix: '', endpoint: endpoint! }, { maxSockets: 4 });
       const signal = AbortSignal.timeout(30_000);
       const chunk = 64 << 10;
       const origin = at('f2/');

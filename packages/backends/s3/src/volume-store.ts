@@ -11,6 +11,8 @@ import {
   metadataName,
   parseChunkKey,
   parseMetadata,
+  segmentMd5MetadataKey,
+  segmentSize,
   type VolumeMetadata,
 } from './layout.ts';
 import type { ObjectStore } from './object-store.ts';
@@ -174,18 +176,69 @@ export class VolumeStore {
     return this.writeChunkObject(chunkKey(this.location.prefix, index), `chunk ${index}`, data);
   }
 
-  /** Stores a chunk object body under `key` (Content-MD5 up, MD5 in metadata for reads). */
-  writeChunkObject(key: string, label: string, data: Uint8Array): Promise<void> {
+  /**
+   * Stores a chunk object body under `key` (Content-MD5 up, MD5 in metadata for reads). With
+   * `segmented` (a plain chunk of more than one segment) the segments' MD5s go along, for ranged reads.
+   */
+  writeChunkObject(key: string, label: string, data: Uint8Array, segmented = false): Promise<void> {
     const digest = md5(data);
-    const options = {
-      contentMd5: digest.toString('base64'),
-      metadata: { [md5MetadataKey]: digest.toString('hex') },
-    };
+    const metadata: Record<string, string> = { [md5MetadataKey]: digest.toString('hex') };
+    const segment = segmentSize(data.byteLength);
+    if (segmented && data.byteLength > segment) {
+      let sums = '';
+      for (let at = 0; at < data.byteLength; at += segment)
+        sums += md5(data.subarray(at, at + segment)).toString('hex');
+      metadata[segmentMd5MetadataKey] = `${segment}:${sums}`;
+    }
+    const options = { contentMd5: digest.toString('base64'), metadata };
     return this.#retry(BackendErrorCode.Write, `writing ${label}`, async (signal) => {
       this.beforeWrite?.();
       this.counters.puts++;
       await this.#store.put(key, data, options, signal);
       this.counters.bytesUploaded += data.byteLength;
+    });
+  }
+
+  /** True when {@link readChunkRange} can work (the store reads ranges). */
+  get rangedReads(): boolean {
+    return this.#store.getRange !== undefined;
+  }
+
+  /**
+   * Bytes `[from, to)` of a plain chunk object of `chunkSize` bytes: the whole segments around them
+   * in one ranged GET, each checked against the object's segment MD5s (retried on mismatch). Null:
+   * no object. `unverifiable`: the object has no segment MD5s (written before they existed).
+   */
+  readChunkRange(
+    key: string,
+    label: string,
+    chunkSize: number,
+    from: number,
+    to: number,
+  ): Promise<Uint8Array | null | 'unverifiable'> {
+    const segment = segmentSize(chunkSize);
+    const start = Math.floor(from / segment) * segment;
+    const end = Math.min(Math.ceil(to / segment) * segment, chunkSize);
+    return this.#retry(BackendErrorCode.Read, `reading ${label}`, async (signal) => {
+      this.counters.gets++;
+      const object = await this.#store.getRange!(key, start, end, signal);
+      if (!object) return null;
+      this.counters.bytesDownloaded += object.body.byteLength;
+      const sums = object.metadata[segmentMd5MetadataKey];
+      const [size, hex] = sums?.split(':') ?? [];
+      if (Number(size) !== segment || hex === undefined || object.body.byteLength !== end - start)
+        return 'unverifiable';
+      for (let at = start; at < end; at += segment) {
+        const expected = hex.slice((at / segment) * 32, (at / segment + 1) * 32);
+        const actual = md5(
+          object.body.subarray(at - start, Math.min(at - start + segment, end - start)),
+        ).toString('hex');
+        if (actual !== expected) {
+          this.counters.integrityFailures++;
+          throw new StoreError(`${label} failed its MD5 check (segment at ${at})`, true, 'transient');
+        }
+      }
+      return object.body.subarray(from - start, to - start);
     });
   }
 

@@ -2,8 +2,9 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { BackendError, BackendErrorCode } from '@tcmu/backend';
 import { type KeySource, loadKey } from './chunk-codec.ts';
 import { listChunkObjects } from './chunk-space.ts';
+import { openObjectStore } from './http-object-store.ts';
 import { checkChunkSize, checkVolumeSize, defaultChunkSize, type VolumeMetadata } from './layout.ts';
-import { type ObjectStore, S3ObjectStore } from './object-store.ts';
+import type { ObjectStore } from './object-store.ts';
 import { defaultRetryPolicy, type RetryNotice, type RetryPolicy } from './retry.ts';
 import { newVolumeMetadata } from './s3-backend.ts';
 import { beforeVolumeDelete, cloneSnapshot, deleteSnapshot, liveClones, takeSnapshot } from './snapshot.ts';
@@ -68,7 +69,7 @@ function openVolumeStore(options: S3VolumeAdminOptions): VolumeStore {
   });
   const store =
     options.store ??
-    new S3ObjectStore(location, { maxSockets: 20, ...(options.client ? { client: options.client } : {}) });
+    openObjectStore(location, { maxSockets: 20, ...(options.client ? { client: options.client } : {}) });
   const volume = new VolumeStore(
     store,
     location,

@@ -18,6 +18,8 @@ export interface ChunkCacheStats {
   readonly misses: number;
   /** Chunk reads that joined a read already in flight (a prefetch, or another reader). */
   readonly waits: number;
+  /** Part-chunk reads passed to the store below (`readRange`: not cached). */
+  readonly ranged: number;
   /** Chunks held now, and their bytes. */
   readonly chunks: number;
   readonly bytes: number;
@@ -30,6 +32,9 @@ export type CachedChunkStore = ChunkStore & { cacheStats(): ChunkCacheStats };
  * The read cache filter: an LRU of clean chunks over `next`. Concurrent reads of one chunk share
  * one read of `next`; `prefetch` fills the cache without a reader. Written chunks are kept (the
  * buffer handed to writeChunk, which the caller no longer modifies), deleted ones forgotten.
+ *
+ * `readRange` (when `next` has it) answers from a held or loading chunk, else reads only the part
+ * from `next` and keeps nothing.
  *
  * Coherence: a chunk read from `next` is kept only if no change of that chunk was in flight or
  * happened while it was read, so a read racing an upload never leaves stale bytes cached.
@@ -52,6 +57,7 @@ export function withChunkCache(next: ChunkStore, options: ChunkCacheOptions = {}
   let hits = 0;
   let misses = 0;
   let waits = 0;
+  let ranged = 0;
 
   const forget = (index: number) => {
     const chunk = chunks.get(index);
@@ -134,9 +140,29 @@ export function withChunkCache(next: ChunkStore, options: ChunkCacheOptions = {}
       // A failed prefetch is not an error: the reader that needs the chunk reads it again.
       load(index).catch(() => {});
     },
-    cacheStats: () => ({ hits, misses, waits, chunks: chunks.size, bytes }),
+    cacheStats: () => ({ hits, misses, waits, ranged, chunks: chunks.size, bytes }),
   };
   if (next.noteRead) store.noteRead = next.noteRead.bind(next);
+  if (next.readRange) {
+    const readRange = next.readRange.bind(next);
+    // A held or loading chunk answers from memory; otherwise only the part is read, and not kept.
+    store.readRange = (index, from, to) => {
+      const cached = chunks.get(index);
+      if (cached) {
+        hits++;
+        chunks.delete(index);
+        chunks.set(index, cached);
+        return Promise.resolve(cached.subarray(from, to));
+      }
+      const pending = loads.get(index);
+      if (pending) {
+        waits++;
+        return pending.then((data) => data?.subarray(from, to) ?? null);
+      }
+      ranged++;
+      return readRange(index, from, to);
+    };
+  }
   if (next.resize) {
     const resize = next.resize.bind(next);
     store.resize = async (size) => {

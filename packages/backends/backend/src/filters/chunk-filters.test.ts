@@ -45,6 +45,39 @@ runBackendConformance({
   open: async (size) => withWriteBack(memoryChunkStore(size, 16 * KiB), { writeBackDelay: 1 }),
 });
 
+/** A memory store that can also read part of a chunk (as S3's ranged GET), counting those reads. */
+function rangedStore(size: number, chunkSize: number) {
+  const inner = memoryChunkStore(size, chunkSize);
+  const counts = { ranged: 0 };
+  const store: ChunkStore = {
+    ...inner,
+    get size() {
+      return inner.size;
+    },
+    async readRange(index, from, to) {
+      counts.ranged++;
+      const data = await inner.readChunk(index);
+      inner.counters.reads--; // counted as a part read, not a chunk read
+      return data ? data.slice(from, to) : null;
+    },
+  };
+  return { store, inner, counts };
+}
+
+runBackendConformance({
+  name: 'withWriteBack(withReadAhead(withChunkCache(a store with readRange))), 64 KiB chunks',
+  open: async (size) =>
+    withWriteBack(
+      withReadAhead(withChunkCache(rangedStore(size, 64 * KiB).store, { maxBytes: 16 * 64 * KiB }), {
+        chunks: 4,
+      }),
+      {
+        writeBackDelay: 5,
+        dirtyLimit: 8 * 64 * KiB,
+      },
+    ),
+});
+
 const pattern = (seed: number, length: number) =>
   Uint8Array.from({ length }, (_, i) => (i * 31 + seed * 7 + 1) & 0xff);
 const codeOf = (promise: Promise<unknown>) =>
@@ -304,6 +337,65 @@ describe('withChunkCache', () => {
     release();
     expect(await racing).toEqual(pattern(8, 64 * KiB)); // old or new bytes, whole: old here
     expect(await cache.readChunk(2)).toEqual(pattern(9, 64 * KiB));
+  });
+});
+
+describe('part-chunk reads (readRange)', () => {
+  const chunk = 64 * KiB;
+
+  it('the cache answers them from a held or loading chunk, else passes them down and keeps nothing', async () => {
+    const { store, inner, counts } = rangedStore(16 * chunk, chunk);
+    await inner.writeChunk(2, pattern(2, chunk));
+    await inner.writeChunk(3, pattern(3, chunk));
+    const cache = withChunkCache(store, { maxBytes: 8 * chunk });
+    expect(await cache.readRange!(2, 100, 4196)).toEqual(pattern(2, chunk).subarray(100, 4196));
+    expect(await cache.readRange!(2, 0, 10)).toEqual(pattern(2, chunk).subarray(0, 10));
+    expect(counts.ranged).toBe(2);
+    expect(cache.cacheStats()).toMatchObject({ ranged: 2, chunks: 0 });
+    const loading = cache.readChunk(3);
+    expect(await cache.readRange!(3, 8, 16)).toEqual(pattern(3, chunk).subarray(8, 16));
+    await loading;
+    expect(await cache.readRange!(3, 16, 32)).toEqual(pattern(3, chunk).subarray(16, 32));
+    expect(counts.ranged).toBe(2);
+    expect(cache.cacheStats()).toMatchObject({ hits: 1, misses: 1, waits: 1, ranged: 2 });
+    expect(await cache.readRange!(5, 0, 10)).toBeNull();
+  });
+
+  it('the write-back reads a small part of an unheld chunk as a part, a large one as the whole chunk', async () => {
+    const { store, inner, counts } = rangedStore(16 * chunk, chunk);
+    for (let i = 0; i < 4; i++) await inner.writeChunk(i, pattern(i, chunk));
+    inner.counters.reads = 0;
+    const backend = withWriteBack(store);
+    const small = new Uint8Array(16 * KiB);
+    await backend.read(chunk + 512, small.length, [small]);
+    expect(small).toEqual(pattern(1, chunk).subarray(512, 512 + small.length));
+    expect({ ranged: counts.ranged, whole: inner.counters.reads }).toEqual({ ranged: 1, whole: 0 });
+    const large = new Uint8Array(16 * KiB + 512);
+    await backend.read(2 * chunk, large.length, [large]);
+    expect(large).toEqual(pattern(2, chunk).subarray(0, large.length));
+    expect({ ranged: counts.ranged, whole: inner.counters.reads }).toEqual({ ranged: 1, whole: 1 });
+    // A read across a chunk boundary: a small part of each chunk.
+    const across = new Uint8Array(8 * KiB);
+    await backend.read(3 * chunk - 4 * KiB, across.length, [across]);
+    expect(across.subarray(0, 4 * KiB)).toEqual(pattern(2, chunk).subarray(chunk - 4 * KiB));
+    expect(across.subarray(4 * KiB)).toEqual(pattern(3, chunk).subarray(0, 4 * KiB));
+    expect(counts.ranged).toBe(3);
+  });
+
+  it('a sequential reader of small parts reads each chunk once, whole, after its second read', async () => {
+    const { store, inner, counts } = rangedStore(32 * chunk, chunk);
+    for (let i = 0; i < 32; i++) await inner.writeChunk(i, pattern(i, chunk));
+    inner.counters.reads = 0;
+    const cache = withChunkCache(store, { maxBytes: 8 * chunk });
+    const backend = withWriteBack(withReadAhead(cache, { chunks: 4 }));
+    const out = new Uint8Array(4 * KiB);
+    for (let offset = 0; offset < 32 * chunk; offset += out.length) {
+      await backend.read(offset, out.length, [out]);
+      const i = Math.floor(offset / chunk);
+      expect(out).toEqual(pattern(i, chunk).subarray(offset % chunk, (offset % chunk) + out.length));
+    }
+    expect(counts.ranged).toBe(2);
+    expect(inner.counters.reads).toBe(32);
   });
 });
 

@@ -45,6 +45,13 @@ export interface ChunkStore {
   /** Chunk `index`'s bytes (`chunkSize` of them; shared, never modified by the caller), or null: zeros. */
   readChunk(index: number): Promise<Uint8Array | null>;
 
+  /**
+   * Bytes `[from, to)` of chunk `index` (a view; shared, never modified by the caller), or null:
+   * zeros. For a small read of a chunk nobody holds, where fetching the whole chunk would cost more
+   * than the read is worth (an object store's ranged GET). Absent: callers read whole chunks.
+   */
+  readRange?(index: number, from: number, to: number): Promise<Uint8Array | null>;
+
   /** Stores `data` (`chunkSize` bytes, handed over) as chunk `index`. Durable once resolved. */
   writeChunk(index: number, data: Uint8Array): Promise<void>;
 

@@ -12,7 +12,7 @@ export interface ReadAheadOptions {
 /**
  * The read-ahead filter: when a read of the volume starts where the previous one ended, the chunks
  * after it are prefetched (`prefetch` of the store below: put a cache there, `withChunkCache`, or
- * the fetched chunks are lost). Chunks the caller holds itself or the store has nothing of are
+ * the fetched chunks are lost), and so is the rest of the chunk the read ended in. Chunks the caller holds itself or the store has nothing of are
  * skipped. Learns of reads through `noteRead`, which the write-back calls for every read.
  */
 export function withReadAhead(next: ChunkStore, options: ReadAheadOptions): ChunkStore {
@@ -26,6 +26,7 @@ export function withReadAhead(next: ChunkStore, options: ReadAheadOptions): Chun
     },
     mayHold: (index) => next.mayHold(index),
     readChunk: (index) => next.readChunk(index),
+    ...(next.readRange ? { readRange: next.readRange.bind(next) } : {}),
     writeChunk: (index, data) => next.writeChunk(index, data),
     deleteChunk: (index) => next.deleteChunk(index),
     noteRead(offset, length, held) {
@@ -37,7 +38,11 @@ export function withReadAhead(next: ChunkStore, options: ReadAheadOptions): Chun
       const lastChunk = Math.floor((offset + length - 1) / cs);
       const end = Math.ceil(next.size / cs);
       const ahead = count();
-      for (let i = lastChunk + 1; i <= lastChunk + ahead && i < end; i++) {
+      if (ahead <= 0) return;
+      // The chunk the read ends in, unless it ends with it: a sequential reader reads on into it
+      // (and small reads of it would otherwise be part-chunk reads, one request each).
+      const first = (offset + length) % cs === 0 ? lastChunk + 1 : lastChunk;
+      for (let i = first; i <= lastChunk + ahead && i < end; i++) {
         if (!held(i) && next.mayHold(i)) next.prefetch(i);
       }
     },

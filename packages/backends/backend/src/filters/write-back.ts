@@ -322,6 +322,14 @@ export class WriteBackBackend implements Backend {
           pending.push(this.#complete(entry).then(() => copy(entry.data)));
         } else if (!this.#store.mayHold(i)) {
           copy(null);
+        } else if (this.#store.readRange && to - from <= this.#chunkSize / 4) {
+          // A small part of a chunk nobody holds: read only the part (one ranged GET on S3).
+          pending.push(
+            this.#store.readRange(i, from - base, to - base).then((part) => {
+              if (part) scatterCopyFrom(into, from - offset, part);
+              else scatterZero(into, from - offset, to - from);
+            }),
+          );
         } else {
           pending.push(this.#store.readChunk(i).then(copy));
         }

@@ -58,6 +58,17 @@ export class FaultyStore implements ObjectStore {
     return object;
   }
 
+  async getRange(key: string, from: number, to: number, signal: AbortSignal) {
+    this.#fault('GET', key);
+    const object = await this.inner.getRange!(key, from, to, signal);
+    if (object && this.corruptReads && object.body.byteLength > 0) {
+      const body = object.body.slice();
+      body[body.byteLength >> 1]! ^= 0x40;
+      return { body, metadata: object.metadata };
+    }
+    return object;
+  }
+
   async head(key: string, signal: AbortSignal) {
     this.#fault('HEAD', key);
     return this.inner.head(key, signal);

@@ -1,0 +1,332 @@
+import { createHash, createHmac } from 'node:crypto';
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+} from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+
+/**
+ * S3 requests on node:http with AWS Signature Version 4, for the few operations the backend makes
+ * per chunk. The AWS SDK stays the source of credentials and region (its whole provider chain), but
+ * a GET through its middleware stack costs about twice the CPU of the same GET sent here, and that
+ * CPU is what the block device competes for (docs/performance.md, "S3").
+ */
+
+/** Credentials as the SDK's providers return them. */
+export interface S3Credentials {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly sessionToken?: string;
+  readonly expiration?: Date;
+}
+
+/** What {@link signV4} signs. Header names in lower case; `host` among them. */
+export interface SignInput {
+  readonly method: string;
+  /** The canonical URI: the path as sent, already encoded by {@link encodePath}. */
+  readonly path: string;
+  /** The canonical query string: `name=value` pairs encoded and sorted, joined with `&`. */
+  readonly query: string;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Hex SHA-256 of the body, or `UNSIGNED-PAYLOAD`. */
+  readonly payloadHash: string;
+  /** `YYYYMMDDTHHMMSSZ`. */
+  readonly amzDate: string;
+  readonly region: string;
+  readonly service?: string;
+  readonly credentials: S3Credentials;
+}
+
+/** RFC 3986 encoding as SigV4 wants it: every byte but `A-Za-z0-9-._~` escaped; `/` kept when `keepSlash`. */
+export function encodeUri(text: string, keepSlash: boolean): string {
+  const encoded = encodeURIComponent(text).replace(
+    /[!'()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  return keepSlash ? encoded.replace(/%2F/g, '/') : encoded;
+}
+
+/** A path for the request line and the canonical request (S3 encodes it once, keeping `/`). */
+export function encodePath(path: string): string {
+  return encodeUri(path, true);
+}
+
+let cachedKey: { id: string; key: Buffer } | undefined;
+
+function signingKey(secret: string, date: string, region: string, service: string): Buffer {
+  const id = `${date}\n${region}\n${service}\n${secret}`;
+  if (cachedKey?.id === id) return cachedKey.key;
+  let key = createHmac('sha256', `AWS4${secret}`).update(date).digest();
+  for (const part of [region, service, 'aws4_request']) key = createHmac('sha256', key).update(part).digest();
+  cachedKey = { id, key };
+  return key;
+}
+
+/**
+ * The headers to send: the given ones plus `x-amz-date`, `x-amz-content-sha256`,
+ * `x-amz-security-token` (with a session token) and `authorization`. Every given header is signed.
+ */
+export function signV4(input: SignInput): Record<string, string> {
+  const service = input.service ?? 's3';
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(input.headers)) {
+    headers[name.toLowerCase()] = String(value).trim().replace(/\s+/g, ' ');
+  }
+  headers['x-amz-date'] = input.amzDate;
+  headers['x-amz-content-sha256'] = input.payloadHash;
+  if (input.credentials.sessionToken) headers['x-amz-security-token'] = input.credentials.sessionToken;
+  const names = Object.keys(headers).sort();
+  const signedHeaders = names.join(';');
+  const canonical = [
+    input.method,
+    input.path,
+    input.query,
+    names.map((name) => `${name}:${headers[name]}\n`).join(''),
+    signedHeaders,
+    input.payloadHash,
+  ].join('\n');
+  const date = input.amzDate.slice(0, 8);
+  const scope = `${date}/${input.region}/${service}/aws4_request`;
+  const stringToSign = `AWS4-HMAC-SHA256\n${input.amzDate}\n${scope}\n${createHash('sha256').update(canonical).digest('hex')}`;
+  const signature = createHmac(
+    'sha256',
+    signingKey(input.credentials.secretAccessKey, date, input.region, service),
+  )
+    .update(stringToSign)
+    .digest('hex');
+  headers.authorization = `AWS4-HMAC-SHA256 Credential=${input.credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
+  return headers;
+}
+
+/** `YYYYMMDDTHHMMSSZ` for a moment. */
+export function amzDate(at: Date): string {
+  return at.toISOString().replace(/[-:]|\.\d{3}/g, '');
+}
+
+/** An S3 error answer (HTTP status ≥ 300), named by its XML `<Code>` (or `Http<status>` without one). */
+export class S3ResponseError extends Error {
+  override readonly name: string;
+  /** The HTTP status, read by `classifyError` as it reads the SDK's `$metadata.httpStatusCode`. */
+  readonly $metadata: { readonly httpStatusCode: number };
+  constructor(
+    readonly status: number,
+    code: string | undefined,
+    message: string | undefined,
+  ) {
+    super(message ?? `HTTP ${status}`);
+    this.name = code ?? `Http${status}`;
+    this.$metadata = { httpStatusCode: status };
+  }
+}
+
+/** One answer: status, headers, the whole body. */
+export interface S3Answer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
+export interface S3RequestInit {
+  readonly method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE';
+  /** The object key; empty for a bucket-level request. */
+  readonly key: string;
+  /** Query parameters (unencoded); an empty value is sent as `name=`. */
+  readonly query?: Readonly<Record<string, string>>;
+  /** Extra headers, all signed. */
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: Uint8Array;
+  readonly signal: AbortSignal;
+}
+
+export interface S3HttpOptions {
+  /** `http(s)://host[:port][/base]`, path-style; absent: AWS, `https://s3.<region>.amazonaws.com`. */
+  readonly endpoint?: string;
+  readonly bucket: string;
+  readonly region: () => Promise<string>;
+  readonly credentials: () => Promise<S3Credentials>;
+  readonly maxSockets: number;
+}
+
+/** Parses `<Code>` and `<Message>` out of an S3 error body. */
+function errorFields(body: Buffer): { code?: string; message?: string } {
+  const text = body.subarray(0, 4096).toString('utf8');
+  const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1];
+  const message = /<Message>([^<]*)<\/Message>/.exec(text)?.[1];
+  return { ...(code ? { code } : {}), ...(message ? { message: decodeXml(message) } : {}) };
+}
+
+/** Decodes the five XML entities and numeric references. */
+export function decodeXml(text: string): string {
+  return text.replace(/&(#x[0-9a-fA-F]+|#\d+|amp|lt|gt|quot|apos);/g, (_, entity: string) => {
+    if (entity[0] === '#') {
+      return String.fromCodePoint(
+        entity[1] === 'x' ? Number.parseInt(entity.slice(2), 16) : Number.parseInt(entity.slice(1), 10),
+      );
+    }
+    return { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" }[entity as 'amp']!;
+  });
+}
+
+const idleTimeoutMs = 30_000;
+
+/** Signed S3 requests over keep-alive sockets; every answer with status ≥ 300 rejects with {@link S3ResponseError}. */
+export class S3Http {
+  readonly #options: S3HttpOptions;
+  readonly #agent: HttpAgent | HttpsAgent;
+  readonly #request: typeof httpRequest;
+  #base: Promise<{ url: URL; region: string; pathPrefix: string }> | undefined;
+  #credentials: Promise<S3Credentials> | undefined;
+  #credentialsUntil = 0;
+
+  constructor(options: S3HttpOptions) {
+    this.#options = options;
+    const secure = options.endpoint === undefined || options.endpoint.startsWith('https:');
+    const agentOptions = { keepAlive: true, maxSockets: options.maxSockets };
+    this.#agent = secure ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
+    this.#request = secure ? (httpsRequest as unknown as typeof httpRequest) : httpRequest;
+  }
+
+  #resolveBase() {
+    this.#base ??= (async () => {
+      const region = await this.#options.region();
+      const url = new URL(this.#options.endpoint ?? `https://s3.${region}.amazonaws.com`);
+      const pathPrefix = url.pathname.replace(/\/+$/, '');
+      return { url, region, pathPrefix };
+    })();
+    // A failed resolution is tried again by the next request.
+    this.#base.catch(() => {
+      this.#base = undefined;
+    });
+    return this.#base;
+  }
+
+  #resolveCredentials(): Promise<S3Credentials> {
+    if (this.#credentials === undefined || Date.now() >= this.#credentialsUntil) {
+      const pending = this.#options.credentials();
+      this.#credentials = pending;
+      this.#credentialsUntil = Number.POSITIVE_INFINITY;
+      pending.then(
+        (c) => {
+          // Refresh five minutes before an expiring credential ends.
+          this.#credentialsUntil = c.expiration ? c.expiration.getTime() - 300_000 : Number.POSITIVE_INFINITY;
+        },
+        () => {
+          this.#credentials = undefined;
+        },
+      );
+    }
+    return this.#credentials;
+  }
+
+  /** Sends one request (no retries: those are the caller's). */
+  async send(init: S3RequestInit): Promise<S3Answer> {
+    init.signal.throwIfAborted();
+    const [{ url, region, pathPrefix }, credentials] = await Promise.all([
+      this.#resolveBase(),
+      this.#resolveCredentials(),
+    ]);
+    const path = encodePath(`${pathPrefix}/${this.#options.bucket}/${init.key}`);
+    const query = Object.entries(init.query ?? {})
+      .map(([name, value]) => `${encodeUri(name, false)}=${encodeUri(value, false)}`)
+      .sort()
+      .join('&');
+    const body = init.body;
+    const headers = signV4({
+      method: init.method,
+      path,
+      query,
+      headers: { ...init.headers, host: url.host },
+      payloadHash: 'UNSIGNED-PAYLOAD',
+      amzDate: amzDate(new Date()),
+      region,
+      credentials,
+    });
+    if (body !== undefined || init.method === 'PUT' || init.method === 'POST') {
+      headers['content-length'] = String(body?.byteLength ?? 0);
+    }
+    return new Promise<S3Answer>((resolve, reject) => {
+      const request = this.#request(
+        {
+          protocol: url.protocol,
+          hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+          port: url.port,
+          method: init.method,
+          path: query ? `${path}?${query}` : path,
+          headers,
+          agent: this.#agent,
+          timeout: idleTimeoutMs,
+        },
+        (response) => {
+          collect(response, init.method === 'HEAD').then((answer) => {
+            if (answer.status >= 300) {
+              const { code, message } = errorFields(answer.body);
+              reject(new S3ResponseError(answer.status, code, message));
+            } else resolve(answer);
+          }, reject);
+        },
+      );
+      const onAbort = () => request.destroy(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+      init.signal.addEventListener('abort', onAbort, { once: true });
+      request.on('close', () => init.signal.removeEventListener('abort', onAbort));
+      request.on('timeout', () =>
+        request.destroy(
+          Object.assign(new Error(`no answer for ${idleTimeoutMs / 1000} s`), { code: 'ETIMEDOUT' }),
+        ),
+      );
+      request.on('error', reject);
+      request.end(
+        body === undefined ? undefined : Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+      );
+    });
+  }
+
+  close(): void {
+    this.#agent.destroy();
+  }
+}
+
+/** Reads a whole answer into one buffer of the announced length. */
+function collect(response: IncomingMessage, head: boolean): Promise<S3Answer> {
+  return new Promise((resolve, reject) => {
+    const status = response.statusCode ?? 0;
+    const announced = Number(response.headers['content-length'] ?? Number.NaN);
+    const sized = !head && Number.isSafeInteger(announced) && announced >= 0;
+    const whole = sized ? Buffer.allocUnsafe(announced) : undefined;
+    const pieces: Buffer[] = [];
+    let length = 0;
+    response.on('data', (piece: Buffer) => {
+      if (whole !== undefined) {
+        if (length + piece.byteLength > whole.byteLength) {
+          response.destroy(
+            Object.assign(new Error('the body is longer than its Content-Length'), { code: 'ECONNRESET' }),
+          );
+          return;
+        }
+        piece.copy(whole, length);
+      } else pieces.push(piece);
+      length += piece.byteLength;
+    });
+    response.on('error', reject);
+    response.on('aborted', () =>
+      reject(Object.assign(new Error('the answer was cut short'), { code: 'ECONNRESET' })),
+    );
+    response.on('end', () => {
+      if (whole !== undefined && length !== whole.byteLength) {
+        reject(
+          Object.assign(new Error(`short body: ${length} of ${whole.byteLength} bytes arrived`), {
+            code: 'ECONNRESET',
+          }),
+        );
+        return;
+      }
+      resolve({ status, headers: response.headers, body: whole ?? Buffer.concat(pieces, length) });
+    });
+  });
+}
+
+/** Base64 MD5 of a body, for Content-MD5. */
+export function contentMd5(body: Uint8Array): string {
+  return createHash('md5').update(body).digest('base64');
+}
