@@ -16,6 +16,8 @@
 // stats file shows block_cache_dirty_ratio 0); cold 1 MiB sequential read QD4 (servers restarted,
 // caches empty); cold 4 KiB random read QD16 for --seconds; 4 KiB random write QD16 for --seconds,
 // then until durable (IOPS = writes / (runtime + time to durable)); peak RSS (VmHWM) of each server.
+// First, the reference both share: the server's own limit, what one client with no disk in front of
+// it gets from the same RGW (1 MiB PUT and GET at 8 in flight, 4 KiB ranged GET at 16).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -284,6 +286,43 @@ async function benchTcmu(env) {
   return out;
 }
 
+// The server's own limit, the reference for both: what one client with no disk in front of it gets
+// from the same RGW (the package's request code, @tcmu/backend-s3/testing's openObjectStore).
+// 1 MiB PUTs and GETs at 8 in flight, and 4 KiB ranged GETs at 16 in flight.
+async function benchServer(env) {
+  const { openObjectStore } = await import(join(repo, 'packages/backends/s3/dist/testing/index.js'));
+  // The SDK's provider chain (which supplies the credentials) reads this process's environment.
+  for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_REGION']) process.env[name] = env[name];
+  const store = openObjectStore(
+    { bucket: env.TCMU_S3_BUCKET, prefix: '', endpoint: env.TCMU_S3_ENDPOINT },
+    { maxSockets: 16 },
+  );
+  const count = Math.max(16, sizeMiB / 4);
+  const keys = Array.from({ length: count }, (_, i) => `server-limit/${i}`);
+  const body = Buffer.alloc(MiB);
+  for (let i = 0; i < body.length; i += 4) body.writeUInt32LE((i * 2654435761) >>> 0, i);
+  const signal = () => AbortSignal.timeout(120_000);
+  const pool = async (inFlight, work) => {
+    let next = 0;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: inFlight }, async () => {
+        while (next < keys.length) await work(keys[next++]);
+      }),
+    );
+    return (performance.now() - started) / 1000;
+  };
+  log(`server: ${count} PUTs, GETs and ranged GETs`);
+  const put = await pool(8, (key) => store.put(key, body, {}, signal()));
+  const get = await pool(8, (key) => store.get(key, signal()));
+  const ranged = await pool(16, (key) =>
+    store.getRange(key, 4096 * (count % 200), 4096 * (count % 200) + 4096, signal()),
+  );
+  await store.deleteMany(keys, signal());
+  store.close();
+  return { seqWriteMiBs: count / put, seqReadMiBs: count / get, randReadIops: count / ranged };
+}
+
 const rgwEnv = { ...process.env, TCMU_RGW_DIR: '/tmp/tcmu-rgw-lab' };
 const rgwStarted = Date.now();
 sh(join(repo, 'tools/s3/rgw'), ['start'], rgwEnv);
@@ -295,6 +334,7 @@ for (const line of sh(join(repo, 'tools/s3/rgw'), ['env'], rgwEnv).split('\n')) 
 }
 const report = { sizeMiB, seconds, systems: {} };
 try {
+  report.server = await benchServer(env);
   if (only !== 'tcmu') report.systems.s3backer = await benchS3backer(env);
   if (only !== 's3backer') report.systems.tcmu = await benchTcmu(env);
 } finally {
@@ -321,8 +361,11 @@ writeFileSync(join(results, 'bench-s3.json'), `${JSON.stringify(report, null, 2)
 if (json) console.log(JSON.stringify(report));
 else {
   const f = (v) => (v === undefined || v === null ? '-' : v.toFixed(1));
-  console.log(`| job | s3backer | tcmu | ratio (tcmu vs s3backer, >1 = tcmu better) |`);
-  console.log('|---|---|---|---|');
+  const server = report.server ?? {};
+  console.log(
+    '| job | s3backer | tcmu | ratio (tcmu vs s3backer, >1 = tcmu better) | server limit (one client, no disk) |',
+  );
+  console.log('|---|---|---|---|---|');
   for (const [label, key] of rows)
-    console.log(`| ${label} | ${f(s[key])} | ${f(t[key])} | ${f(report.ratios[key])}x |`);
+    console.log(`| ${label} | ${f(s[key])} | ${f(t[key])} | ${f(report.ratios[key])}x | ${f(server[key])} |`);
 }

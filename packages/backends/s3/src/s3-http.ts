@@ -1,14 +1,11 @@
 import { createHash, createHmac } from 'node:crypto';
-import {
-  Agent as HttpAgent,
-  request as httpRequest,
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-} from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { SocketPool } from './http-connection.ts';
 
 /**
- * S3 requests on node:http with AWS Signature Version 4, for the few operations the backend makes
+ * S3 requests with AWS Signature Version 4 (our own HTTP/1.1 connections for `http:` endpoints,
+ * node:https for `https:`), for the few operations the backend makes
  * per chunk. The AWS SDK stays the source of credentials and region (its whole provider chain), but
  * a GET through its middleware stack costs about twice the CPU of the same GET sent here, and that
  * CPU is what the block device competes for (docs/performance.md, "S3").
@@ -124,7 +121,8 @@ export class S3ResponseError extends Error {
 /** One answer: status, headers, the whole body. */
 export interface S3Answer {
   readonly status: number;
-  readonly headers: IncomingHttpHeaders;
+  /** Header names in lower case. */
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly body: Buffer;
 }
 
@@ -174,18 +172,28 @@ const idleTimeoutMs = 30_000;
 /** Signed S3 requests over keep-alive sockets; every answer with status ≥ 300 rejects with {@link S3ResponseError}. */
 export class S3Http {
   readonly #options: S3HttpOptions;
-  readonly #agent: HttpAgent | HttpsAgent;
-  readonly #request: typeof httpRequest;
+  /** `http:` endpoints: our own keep-alive connections (bodies read in place). */
+  readonly #pool: SocketPool | undefined;
+  /** `https:` endpoints: node:https. */
+  readonly #agent: HttpsAgent | undefined;
   #base: Promise<{ url: URL; region: string; pathPrefix: string }> | undefined;
   #credentials: Promise<S3Credentials> | undefined;
   #credentialsUntil = 0;
 
   constructor(options: S3HttpOptions) {
     this.#options = options;
-    const secure = options.endpoint === undefined || options.endpoint.startsWith('https:');
-    const agentOptions = { keepAlive: true, maxSockets: options.maxSockets };
-    this.#agent = secure ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
-    this.#request = secure ? (httpsRequest as unknown as typeof httpRequest) : httpRequest;
+    const plain = options.endpoint?.startsWith('http:') ?? false;
+    if (plain) {
+      const url = new URL(options.endpoint!);
+      this.#pool = new SocketPool({
+        host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+        port: url.port === '' ? 80 : Number(url.port),
+        maxSockets: options.maxSockets,
+        timeoutMs: idleTimeoutMs,
+      });
+    } else {
+      this.#agent = new HttpsAgent({ keepAlive: true, maxSockets: options.maxSockets });
+    }
   }
 
   #resolveBase() {
@@ -246,25 +254,44 @@ export class S3Http {
     if (body !== undefined || init.method === 'PUT' || init.method === 'POST') {
       headers['content-length'] = String(body?.byteLength ?? 0);
     }
+    const target = query ? `${path}?${query}` : path;
+    const answer = this.#pool
+      ? await this.#pool.exchange({
+          method: init.method,
+          path: target,
+          headers,
+          ...(body === undefined ? {} : { body }),
+          signal: init.signal,
+        })
+      : await this.#httpsExchange(url, init, target, headers);
+    if (answer.status >= 300) {
+      const { code, message } = errorFields(answer.body);
+      throw new S3ResponseError(answer.status, code, message);
+    }
+    return answer;
+  }
+
+  #httpsExchange(
+    url: URL,
+    init: S3RequestInit,
+    path: string,
+    headers: Record<string, string>,
+  ): Promise<S3Answer> {
+    const body = init.body;
     return new Promise<S3Answer>((resolve, reject) => {
-      const request = this.#request(
+      const request = httpsRequest(
         {
           protocol: url.protocol,
           hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
           port: url.port,
           method: init.method,
-          path: query ? `${path}?${query}` : path,
+          path,
           headers,
           agent: this.#agent,
           timeout: idleTimeoutMs,
         },
         (response) => {
-          collect(response, init.method === 'HEAD').then((answer) => {
-            if (answer.status >= 300) {
-              const { code, message } = errorFields(answer.body);
-              reject(new S3ResponseError(answer.status, code, message));
-            } else resolve(answer);
-          }, reject);
+          collect(response, init.method === 'HEAD').then(resolve, reject);
         },
       );
       const onAbort = () => request.destroy(Object.assign(new Error('aborted'), { name: 'AbortError' }));
@@ -283,7 +310,8 @@ export class S3Http {
   }
 
   close(): void {
-    this.#agent.destroy();
+    this.#pool?.close();
+    this.#agent?.destroy();
   }
 }
 

@@ -1,4 +1,7 @@
 // @tcmu/backend-s3/testing: an in-memory S3 for tests that need no server.
+
+/** The real store for a location (own signed requests, or a given SDK client): for tools that measure the server itself. */
+export { openObjectStore, type S3StoreOptions } from '../http-object-store.ts';
 export {
   type InjectedFailure,
   MemoryObjectStore,
