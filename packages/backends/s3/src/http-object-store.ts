@@ -1,19 +1,18 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import {
+  batchDeleteError,
   classifyError,
+  isNotFound,
+  isRangeNotSatisfiable,
   type ListedObject,
   type ObjectStore,
   type PutOptions,
+  putError,
   SdkObjectStore,
   type StoredObject,
 } from './object-store.ts';
-import { StoreError } from './retry.ts';
-import { contentMd5, decodeXml, type S3Credentials, S3Http, S3ResponseError } from './s3-http.ts';
+import { contentMd5, decodeXml, type S3Credentials, S3Http } from './s3-http.ts';
 import type { S3Location } from './url.ts';
-
-function isNotFound(error: unknown): boolean {
-  return error instanceof S3ResponseError && error.status === 404 && error.name !== 'NoSuchBucket';
-}
 
 /** `x-amz-meta-*` headers as user metadata (lower-case names without the prefix). */
 function metadataOf(headers: Record<string, string | string[] | undefined>): Record<string, string> {
@@ -74,8 +73,7 @@ export class HttpObjectStore implements ObjectStore {
       return { body, metadata: metadataOf(answer.headers), ...etagOf(answer.headers) };
     } catch (error) {
       if (isNotFound(error)) return null;
-      if (error instanceof S3ResponseError && error.status === 416)
-        return { body: new Uint8Array(0), metadata: {} };
+      if (isRangeNotSatisfiable(error)) return { body: new Uint8Array(0), metadata: {} };
       throw classifyError('GET', key, error);
     }
   }
@@ -107,12 +105,7 @@ export class HttpObjectStore implements ObjectStore {
       const answer = await this.#http.send({ method: 'PUT', key, headers, body, signal });
       return etagOf(answer.headers);
     } catch (error) {
-      // If-Match on a missing key: some servers answer 404 instead of 412; both mean "not that object".
-      if (options.ifMatch && isNotFound(error))
-        throw new StoreError(`S3 PUT ${key} failed: the object is gone (If-Match)`, false, 'precondition', {
-          cause: error,
-        });
-      throw classifyError('PUT', key, error);
+      throw putError(key, options, error);
     }
   }
 
@@ -148,19 +141,13 @@ export class HttpObjectStore implements ObjectStore {
     } catch (error) {
       throw classifyError('DELETE (batch)', keys[0]!, error);
     }
-    const failed = [...answer.toString('utf8').matchAll(/<Error>([\s\S]*?)<\/Error>/g)]
-      .map((m) => ({
+    const failure = batchDeleteError(
+      [...answer.toString('utf8').matchAll(/<Error>([\s\S]*?)<\/Error>/g)].map((m) => ({
         key: decodeXml(/<Key>([^<]*)<\/Key>/.exec(m[1]!)?.[1] ?? ''),
         code: /<Code>([^<]*)<\/Code>/.exec(m[1]!)?.[1] ?? 'unknown',
-      }))
-      .filter((e) => e.code !== 'NoSuchKey');
-    if (failed.length > 0) {
-      throw new StoreError(
-        `S3 batch delete failed for ${failed.length} keys (first: ${failed[0]!.key}: ${failed[0]!.code})`,
-        true,
-        'transient',
-      );
-    }
+      })),
+    );
+    if (failure) throw failure;
   }
 
   async listPage(prefix: string, continuation: string | undefined, signal: AbortSignal) {

@@ -168,9 +168,37 @@ export function classifyError(operation: string, key: string, error: unknown): S
   return new StoreError(message, false, 'other', { cause: error });
 }
 
-function isNotFound(error: unknown): boolean {
-  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e?.$metadata?.httpStatusCode === 404 && e?.name !== 'NoSuchBucket';
+const statusOf = (error: unknown) =>
+  (error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+
+/** A 404 that means "no such key", not a missing bucket (the SDK's errors and `S3ResponseError` alike). */
+export function isNotFound(error: unknown): boolean {
+  return statusOf(error) === 404 && (error as { name?: string })?.name !== 'NoSuchBucket';
+}
+
+/** The StoreError of a batch delete whose answer lists failed keys (a key already gone is no failure). */
+export function batchDeleteError(errors: readonly { key: string; code: string }[]): StoreError | undefined {
+  const failed = errors.filter((e) => e.code !== 'NoSuchKey');
+  if (failed.length === 0) return undefined;
+  return new StoreError(
+    `S3 batch delete failed for ${failed.length} keys (first: ${failed[0]!.key}: ${failed[0]!.code})`,
+    true,
+    'transient',
+  );
+}
+
+/** 416: a range that starts past the object's end (reads as no bytes). */
+export function isRangeNotSatisfiable(error: unknown): boolean {
+  return statusOf(error) === 416;
+}
+
+/** The StoreError of a failed PUT. If-Match on a missing key: some servers answer 404 instead of 412; both mean "not that object". */
+export function putError(key: string, options: PutOptions, error: unknown): StoreError {
+  if (options.ifMatch && isNotFound(error))
+    return new StoreError(`S3 PUT ${key} failed: the object is gone (If-Match)`, false, 'precondition', {
+      cause: error,
+    });
+  return classifyError('PUT', key, error);
 }
 
 /** Reads a response body stream into one buffer of the announced length (no intermediate chunks list). */
@@ -255,8 +283,7 @@ export class SdkObjectStore implements ObjectStore {
       };
     } catch (error) {
       if (isNotFound(error)) return null;
-      if ((error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode === 416)
-        return { body: new Uint8Array(0), metadata: {} };
+      if (isRangeNotSatisfiable(error)) return { body: new Uint8Array(0), metadata: {} };
       throw classifyError('GET', key, error);
     }
   }
@@ -296,12 +323,7 @@ export class SdkObjectStore implements ObjectStore {
       );
       return response.ETag ? { etag: response.ETag } : {};
     } catch (error) {
-      // If-Match on a missing key: some servers answer 404 instead of 412; both mean "not that object".
-      if (options.ifMatch && isNotFound(error))
-        throw new StoreError(`S3 PUT ${key} failed: the object is gone (If-Match)`, false, 'precondition', {
-          cause: error,
-        });
-      throw classifyError('PUT', key, error);
+      throw putError(key, options, error);
     }
   }
 
@@ -330,14 +352,10 @@ export class SdkObjectStore implements ObjectStore {
     } catch (error) {
       throw classifyError('DELETE (batch)', keys[0]!, error);
     }
-    const failed = (response.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
-    if (failed.length > 0) {
-      throw new StoreError(
-        `S3 batch delete failed for ${failed.length} keys (first: ${failed[0]!.Key}: ${failed[0]!.Code})`,
-        true,
-        'transient',
-      );
-    }
+    const failure = batchDeleteError(
+      (response.Errors ?? []).map((e) => ({ key: e.Key ?? '', code: e.Code ?? 'unknown' })),
+    );
+    if (failure) throw failure;
   }
 
   async listPage(prefix: string, continuation: string | undefined, signal: AbortSignal) {

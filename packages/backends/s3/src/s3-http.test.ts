@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeXml, encodeUri, S3ResponseError, signV4 } from './s3-http.ts';
+import { bucketBase, decodeXml, encodeUri, S3ResponseError, signV4 } from './s3-http.ts';
 
 // The example credentials and requests of AWS's "Signature Calculations for the Authorization
 // Header" (S3 API reference, SigV4 examples). The signatures are AWS's published ones.
@@ -77,5 +77,20 @@ describe('S3ResponseError', () => {
     expect(error.name).toBe('SlowDown');
     expect(error.$metadata.httpStatusCode).toBe(503);
     expect(new S3ResponseError(404, undefined, undefined).name).toBe('Http404');
+  });
+});
+
+describe('bucketBase', () => {
+  const where = (endpoint: string | undefined, bucket: string) => {
+    const { url, pathPrefix } = bucketBase(endpoint, bucket, 'eu-west-1');
+    return `${url.origin}${pathPrefix}/key`;
+  };
+  it('uses path style on a given endpoint, keeping its base path', () => {
+    expect(where('http://127.0.0.1:7480', 'b')).toBe('http://127.0.0.1:7480/b/key');
+    expect(where('https://minio.example/s3/', 'b')).toBe('https://minio.example/s3/b/key');
+  });
+  it('uses virtual-hosted style on AWS for host-safe names, path style for the rest', () => {
+    expect(where(undefined, 'my-bucket')).toBe('https://my-bucket.s3.eu-west-1.amazonaws.com/key');
+    expect(where(undefined, 'my.bucket')).toBe('https://s3.eu-west-1.amazonaws.com/my.bucket/key');
   });
 });

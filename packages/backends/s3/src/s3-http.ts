@@ -147,6 +147,26 @@ export interface S3HttpOptions {
   readonly maxSockets: number;
 }
 
+/**
+ * Where a bucket's keys live: with an endpoint, path style (`endpoint[/base]/bucket/key`); on AWS,
+ * virtual-hosted style (`https://bucket.s3.region.amazonaws.com/key`) for names that are valid host
+ * labels, path style on the regional endpoint for the rest (names with dots or capitals).
+ */
+export function bucketBase(
+  endpoint: string | undefined,
+  bucket: string,
+  region: string,
+): { url: URL; pathPrefix: string } {
+  if (endpoint !== undefined) {
+    const url = new URL(endpoint);
+    return { url, pathPrefix: `${url.pathname.replace(/\/+$/, '')}/${bucket}` };
+  }
+  if (/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(bucket)) {
+    return { url: new URL(`https://${bucket}.s3.${region}.amazonaws.com`), pathPrefix: '' };
+  }
+  return { url: new URL(`https://s3.${region}.amazonaws.com`), pathPrefix: `/${bucket}` };
+}
+
 /** Parses `<Code>` and `<Message>` out of an S3 error body. */
 function errorFields(body: Buffer): { code?: string; message?: string } {
   const text = body.subarray(0, 4096).toString('utf8');
@@ -199,8 +219,7 @@ export class S3Http {
   #resolveBase() {
     this.#base ??= (async () => {
       const region = await this.#options.region();
-      const url = new URL(this.#options.endpoint ?? `https://s3.${region}.amazonaws.com`);
-      const pathPrefix = url.pathname.replace(/\/+$/, '');
+      const { url, pathPrefix } = bucketBase(this.#options.endpoint, this.#options.bucket, region);
       return { url, region, pathPrefix };
     })();
     // A failed resolution is tried again by the next request.
@@ -235,7 +254,7 @@ export class S3Http {
       this.#resolveBase(),
       this.#resolveCredentials(),
     ]);
-    const path = encodePath(`${pathPrefix}/${this.#options.bucket}/${init.key}`);
+    const path = encodePath(`${pathPrefix}/${init.key}`);
     const query = Object.entries(init.query ?? {})
       .map(([name, value]) => `${encodeUri(name, false)}=${encodeUri(value, false)}`)
       .sort()
