@@ -292,7 +292,8 @@ async function benchTcmu(env) {
 async function benchServer(env) {
   const { openObjectStore } = await import(join(repo, 'packages/backends/s3/dist/testing/index.js'));
   // The SDK's provider chain (which supplies the credentials) reads this process's environment.
-  for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_REGION']) process.env[name] = env[name];
+  for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_REGION'])
+    process.env[name] = env[name];
   const store = openObjectStore(
     { bucket: env.TCMU_S3_BUCKET, prefix: '', endpoint: env.TCMU_S3_ENDPOINT },
     { maxSockets: 16 },
