@@ -126,6 +126,23 @@ describe('SocketPool', () => {
     pool.close();
   });
 
+  it('an idle connection does not keep the process alive; one in use does', async () => {
+    const { port, server } = await serve((_, response) => setTimeout(() => response.end('ok'), 50));
+    // Only the pool's socket may hold the event loop: the server and its sockets do not.
+    server.unref();
+    server.on('connection', (socket) => socket.unref());
+    const holding = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+    const pool = new SocketPool({ host: '127.0.0.1', port, maxSockets: 1, idleMs: 60_000 });
+    const pending = pool.exchange(get('/'));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(holding()).toBe(1);
+    expect((await pending).body.toString()).toBe('ok');
+    expect(holding()).toBe(0);
+    expect((await pool.exchange(get('/'))).body.toString()).toBe('ok');
+    expect(holding()).toBe(0);
+    pool.close();
+  });
+
   it('reads an answer with neither length nor chunks until the server closes', async () => {
     const tcp = createTcpServer((socket) => {
       socket.once('data', () => socket.end('HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\nuntil the end'));

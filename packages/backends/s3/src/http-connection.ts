@@ -158,12 +158,14 @@ class Connection {
     });
   }
 
+  /** Closed, or on its way to closing (destroyed, its 'close' event not yet emitted). */
   get closed(): boolean {
-    return this.#closed;
+    return this.#closed || this.#socket.destroyed;
   }
 
   exchange(exchange: Exchange, timeoutMs: number): Promise<RawAnswer> {
     clearTimeout(this.#idleTimer);
+    this.#socket.ref();
     return new Promise<RawAnswer>((resolve, reject) => {
       const onAbort = () => this.#socket.destroy(Object.assign(new Error('aborted'), { name: 'AbortError' }));
       const done = () => exchange.signal.removeEventListener('abort', onAbort);
@@ -201,9 +203,11 @@ class Connection {
     });
   }
 
-  /** Idle in the pool: closed after `idleMs` unless used again. */
+  /** Idle in the pool: closed after `idleMs` unless used again; does not hold the process open. */
   idle(idleMs: number): void {
     this.#socket.setTimeout(0);
+    // An idle connection does not keep the process alive (as node:http's agent does).
+    this.#socket.unref();
     this.#idleTimer = setTimeout(() => this.#socket.destroy(), idleMs);
     this.#idleTimer.unref();
   }
