@@ -123,22 +123,32 @@ export class ChunkSpace {
     return out;
   }
 
-  /** How errors name a chunk object. */
-  #label(index: number, layer: ChunkLayer, generation: number): string {
-    return `chunk ${index}${generation ? ` (generation ${generation})` : ''}${layer === this.#layers[0] ? '' : ` of the origin ${layer.prefix}`}`;
+  /**
+   * The object that holds chunk `index` (its layer, generation, key, and the label errors name it
+   * by), or undefined when the chunk reads as zeros. `gone()` records that the object disappeared
+   * since the listing (deleted by another process): the chunk then reads as zeros, as format 1 did.
+   */
+  #locate(index: number) {
+    const found = this.#resolve(index);
+    if (!found || found.size === 0) return undefined;
+    const { layer, generation } = found;
+    return {
+      layer,
+      generation,
+      key: chunkKeyAt(layer.prefix, index, generation),
+      label: `chunk ${index}${generation ? ` (generation ${generation})` : ''}${layer === this.#layers[0] ? '' : ` of the origin ${layer.prefix}`}`,
+      gone: () => layer.objects.get(index)?.delete(generation),
+    };
   }
 
   /** Chunk `index`'s bytes, or null when it reads as zeros. Damage and wrong keys: `TCMU_ERR_BACKEND_READ`. */
   async readChunk(index: number): Promise<Uint8Array | null> {
-    const found = this.#resolve(index);
-    if (!found || found.size === 0) return null;
-    const { layer, generation } = found;
-    const key = chunkKeyAt(layer.prefix, index, generation);
-    const label = this.#label(index, layer, generation);
+    const found = this.#locate(index);
+    if (!found) return null;
+    const { layer, generation, key, label } = found;
     const body = await this.#volume.readChunkObject(key, label);
     if (body === null) {
-      // Gone since the listing (deleted by another process): zeros, as format 1 did.
-      layer.objects.get(index)?.delete(generation);
+      found.gone();
       return null;
     }
     if (body.byteLength === 0) return null;
@@ -165,14 +175,11 @@ export class ChunkSpace {
    * GET, checked against the segment MD5s; a chunk stored without them is read whole.
    */
   async readRange(index: number, from: number, to: number): Promise<Uint8Array | null> {
-    const found = this.#resolve(index);
-    if (!found || found.size === 0) return null;
-    const { layer, generation } = found;
-    const key = chunkKeyAt(layer.prefix, index, generation);
-    const label = this.#label(index, layer, generation);
-    const part = await this.#volume.readChunkRange(key, label, this.#chunkSize, from, to);
+    const found = this.#locate(index);
+    if (!found) return null;
+    const part = await this.#volume.readChunkRange(found.key, found.label, this.#chunkSize, from, to);
     if (part === null) {
-      layer.objects.get(index)?.delete(generation);
+      found.gone();
       return null;
     }
     if (part !== 'unverifiable') return part;

@@ -1,4 +1,5 @@
 import { S3Client } from '@aws-sdk/client-s3';
+import { md5 } from './layout.ts';
 import {
   batchDeleteError,
   classifyError,
@@ -11,7 +12,7 @@ import {
   SdkObjectStore,
   type StoredObject,
 } from './object-store.ts';
-import { contentMd5, decodeXml, type S3Credentials, S3Http } from './s3-http.ts';
+import { decodeXml, type S3Credentials, S3Http } from './s3-http.ts';
 import type { S3Location } from './url.ts';
 
 /** `x-amz-meta-*` headers as user metadata (lower-case names without the prefix). */
@@ -94,7 +95,7 @@ export class HttpObjectStore implements ObjectStore {
 
   async put(key: string, body: Uint8Array, options: PutOptions, signal: AbortSignal) {
     const headers: Record<string, string> = {
-      'content-md5': options.contentMd5 ?? contentMd5(body),
+      'content-md5': options.contentMd5 ?? md5(body).toString('base64'),
       'content-type': options.contentType ?? 'application/octet-stream',
     };
     for (const [name, value] of Object.entries(options.metadata ?? {})) headers[`x-amz-meta-${name}`] = value;
@@ -133,7 +134,7 @@ export class HttpObjectStore implements ObjectStore {
           method: 'POST',
           key: '',
           query: { delete: '' },
-          headers: { 'content-md5': contentMd5(body), 'content-type': 'application/xml' },
+          headers: { 'content-md5': md5(body).toString('base64'), 'content-type': 'application/xml' },
           body,
           signal,
         })

@@ -372,8 +372,3 @@ function collect(response: IncomingMessage, head: boolean): Promise<S3Answer> {
     });
   });
 }
-
-/** Base64 MD5 of a body, for Content-MD5. */
-export function contentMd5(body: Uint8Array): string {
-  return createHash('md5').update(body).digest('base64');
-}

@@ -79,6 +79,16 @@ export function withChunkCache(next: ChunkStore, options: ChunkCacheOptions = {}
     bytes += data.byteLength;
     evict();
   };
+  /** A held chunk, counted as a hit and made the most recent; undefined when not held. */
+  const hit = (index: number): Uint8Array | undefined => {
+    const cached = chunks.get(index);
+    if (cached) {
+      hits++;
+      chunks.delete(index); // refresh recency
+      chunks.set(index, cached);
+    }
+    return cached;
+  };
   const load = (index: number): Promise<Uint8Array | null> => {
     const started = next.readChunk(index).then((data) => {
       if (data && !stale.has(index) && !changing.has(index)) keep(index, data);
@@ -117,13 +127,8 @@ export function withChunkCache(next: ChunkStore, options: ChunkCacheOptions = {}
     },
     mayHold: (index) => next.mayHold(index),
     readChunk(index) {
-      const cached = chunks.get(index);
-      if (cached) {
-        hits++;
-        chunks.delete(index); // refresh recency
-        chunks.set(index, cached);
-        return Promise.resolve(cached);
-      }
+      const cached = hit(index);
+      if (cached) return Promise.resolve(cached);
       const pending = loads.get(index);
       if (pending) {
         waits++;
@@ -147,13 +152,8 @@ export function withChunkCache(next: ChunkStore, options: ChunkCacheOptions = {}
     const readRange = next.readRange.bind(next);
     // A held or loading chunk answers from memory; otherwise only the part is read, and not kept.
     store.readRange = (index, from, to) => {
-      const cached = chunks.get(index);
-      if (cached) {
-        hits++;
-        chunks.delete(index);
-        chunks.set(index, cached);
-        return Promise.resolve(cached.subarray(from, to));
-      }
+      const cached = hit(index);
+      if (cached) return Promise.resolve(cached.subarray(from, to));
       const pending = loads.get(index);
       if (pending) {
         waits++;
