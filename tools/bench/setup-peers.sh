@@ -22,8 +22,10 @@ if ! ls tcmu_*.dsc >/dev/null 2>&1; then
   sources=/etc/apt/sources.list.d/tcmu-bench-src.sources
   if ! apt-get source --download-only tcmu >/dev/null 2>&1; then
     # The mirror and suite of the configured Debian sources, as a deb-src entry.
-    uri=$(grep -rhoE '^(URIs:|deb) *\[?[^]]*\]? *https?://[^ ]*debian/?' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null |
-      grep -oE 'https?://[^ ]*' | grep -v security | head -n 1)
+    # (a fresh Debian 12 has only sources.list.d/debian.sources: grep's exit 2 for the missing
+    # sources.list must not end the script under pipefail)
+    uri=$({ grep -rhoE '^(URIs:|deb) *\[?[^]]*\]? *https?://[^ ]*debian/?' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null || true; } |
+      grep -oE 'https?://[^ ]*' | grep -v security | head -n 1 || true)
     suite=$(. /etc/os-release && echo "$VERSION_CODENAME")
     [ -n "$uri" ] && [ -n "$suite" ] || { say "cannot find the configured Debian mirror"; exit 1; }
     say "adding deb-src $uri $suite main ($sources)"
