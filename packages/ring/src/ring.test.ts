@@ -236,6 +236,39 @@ describe('Ring over the simulated kernel', () => {
     expect(kernel.inRing).toBe(0);
   });
 
+  it('kicks a batch its handler answers from memory in the turn it arrived in, once for the batch', async () => {
+    let ring!: Ring;
+    let nextTurn = false;
+    const kicks: boolean[] = [];
+    const { kernel } = await setUp(
+      {},
+      {
+        onCommand: (command) => {
+          setImmediate(() => {
+            nextTurn = true;
+          });
+          // A handler answering from memory: a resolved promise, completed two `then`s later.
+          void Promise.resolve()
+            .then(() => undefined)
+            .then(() => ring.complete(command.id, { status: 0 }));
+        },
+      },
+    );
+    ring = open[0]!.ring;
+    const kick = kernel.kick.bind(kernel);
+    kernel.kick = () => {
+      kicks.push(nextTurn);
+      kick();
+    };
+    const results = Array.from({ length: 8 }, (_, i) => kernel.submit({ cdb: cdbWithTag(READ, i), dataInLength: 512 }));
+    expect((await Promise.all(results)).map((result) => result.status)).toEqual(new Array(8).fill(0));
+    // One consume took all eight; their completions reached the kernel before the loop turned.
+    expect(ring.statistics.completions).toBe(8);
+    expect(kicks[0]).toBe(false);
+    expect(kicks.length).toBeLessThanOrEqual(ring.statistics.wakeups + 1);
+    await until(() => processWaiter().polling);
+  });
+
   it('reuses cmd_ids 1..65535 cyclically across more than 65535 commands', async () => {
     const ids = new Set<number>();
     let wrapped = false;

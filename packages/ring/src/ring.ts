@@ -31,6 +31,12 @@ const MAX_SENSE = ENTRY.senseSize;
 const CHECK_CONDITION = 2;
 /** While commands are in flight and none completes, how long before poll() is armed again. */
 const busyRecheckMs = 2;
+/**
+ * How many microtask turns after a consume the ring waits for completions before kicking: a
+ * command its handler answers from memory (a resolved promise, a `then` or two deep) is completed
+ * and kicked in the same event-loop turn it arrived in, with one kick for the whole batch.
+ */
+const sameTurnHops = 8;
 
 /** How a ring talks to its kernel: the fd the waiter polls, how to drain it, how to kick. Internal. */
 export interface RingTransport {
@@ -116,6 +122,10 @@ export class Ring {
     this.#flushScheduled = undefined;
     this.flush();
   };
+  /** True from a consume that took commands until its same-turn flush (see #afterConsume). */
+  #sameTurn = false;
+  #hops = 0;
+  #afterConsumeBound = () => this.#afterConsume();
 
   /** @internal Use `openRing()` or `SimulatedKernel.openRing()`. */
   constructor(transport: RingTransport, path: string) {
@@ -275,7 +285,9 @@ export class Ring {
     this.#inFlightCount--;
     this.statistics.completions++;
     this.#kickPending = true;
-    if (this.#flushScheduled === undefined) this.#flushScheduled = setImmediate(this.#flushBound);
+    // Inside a consume's same-turn window #afterConsume kicks; otherwise once per event-loop turn.
+    if (!this.#sameTurn && this.#flushScheduled === undefined)
+      this.#flushScheduled = setImmediate(this.#flushBound);
     if (this.#inFlightCount === 0 && this.#drained) this.#drained();
   }
 
@@ -381,6 +393,7 @@ export class Ring {
     }
     const words = this.#words;
     const onEntry = this.#handlers?.onEntry;
+    const commandsBefore = this.statistics.commands;
     while (this.#cursor !== head && !this.#closing) {
       const cursor = this.#cursor;
       const at = this.#ringOffset + cursor;
@@ -417,7 +430,30 @@ export class Ring {
       }
     }
     if (this.#skipAtTail()) this.#requestKick();
-    this.#settle();
+    if (this.statistics.commands !== commandsBefore && !this.#sameTurn) {
+      // Let handlers that answer at once complete first; #afterConsume kicks and settles.
+      this.#sameTurn = true;
+      this.#hops = 0;
+      queueMicrotask(this.#afterConsumeBound);
+      return;
+    }
+    if (!this.#sameTurn) this.#settle();
+  }
+
+  /**
+   * Runs as a microtask after a consume that took commands, again up to `sameTurnHops` times while
+   * commands are in flight, then kicks once for everything completed so far. Commands answered from
+   * memory reach the kernel in the turn they arrived in, without waiting for the next turn of the
+   * event loop; commands still in flight are kicked per turn as before.
+   */
+  #afterConsume(): void {
+    if (this.#inFlightCount > 0 && ++this.#hops < sameTurnHops) {
+      queueMicrotask(this.#afterConsumeBound);
+      return;
+    }
+    this.#sameTurn = false;
+    if (this.#kickPending) this.flush();
+    else this.#settle();
   }
 
   /**
@@ -429,8 +465,14 @@ export class Ring {
    */
   #settle(): void {
     if (this.#closing || this.#source === undefined || this.#needsWake) return;
-    if (this.#inFlightCount === 0) this.#wantWake();
-    else this.#busyTimer ??= setTimeout(this.#busyTimeout, busyRecheckMs);
+    if (this.#inFlightCount === 0) {
+      // Idle: poll() notices the next command; a pending busy re-check would only wake the loop.
+      if (this.#busyTimer !== undefined) {
+        clearTimeout(this.#busyTimer);
+        this.#busyTimer = undefined;
+      }
+      this.#wantWake();
+    } else this.#busyTimer ??= setTimeout(this.#busyTimeout, busyRecheckMs);
   }
 
   #wantWake(): void {
