@@ -260,7 +260,9 @@ describe('Ring over the simulated kernel', () => {
       kicks.push(nextTurn);
       kick();
     };
-    const results = Array.from({ length: 8 }, (_, i) => kernel.submit({ cdb: cdbWithTag(READ, i), dataInLength: 512 }));
+    const results = Array.from({ length: 8 }, (_, i) =>
+      kernel.submit({ cdb: cdbWithTag(READ, i), dataInLength: 512 }),
+    );
     expect((await Promise.all(results)).map((result) => result.status)).toEqual(new Array(8).fill(0));
     // One consume took all eight; their completions reached the kernel before the loop turned.
     expect(ring.statistics.completions).toBe(8);
