@@ -1,4 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
+import { pbkdf2 } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { stat, statfs, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -87,6 +88,37 @@ describe('file backend: inline I/O on memory file systems', () => {
       }
     },
   );
+});
+
+describe('file backend: inline I/O does not use the thread pool', () => {
+  it.skipIf(!shm)('reads and writes on tmpfs complete while every thread-pool thread is busy', async () => {
+    const backend = await openFileBackend({ path: shmPath(), size: MiB });
+    const order: string[] = [];
+    try {
+      // Occupy all of libuv's pool threads (4 unless UV_THREADPOOL_SIZE says otherwise) with
+      // key derivations; a read or write sent to the pool would finish only after one of them.
+      const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+      const busy = Array.from(
+        { length: threads },
+        () =>
+          new Promise<void>((resolve) =>
+            pbkdf2('x', 'salt', 300_000, 64, 'sha512', () => {
+              order.push('pool');
+              resolve();
+            }),
+          ),
+      );
+      await backend.write(4096, [patternBytes(9, 8192)]);
+      const back = new Uint8Array(8192);
+      await backend.read(4096, 8192, [back]);
+      order.push('inline I/O');
+      expect(Buffer.from(back).equals(Buffer.from(patternBytes(9, 8192)))).toBe(true);
+      await Promise.all(busy);
+      expect(order[0]).toBe('inline I/O');
+    } finally {
+      await backend.close();
+    }
+  });
 });
 
 runBackendConformance({

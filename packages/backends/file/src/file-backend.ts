@@ -1,4 +1,4 @@
-import { constants, readvSync, type Stats } from 'node:fs';
+import { constants, readvSync, type Stats, writevSync } from 'node:fs';
 import { type FileHandle, open, stat, statfs, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import {
@@ -63,11 +63,11 @@ export interface FileBackendOptions {
    */
   readonly cachedReads?: boolean;
   /**
-   * For a file on a memory file system (tmpfs, ramfs), do every read synchronously on the event loop:
-   * nothing waits for a disk there, and the round trip through libuv's thread pool costs more than
-   * the copy. (Linux before 6.6 refuses RWF_NOWAIT on tmpfs, so `cachedReads` cannot help there.)
-   * Writes still go through the pool. Default true; ignored with O_DIRECT and for other file
-   * systems. `inlineIo` on the backend says whether it applies.
+   * For a file on a memory file system (tmpfs, ramfs), do every read and write synchronously on the
+   * event loop: nothing waits for a disk there, and the round trip through libuv's thread pool costs
+   * more than the copy. (Linux before 6.6 refuses RWF_NOWAIT on tmpfs, so `cachedReads` cannot help
+   * there.) Default true; ignored with O_DIRECT and for other file systems. `inlineIo` on the
+   * backend says whether it applies.
    */
   readonly inlineIo?: boolean;
 }
@@ -82,7 +82,7 @@ export interface FileBackend extends Backend {
   readonly direct: boolean;
   /** How `unmap` deallocates right now: `punch-hole`, or `write-zeros` after a refusal (or `punchHoles: false`). */
   readonly unmapMethod: 'punch-hole' | 'write-zeros';
-  /** True when reads run synchronously on the event loop (a file on tmpfs or ramfs; option `inlineIo`). */
+  /** True when reads and writes run synchronously on the event loop (a file on tmpfs or ramfs; option `inlineIo`). */
   readonly inlineIo: boolean;
   /** Always present: waits for in-flight calls, fdatasyncs (unless read-only), closes the descriptor, which drops the lock. */
   close(): Promise<void>;
@@ -569,10 +569,9 @@ class FileStore {
     while (done < length) {
       let bytesWritten: number;
       try {
-        ({ bytesWritten } = await this.#handle.writev(
-          scatterSlice(data, done, length - done),
-          offset + done,
-        ));
+        const views = scatterSlice(data, done, length - done);
+        if (this.#settings.inlineIo) bytesWritten = writevSync(this.#handle.fd, views, offset + done);
+        else ({ bytesWritten } = await this.#handle.writev(views, offset + done));
       } catch (error) {
         throw ioError('write', 'write', error, offset + done);
       }
