@@ -271,6 +271,67 @@ describe('Ring over the simulated kernel', () => {
     await until(() => processWaiter().polling);
   });
 
+  it('spins briefly when it goes idle, stops spinning after a long idle gap, and still sleeps in poll()', async () => {
+    // A 10 ms window, so that a short gap on a busy test machine still counts as short.
+    process.env.TCMU_RING_SPIN_US = '10000';
+    let ring!: Ring;
+    try {
+      ({ ring } = await setUp({}, { onCommand: patternHandler(() => ring) }));
+    } finally {
+      delete process.env.TCMU_RING_SPIN_US;
+    }
+    const kernel = open[0]!.kernel;
+    const read = async (tag: number) => {
+      const result = await kernel.submit({ cdb: cdbWithTag(READ, tag), dataInLength: 512 });
+      expectBytes(result.dataIn, pattern(tag, 512));
+    };
+    // Asleep: poll() armed and the look at the ring that each kick schedules has run.
+    const settled = async () => {
+      await until(() => processWaiter().polling);
+      for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
+    };
+    await read(0);
+    await settled();
+    const { spins, wakeups } = ring.statistics;
+    await read(1);
+    await settled();
+    // Idle after a command that woke it: it watched cmd_head first (in vain: the submitter shares
+    // this thread).
+    expect(ring.statistics.wakeups).toBe(wakeups + 1);
+    expect(ring.statistics.spins).toBe(spins + 1);
+    // A command after a long sleep: the gap was beyond the window, so no spin after it.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await read(2);
+    await settled();
+    expect(ring.statistics.spins).toBe(spins + 1);
+    // A command right after: a short gap, so it spins again.
+    await read(3);
+    await settled();
+    expect(ring.statistics.spins).toBe(spins + 2);
+    expect(ring.statistics.spinHits).toBe(0);
+    expect(ring.inFlight).toBe(0);
+  });
+
+  it('does not spin with TCMU_RING_SPIN_US=0, nor while it shares the process with another ring', async () => {
+    process.env.TCMU_RING_SPIN_US = '0';
+    let off!: Ring;
+    try {
+      ({ ring: off } = await setUp({}, { onCommand: patternHandler(() => off) }));
+    } finally {
+      delete process.env.TCMU_RING_SPIN_US;
+    }
+    let second!: Ring;
+    ({ ring: second } = await setUp({}, { onCommand: patternHandler(() => second) }));
+    for (const [index, { kernel }] of open.entries()) {
+      for (let tag = 0; tag < 5; tag++) {
+        const result = await kernel.submit({ cdb: cdbWithTag(READ, tag), dataInLength: 512 });
+        expectBytes(result.dataIn, pattern(tag, 512));
+      }
+      expect(open[index]!.ring.statistics.spins).toBe(0);
+    }
+    await until(() => processWaiter().polling);
+  });
+
   it('reuses cmd_ids 1..65535 cyclically across more than 65535 commands', async () => {
     const ids = new Set<number>();
     let wrapped = false;

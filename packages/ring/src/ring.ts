@@ -37,6 +37,18 @@ const busyRecheckMs = 2;
  * and kicked in the same event-loop turn it arrived in, with one kick for the whole batch.
  */
 const sameTurnHops = 8;
+/**
+ * How long a ring that has just gone idle watches `cmd_head` before it sleeps in poll(), in
+ * microseconds: TCMU_RING_SPIN_US (0 turns it off), default 250. A command arriving in that window
+ * is taken without a wake-up (under the default wait, two sleeping threads are woken for it). Only
+ * right after a command, only while the ring is the process's only one (a spin holds the event
+ * loop), and only while the last idle gap was within the window: an idle ring sleeps, and a device
+ * whose commands come further apart stops spinning. docs/performance.md, 7, has the measurements.
+ */
+function spinMicroseconds(): number {
+  const value = Number(process.env.TCMU_RING_SPIN_US ?? 250);
+  return Number.isFinite(value) && value > 0 ? Math.min(value, 10_000) : 0;
+}
 
 /** How a ring talks to its kernel: the fd the waiter polls, how to drain it, how to kick. Internal. */
 export interface RingTransport {
@@ -87,6 +99,8 @@ export class Ring {
     pads: 0,
     unknownEntries: 0,
     malformedEntries: 0,
+    spins: 0,
+    spinHits: 0,
   };
 
   #transport: RingTransport;
@@ -126,6 +140,12 @@ export class Ring {
   #sameTurn = false;
   #hops = 0;
   #afterConsumeBound = () => this.#afterConsume();
+  /** TCMU_RING_SPIN_US in milliseconds (0: off), read at start(). */
+  #spinMs = 0;
+  /** performance.now() when the ring last went to sleep, or -1 while awake. */
+  #sleptAt = -1;
+  /** How long the last idle gap lasted (ms): a spin's wait, or the sleep before a wake-up. */
+  #lastGapMs = 0;
 
   /** @internal Use `openRing()` or `SimulatedKernel.openRing()`. */
   constructor(transport: RingTransport, path: string) {
@@ -199,6 +219,7 @@ export class Ring {
     if (typeof handlers?.onCommand !== 'function')
       throw new RingError('TCMU_ERR_RING_INVALID_ARGUMENT', 'start() needs an onCommand handler');
     this.#handlers = handlers;
+    this.#spinMs = spinMicroseconds() / 1000;
     const fd = this.#transport.waitFd;
     this.#source = {
       fd,
@@ -364,6 +385,10 @@ export class Ring {
       libc().read(this.#transport.waitFd, this.#drainBuffer, this.#transport.drainSize);
       this.statistics.wakeups++;
       this.#needsWake = false;
+      if (this.#sleptAt >= 0) {
+        this.#lastGapMs = performance.now() - this.#sleptAt;
+        this.#sleptAt = -1;
+      }
       this.#consume();
       return;
     }
@@ -477,6 +502,19 @@ export class Ring {
 
   #wantWake(): void {
     if (this.#closing || this.#source === undefined || this.#needsWake) return;
+    const spin =
+      this.#spinMs > 0 &&
+      this.#inFlightCount === 0 &&
+      this.#lastGapMs <= this.#spinMs &&
+      processWaiter().sourceCount === 1;
+    if (spin) {
+      this.statistics.spins++;
+      if (this.#spinForCommand()) {
+        this.statistics.spinHits++;
+        this.#consume();
+        return;
+      }
+    }
     // Reset the fd's readiness first, then look at the ring: a command published after this read
     // makes the fd ready again, so arming poll() below cannot miss it.
     libc().read(this.#transport.waitFd, this.#drainBuffer, this.#transport.drainSize);
@@ -486,7 +524,24 @@ export class Ring {
       return;
     }
     this.#needsWake = true;
+    if (this.#spinMs > 0) this.#sleptAt = performance.now();
     processWaiter().request();
+  }
+
+  /** True if cmd_head moved within the spin window (see spinMicroseconds); notes how long it waited. */
+  #spinForCommand(): boolean {
+    const mailbox = this.#mailbox;
+    const head = MAILBOX.commandHead / 4;
+    const cursor = this.#cursor;
+    const start = performance.now();
+    const deadline = start + this.#spinMs;
+    for (let i = 1; ; i++) {
+      if (Atomics.load(mailbox, head) >>> 0 !== cursor) {
+        this.#lastGapMs = performance.now() - start;
+        return true;
+      }
+      if ((i & 63) === 0 && performance.now() > deadline) return false;
+    }
   }
 
   #requestKick(): void {

@@ -105,6 +105,10 @@ export interface RingStatistics {
   unknownEntries: number;
   /** Malformed command entries completed with UNKNOWN_OP. */
   malformedEntries: number;
+  /** Times the ring, just gone idle, watched `cmd_head` before sleeping (see `Ring` on spinning). */
+  spins: number;
+  /** Spins that ended with a command (taken without a wake-up). */
+  spinHits: number;
 }
 
 /** Where to find the uio device when not given a /dev path. */
