@@ -271,9 +271,8 @@ describe('Ring over the simulated kernel', () => {
     await until(() => processWaiter().polling);
   });
 
-  it('spins briefly when it goes idle, stops spinning after a long idle gap, and still sleeps in poll()', async () => {
-    // A 10 ms window, so that a short gap on a busy test machine still counts as short.
-    process.env.TCMU_RING_SPIN_US = '10000';
+  it('spins when it goes idle, gives up after 4 misses in a row, then probes every 16th time, and sleeps in poll()', async () => {
+    process.env.TCMU_RING_SPIN_US = '300';
     let ring!: Ring;
     try {
       ({ ring } = await setUp({}, { onCommand: patternHandler(() => ring) }));
@@ -281,33 +280,27 @@ describe('Ring over the simulated kernel', () => {
       delete process.env.TCMU_RING_SPIN_US;
     }
     const kernel = open[0]!.kernel;
-    const read = async (tag: number) => {
-      const result = await kernel.submit({ cdb: cdbWithTag(READ, tag), dataInLength: 512 });
-      expectBytes(result.dataIn, pattern(tag, 512));
-    };
     // Asleep: poll() armed and the look at the ring that each kick schedules has run.
     const settled = async () => {
       await until(() => processWaiter().polling);
       for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
     };
-    await read(0);
+    const read = async (tag: number) => {
+      const result = await kernel.submit({ cdb: cdbWithTag(READ, tag), dataInLength: 512 });
+      expectBytes(result.dataIn, pattern(tag, 512));
+      await settled();
+    };
     await settled();
-    const { spins, wakeups } = ring.statistics;
-    await read(1);
-    await settled();
-    // Idle after a command that woke it: it watched cmd_head first (in vain: the submitter shares
-    // this thread).
-    expect(ring.statistics.wakeups).toBe(wakeups + 1);
-    expect(ring.statistics.spins).toBe(spins + 1);
-    // A command after a long sleep: the gap was beyond the window, so no spin after it.
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    await read(2);
-    await settled();
-    expect(ring.statistics.spins).toBe(spins + 1);
-    // A command right after: a short gap, so it spins again.
-    await read(3);
-    await settled();
-    expect(ring.statistics.spins).toBe(spins + 2);
+    // Each command wakes the ring; going idle after it, the ring watches cmd_head first (in vain:
+    // the submitter shares this thread).
+    for (let tag = 0; tag < 4; tag++) await read(tag);
+    expect(ring.statistics.wakeups).toBe(4);
+    expect(ring.statistics.spins).toBe(4);
+    // Four misses in a row: it sleeps at once, except every 16th time.
+    for (let tag = 4; tag < 4 + 15; tag++) await read(tag);
+    expect(ring.statistics.spins).toBe(4);
+    await read(19);
+    expect(ring.statistics.spins).toBe(5);
     expect(ring.statistics.spinHits).toBe(0);
     expect(ring.inFlight).toBe(0);
   });

@@ -41,10 +41,13 @@ const sameTurnHops = 8;
  * How long a ring that has just gone idle watches `cmd_head` before it sleeps in poll(), in
  * microseconds: TCMU_RING_SPIN_US (0 turns it off), default 250. A command arriving in that window
  * is taken without a wake-up (under the default wait, two sleeping threads are woken for it). Only
- * right after a command, only while the ring is the process's only one (a spin holds the event
- * loop), and only while the last idle gap was within the window: an idle ring sleeps, and a device
- * whose commands come further apart stops spinning. docs/performance.md, 7, has the measurements.
+ * right after a command and only while the ring is the process's only one (a spin holds the event
+ * loop). After `spinGiveUp` misses in a row it spins only every `spinProbeEvery`-th time it goes
+ * idle, until a spin finds a command again: a device whose commands come further apart than the
+ * window mostly sleeps at once. docs/performance.md, 7, has the measurements.
  */
+const spinGiveUp = 4;
+const spinProbeEvery = 16;
 function spinMicroseconds(): number {
   const value = Number(process.env.TCMU_RING_SPIN_US ?? 250);
   return Number.isFinite(value) && value > 0 ? Math.min(value, 10_000) : 0;
@@ -142,10 +145,10 @@ export class Ring {
   #afterConsumeBound = () => this.#afterConsume();
   /** TCMU_RING_SPIN_US in milliseconds (0: off), read at start(). */
   #spinMs = 0;
-  /** performance.now() when the ring last went to sleep, or -1 while awake. */
-  #sleptAt = -1;
-  /** How long the last idle gap lasted (ms): a spin's wait, or the sleep before a wake-up. */
-  #lastGapMs = 0;
+  /** Spins in a row that found no command. */
+  #spinMisses = 0;
+  /** Times gone idle without spinning since the misses reached spinGiveUp. */
+  #spinSkips = 0;
 
   /** @internal Use `openRing()` or `SimulatedKernel.openRing()`. */
   constructor(transport: RingTransport, path: string) {
@@ -385,10 +388,6 @@ export class Ring {
       libc().read(this.#transport.waitFd, this.#drainBuffer, this.#transport.drainSize);
       this.statistics.wakeups++;
       this.#needsWake = false;
-      if (this.#sleptAt >= 0) {
-        this.#lastGapMs = performance.now() - this.#sleptAt;
-        this.#sleptAt = -1;
-      }
       this.#consume();
       return;
     }
@@ -505,15 +504,18 @@ export class Ring {
     const spin =
       this.#spinMs > 0 &&
       this.#inFlightCount === 0 &&
-      this.#lastGapMs <= this.#spinMs &&
-      processWaiter().sourceCount === 1;
+      processWaiter().sourceCount === 1 &&
+      (this.#spinMisses < spinGiveUp || ++this.#spinSkips % spinProbeEvery === 0);
     if (spin) {
       this.statistics.spins++;
       if (this.#spinForCommand()) {
         this.statistics.spinHits++;
+        this.#spinMisses = 0;
+        this.#spinSkips = 0;
         this.#consume();
         return;
       }
+      this.#spinMisses++;
     }
     // Reset the fd's readiness first, then look at the ring: a command published after this read
     // makes the fd ready again, so arming poll() below cannot miss it.
@@ -524,22 +526,17 @@ export class Ring {
       return;
     }
     this.#needsWake = true;
-    if (this.#spinMs > 0) this.#sleptAt = performance.now();
     processWaiter().request();
   }
 
-  /** True if cmd_head moved within the spin window (see spinMicroseconds); notes how long it waited. */
+  /** True if cmd_head moved within the spin window (see spinMicroseconds). */
   #spinForCommand(): boolean {
     const mailbox = this.#mailbox;
     const head = MAILBOX.commandHead / 4;
     const cursor = this.#cursor;
-    const start = performance.now();
-    const deadline = start + this.#spinMs;
+    const deadline = performance.now() + this.#spinMs;
     for (let i = 1; ; i++) {
-      if (Atomics.load(mailbox, head) >>> 0 !== cursor) {
-        this.#lastGapMs = performance.now() - start;
-        return true;
-      }
+      if (Atomics.load(mailbox, head) >>> 0 !== cursor) return true;
       if ((i & 63) === 0 && performance.now() > deadline) return false;
     }
   }

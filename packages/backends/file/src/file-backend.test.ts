@@ -90,33 +90,67 @@ describe('file backend: inline I/O on memory file systems', () => {
   );
 });
 
-describe('file backend: inline I/O does not use the thread pool', () => {
-  it.skipIf(!shm)('reads and writes on tmpfs complete while every thread-pool thread is busy', async () => {
-    const backend = await openFileBackend({ path: shmPath(), size: MiB });
-    const order: string[] = [];
+/** Runs `io` while every libuv pool thread derives a key; says which finished first. */
+async function raceThePool(io: () => Promise<void>): Promise<string[]> {
+  const order: string[] = [];
+  // 4 pool threads unless UV_THREADPOOL_SIZE says otherwise.
+  const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+  const busy = Array.from(
+    { length: threads },
+    () =>
+      new Promise<void>((resolve) =>
+        pbkdf2('x', 'salt', 300_000, 64, 'sha512', () => {
+          order.push('pool');
+          resolve();
+        }),
+      ),
+  );
+  await io();
+  order.push('io');
+  await Promise.all(busy);
+  return order;
+}
+
+describe('file backend: inline I/O and the thread pool', () => {
+  it.skipIf(!shm)(
+    'tmpfs reads and writes up to inlineIoMaxBytes finish while every pool thread is busy',
+    async () => {
+      const backend = await openFileBackend({ path: shmPath(), size: MiB });
+      try {
+        const back = new Uint8Array(8192);
+        const order = await raceThePool(async () => {
+          await backend.write(4096, [patternBytes(9, 8192)]);
+          await backend.read(4096, 8192, [back]);
+        });
+        expect(order[0]).toBe('io');
+        expect(Buffer.from(back).equals(Buffer.from(patternBytes(9, 8192)))).toBe(true);
+      } finally {
+        await backend.close();
+      }
+    },
+  );
+
+  it.skipIf(!shm)('larger transfers go to the pool (their copies can run on several cores)', async () => {
+    const backend = await openFileBackend({ path: shmPath(), size: MiB, inlineIoMaxBytes: 64 * 1024 });
     try {
-      // Occupy all of libuv's pool threads (4 unless UV_THREADPOOL_SIZE says otherwise) with
-      // key derivations; a read or write sent to the pool would finish only after one of them.
-      const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
-      const busy = Array.from(
-        { length: threads },
-        () =>
-          new Promise<void>((resolve) =>
-            pbkdf2('x', 'salt', 300_000, 64, 'sha512', () => {
-              order.push('pool');
-              resolve();
-            }),
-          ),
-      );
-      await backend.write(4096, [patternBytes(9, 8192)]);
-      const back = new Uint8Array(8192);
-      await backend.read(4096, 8192, [back]);
-      order.push('inline I/O');
-      expect(Buffer.from(back).equals(Buffer.from(patternBytes(9, 8192)))).toBe(true);
-      await Promise.all(busy);
-      expect(order[0]).toBe('inline I/O');
+      const data = patternBytes(4, 256 * 1024);
+      expect((await raceThePool(() => backend.write(0, [data])))[0]).toBe('pool');
+      const back = new Uint8Array(256 * 1024);
+      const order = await raceThePool(() => backend.read(0, back.length, [back]));
+      expect(order[0]).toBe('pool');
+      expect(Buffer.from(back).equals(Buffer.from(data))).toBe(true);
     } finally {
       await backend.close();
+    }
+  });
+
+  it('refuses an inlineIoMaxBytes that is not a byte count', async () => {
+    for (const bad of [-1, 1.5, Number.NaN]) {
+      const error = await openFileBackend({ path: freshPath(), size: MiB, inlineIoMaxBytes: bad }).catch(
+        (e: { code: string; message: string }) => e,
+      );
+      expect((error as { code: string }).code).toBe(BackendErrorCode.InvalidArgument);
+      expect((error as { message: string }).message).toContain('inlineIoMaxBytes');
     }
   });
 });
