@@ -33,10 +33,10 @@ const CHECK_CONDITION = 2;
 const busyRecheckMs = 2;
 /**
  * How many microtask turns after a consume the ring waits for completions before kicking: a
- * command its handler answers from memory (a resolved promise, a `then` or two deep) is completed
+ * command its handler answers from memory (a resolved promise, a few `then`s deep) is completed
  * and kicked in the same event-loop turn it arrived in, with one kick for the whole batch.
  */
-const sameTurnHops = 8;
+const sameTurnHops = 32;
 /**
  * How long a ring that has just gone idle watches `cmd_head` before it sleeps in poll(), in
  * microseconds: TCMU_RING_SPIN_US (0 turns it off), default 250. A command arriving in that window

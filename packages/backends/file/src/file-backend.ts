@@ -70,12 +70,6 @@ export interface FileBackendOptions {
    * backend says whether it applies.
    */
   readonly inlineIo?: boolean;
-  /**
-   * With `inlineIo`, reads and writes larger than this many bytes still go to the thread pool:
-   * there the copies of several large transfers run on several cores at once, where inline they
-   * would take turns on the event loop. Default 131072 (128 KiB); `Infinity` keeps all inline.
-   */
-  readonly inlineIoMaxBytes?: number;
 }
 
 /** What {@link openFileBackend} returns: a {@link Backend} plus where it lives. */
@@ -228,17 +222,6 @@ function validateOptions(options: FileBackendOptions): void {
     if (value !== undefined && (!isPowerOfTwo(value) || value < 512)) {
       fail(BackendErrorCode.InvalidArgument, `${name} ${value} must be a power of two of at least 512`);
     }
-  }
-  const inlineMax = options.inlineIoMaxBytes;
-  const validMax =
-    inlineMax === undefined ||
-    inlineMax === Number.POSITIVE_INFINITY ||
-    (Number.isSafeInteger(inlineMax) && inlineMax >= 0);
-  if (!validMax) {
-    fail(
-      BackendErrorCode.InvalidArgument,
-      `inlineIoMaxBytes ${inlineMax} must be a non-negative integer number of bytes, or Infinity`,
-    );
   }
 }
 
@@ -426,7 +409,6 @@ function storeSettings(file: OpenedFile, layout: Layout): StoreSettings {
     punchHoles: options.punchHoles !== false,
     cachedReads: options.cachedReads !== false && !file.direct,
     inlineIo: options.inlineIo !== false && !file.direct && layout.inMemory,
-    inlineIoMaxBytes: options.inlineIoMaxBytes ?? DEFAULT_INLINE_IO_MAX,
   };
 }
 
@@ -443,12 +425,9 @@ interface StoreSettings {
   readonly punchHoles: boolean;
   readonly cachedReads: boolean;
   readonly inlineIo: boolean;
-  readonly inlineIoMaxBytes: number;
 }
 
 const ZERO_CHUNK = 1024 * 1024;
-/** See FileBackendOptions.inlineIoMaxBytes. */
-const DEFAULT_INLINE_IO_MAX = 128 * 1024;
 
 class FileStore {
   readonly #settings: StoreSettings;
@@ -552,9 +531,8 @@ class FileStore {
     let done = 0;
     // On tmpfs/ramfs every read is served right here (inlineIo); elsewhere page-cache hits are, and
     // misses (and the rest of a partial hit) go to the pool.
-    // (Above inlineIoMaxBytes on a memory file system a read goes to the pool, page cache or not.)
-    const inline = this.#settings.inlineIo && length <= this.#settings.inlineIoMaxBytes;
-    if (!this.#settings.inlineIo && this.#cachedReads && length > 0) {
+    const inline = this.#settings.inlineIo;
+    if (!inline && this.#cachedReads && length > 0) {
       const cached = readCached(this.#handle.fd, scatterSlice(into, 0, length), offset);
       if (cached.bytes > 0) done = cached.bytes;
       else if (cached.errno !== 0 && cached.errno !== Errno.EAGAIN) this.#cachedReads = false; // refused: stop trying
@@ -588,12 +566,11 @@ class FileStore {
       return this.#writeAt(offset, [bounce], length);
     }
     let done = 0;
-    const inline = this.#settings.inlineIo && length <= this.#settings.inlineIoMaxBytes;
     while (done < length) {
       let bytesWritten: number;
       try {
         const views = scatterSlice(data, done, length - done);
-        if (inline) bytesWritten = writevSync(this.#handle.fd, views, offset + done);
+        if (this.#settings.inlineIo) bytesWritten = writevSync(this.#handle.fd, views, offset + done);
         else ({ bytesWritten } = await this.#handle.writev(views, offset + done));
       } catch (error) {
         throw ioError('write', 'write', error, offset + done);
