@@ -491,12 +491,14 @@ export class Ring {
     if (this.#closing || this.#source === undefined || this.#needsWake) return;
     if (this.#inFlightCount === 0) {
       // Idle: poll() notices the next command; a pending busy re-check would only wake the loop.
-      if (this.#busyTimer !== undefined) {
-        clearTimeout(this.#busyTimer);
-        this.#busyTimer = undefined;
-      }
+      this.#cancelBusyTimer();
       this.#wantWake();
     } else this.#busyTimer ??= setTimeout(this.#busyTimeout, busyRecheckMs);
+  }
+
+  #cancelBusyTimer(): void {
+    if (this.#busyTimer !== undefined) clearTimeout(this.#busyTimer);
+    this.#busyTimer = undefined;
   }
 
   #wantWake(): void {
@@ -721,8 +723,7 @@ export class Ring {
 
   async #close(abandon: boolean): Promise<void> {
     this.#closing = true;
-    if (this.#busyTimer !== undefined) clearTimeout(this.#busyTimer);
-    this.#busyTimer = undefined;
+    this.#cancelBusyTimer();
     if (this.#source) {
       const source = this.#source;
       this.#source = undefined;

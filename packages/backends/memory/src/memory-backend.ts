@@ -184,31 +184,16 @@ class MemoryStore implements MemoryBackend {
         }
       }
     }
-    // One pass over pages and views, without a cursor or closure per page; a page piece inside one
-    // view (the common case) is a single sub-view.
+    // One pass over the pages, taking each page's piece of the data from one cursor.
     const pageSize = this.#pageSize;
-    let v = 0;
-    let within = 0;
+    const cursor = new ScatterCursor(data);
     let position = offset;
     const end = offset + length;
     while (position < end) {
       const index = Math.floor(position / pageSize);
       const start = position - index * pageSize;
       const count = Math.min(pageSize - start, end - position);
-      const pieces: Uint8Array[] = [];
-      for (let left = count; left > 0; ) {
-        const view = data[v]!; // `length` is the views' total, so they do not run out
-        if (within === view.byteLength) {
-          v++;
-          within = 0;
-          continue;
-        }
-        const step = Math.min(view.byteLength - within, left);
-        pieces.push(view.subarray(within, within + step));
-        within += step;
-        left -= step;
-      }
-      this.#writePiece(index, start, count, pieces);
+      this.#writePiece(index, start, count, cursor.views(count));
       position += count;
     }
   }
