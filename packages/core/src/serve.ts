@@ -7,7 +7,14 @@ import type {
   RingHandlers,
   RingTaskManagement,
 } from '@tcmu/ring';
-import { decodeCdb, encodeSense, hardwareError, maximumSenseLength, ScsiStatus } from '@tcmu/scsi';
+import {
+  type DecodedCdb,
+  decodeCdb,
+  encodeSense,
+  hardwareError,
+  maximumSenseLength,
+  ScsiStatus,
+} from '@tcmu/scsi';
 import { DeviceContext, type DeviceContextOptions, type DeviceStats } from './device';
 import { Emulation, emulate, emulatedBackend } from './emulation/handler';
 import { CoreError, CoreErrorCode } from './errors';
@@ -153,6 +160,33 @@ function signalOf(slot: Slot): AbortSignal {
     if (slot.aborted || slot.abandoned) slot.controller.abort(slot.abortReason);
   }
   return slot.controller.signal;
+}
+
+/**
+ * The command a handler gets. A class rather than an object literal with a `signal` getter: V8
+ * builds a literal with an accessor through a runtime call, a measurable share of a 4 KiB READ.
+ */
+class SlotCommand implements ScsiCommand {
+  readonly id: number;
+  readonly data: readonly Uint8Array[];
+  readonly dataLength: number;
+  readonly #slot: Slot;
+
+  constructor(
+    slot: Slot,
+    readonly cdb: Uint8Array,
+    readonly decoded: DecodedCdb,
+    readonly device: DeviceContext,
+  ) {
+    this.#slot = slot;
+    this.id = slot.ring.id;
+    this.data = slot.ring.iovecs;
+    this.dataLength = slot.ring.dataLength;
+  }
+
+  get signal(): AbortSignal {
+    return signalOf(this.#slot);
+  }
 }
 
 const defaultQueueDepth = 128;
@@ -325,17 +359,12 @@ class RingServer implements ServedDevice {
     try {
       const decoded = decodeCdb(ring.cdb);
       const length = decoded.cdbLength;
-      const command: ScsiCommand = {
-        id: ring.id,
-        cdb: length !== undefined && length <= ring.cdb.length ? ring.cdb.subarray(0, length) : ring.cdb,
+      const command = new SlotCommand(
+        slot,
+        length !== undefined && length <= ring.cdb.length ? ring.cdb.subarray(0, length) : ring.cdb,
         decoded,
-        data: ring.iovecs,
-        dataLength: ring.dataLength,
-        device: this.device,
-        get signal() {
-          return signalOf(slot);
-        },
-      };
+        this.device,
+      );
       result = this.#emulation ? this.#emulation.dispatch(command) : this.#handler.handle(command);
     } catch (error) {
       this.#failed(slot, error);

@@ -134,4 +134,22 @@ describe('RangeLock (shared and exclusive, in bytes as the file backend uses it)
     expect(lock.heldCount).toBe(0);
     expect(await lock.with({ start: 0, length: 8 }, async () => 42)).toBe(42);
   });
+
+  it('tryAcquire holds a free range at once and queues nothing when it cannot', async () => {
+    const lock = new RangeLock();
+    const a = lock.tryAcquire({ start: 0n, length: 8n });
+    expect(a).toBeTypeOf('function');
+    expect(lock.tryAcquire({ start: 4n, length: 1n })).toBeUndefined();
+    expect(lock.waitingCount).toBe(0);
+    // A waiter queued by acquire keeps its turn: tryAcquire does not jump ahead of it.
+    const waiter = lock.acquire({ start: 6n, length: 4n });
+    a!();
+    expect(lock.tryAcquire({ start: 8n, length: 1n })).toBeUndefined();
+    (await waiter)();
+    const shared = lock.tryAcquire({ start: 0, length: 8, shared: true });
+    expect(lock.tryAcquire({ start: 2, length: 2, shared: true })).toBeTypeOf('function');
+    expect(lock.tryAcquire({ start: 2, length: 2 })).toBeUndefined();
+    shared!();
+    expect(lock.heldCount).toBe(1);
+  });
 });

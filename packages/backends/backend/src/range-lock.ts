@@ -23,6 +23,12 @@ interface Entry {
   grant?: () => void;
 }
 
+function entryFor({ start, length, shared }: LockRange): Entry {
+  const end =
+    typeof start === 'bigint' || typeof length === 'bigint' ? BigInt(start) + BigInt(length) : start + length;
+  return { start, end, shared: shared === true };
+}
+
 const conflicts = (a: Entry, b: Entry) =>
   !(a.shared && b.shared) && a.start < a.end && b.start < b.end && a.start < b.end && b.start < a.end;
 
@@ -45,12 +51,7 @@ export class RangeLock {
    * are ignored). A whole-medium operation passes `{ start: 0, length: <capacity> }`.
    */
   acquire(range: LockRange): Promise<() => void> {
-    const { start, length } = range;
-    const end =
-      typeof start === 'bigint' || typeof length === 'bigint'
-        ? BigInt(start) + BigInt(length)
-        : start + length;
-    const entry: Entry = { start, end, shared: range.shared === true };
+    const entry = entryFor(range);
     const release = this.#releaser(entry);
     if (this.#canGrant(entry, this.#waiting.length)) {
       this.#held.push(entry);
@@ -60,6 +61,18 @@ export class RangeLock {
       entry.grant = () => resolve(release);
       this.#waiting.push(entry);
     });
+  }
+
+  /**
+   * The release function when `range` can be held at once (as `acquire` would grant it), else
+   * undefined and nothing is queued. The hot path's way to lock without a promise: a caller that
+   * gets undefined falls back to `acquire`.
+   */
+  tryAcquire(range: LockRange): (() => void) | undefined {
+    const entry = entryFor(range);
+    if (!this.#canGrant(entry, this.#waiting.length)) return undefined;
+    this.#held.push(entry);
+    return this.#releaser(entry);
   }
 
   /** Runs `work` while holding `range`, and releases it however `work` ends. */

@@ -1,4 +1,4 @@
-import { type Backend, isBackendError } from '@tcmu/backend';
+import { type Backend, isBackendError, type LockRange } from '@tcmu/backend';
 import { invalidFieldInCdb, lbaOutOfRange, type SenseInfo, writeProtected } from '@tcmu/scsi';
 import type { DeviceContext } from '../device';
 import { checkCondition, responseForError } from '../response';
@@ -86,7 +86,21 @@ export function checkDataLength(command: ScsiCommand, bytes: number): void {
   if (command.dataLength < bytes) fail(invalidFieldInCdb(transferLengthByte(command.cdb.length)));
 }
 
-/** Flushes when `force` (FUA) or the write cache is disabled (WCE = 0), if the backend can. */
+/** True when a write must be followed by a flush: `force` (FUA) or the write cache disabled (WCE = 0), and the backend can. */
+export function needsFlush(device: DeviceContext, backend: Backend, force: boolean): boolean {
+  return (force || !device.writeCacheEnabled) && backend.flush !== undefined;
+}
+
+/** Flushes when {@link needsFlush} says so. */
 export async function flushIfNeeded(device: DeviceContext, backend: Backend, force: boolean): Promise<void> {
-  if ((force || !device.writeCacheEnabled) && backend.flush) await backend.flush();
+  if (needsFlush(device, backend, force)) await backend.flush!();
+}
+
+/**
+ * The lock range of `blocks` blocks at `lba` (checked against the medium first), in numbers: every
+ * site locks in the same unit, and numbers compare without BigInt's allocations (exact for any
+ * medium below 2^53 blocks).
+ */
+export function blockRange(lba: bigint | number, blocks: bigint | number): LockRange {
+  return { start: Number(lba), length: Number(blocks) };
 }

@@ -15,7 +15,7 @@ import {
 import type { DeviceContext } from '../device';
 import { checkCondition, good } from '../response';
 import type { ScsiCommand, ScsiResponse } from '../types';
-import { checkWritable, chunkBytes, fail, respondOnError } from './common';
+import { blockRange, checkWritable, chunkBytes, fail, respondOnError } from './common';
 import { respondWithData } from './inquiry';
 
 export { emulateReadCapacity10, emulateReadCapacity16 } from './capacity';
@@ -119,7 +119,7 @@ export function emulateFormatUnit(
     }
     if (device.format) fail(formatInProgressSense(device));
     device.format = { progress: 0 };
-    const release = await device.locks.acquire({ start: 0n, length: device.blockCount });
+    const release = await device.locks.acquire(blockRange(0, device.blockCount));
     const run = zeroMedium(device, backend, command.signal).finally(() => {
       release();
       device.format = undefined;

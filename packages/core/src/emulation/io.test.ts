@@ -1,4 +1,4 @@
-import type { Backend } from '@tcmu/backend';
+import { type Backend, BackendError, BackendErrorCode } from '@tcmu/backend';
 import { ScsiStatus } from '@tcmu/scsi';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Harness, harness, pattern, senseCode, senseOf } from '../test-support';
@@ -68,6 +68,45 @@ describe('READ/WRITE through the simulated kernel', () => {
     const r = await h.send(cdb, { inLength: 512 });
     expect(senseCode(r)).toBe('05/24/00');
     expect(senseOf(r).fieldPointer).toMatchObject({ commandData: true, byte: 1 });
+  });
+
+  it('a WRITE to a locked range waits for the lock; one beside it does not', async () => {
+    h = await harness();
+    const release = await h.served.device.locks.acquire({ start: 8, length: 8 });
+    let overlapping = false;
+    const waiting = h
+      .send({ name: 'WRITE(16)', lba: 15n, transferLength: 2 }, { out: pattern(1024, 3) })
+      .then((result) => {
+        overlapping = true;
+        return result;
+      });
+    const beside = await h.send({ name: 'WRITE(16)', lba: 17n, transferLength: 1 }, { out: pattern(512, 4) });
+    expect(beside.status).toBe(ScsiStatus.Good);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(overlapping).toBe(false);
+    release();
+    expect((await waiting).status).toBe(ScsiStatus.Good);
+    const back = await h.send({ name: 'READ(16)', lba: 15n, transferLength: 2 }, { inLength: 1024 });
+    expect(Buffer.from(back.dataIn!)).toEqual(Buffer.from(pattern(1024, 3)));
+    expect(h.served.device.locks.heldCount).toBe(0);
+  });
+
+  it('a failed WRITE answers the mapped sense with its LBA and releases its range', async () => {
+    h = await harness();
+    const backend = h.backend!;
+    const write = backend.write.bind(backend);
+    let failures = 1;
+    (backend as { write: Backend['write'] }).write = (offset, data) => {
+      if (failures-- > 0) return Promise.reject(new BackendError(BackendErrorCode.Write, 'pwrite: EIO'));
+      return write(offset, data);
+    };
+    const failed = await h.send({ name: 'WRITE(16)', lba: 40n, transferLength: 1 }, { out: pattern(512, 5) });
+    expect(senseCode(failed)).toBe('03/0c/00');
+    expect(senseOf(failed).information).toBe(40n);
+    expect(h.served.device.locks.heldCount).toBe(0);
+    const again = await h.send({ name: 'WRITE(16)', lba: 40n, transferLength: 1 }, { out: pattern(512, 5) });
+    expect(again.status).toBe(ScsiStatus.Good);
+    expect(h.served.device.stats.bytesWritten).toBe(512);
   });
 
   it('FUA and a disabled write cache flush the backend', async () => {

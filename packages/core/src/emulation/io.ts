@@ -19,6 +19,7 @@ import {
 import { good } from '../response';
 import type { ScsiCommand, ScsiResponse } from '../types';
 import {
+  blockRange,
   checkDataLength,
   checkLbaRange,
   checkTransferLimit,
@@ -26,6 +27,7 @@ import {
   chunkBytes,
   fail,
   flushIfNeeded,
+  needsFlush,
   respondOnError,
   responseForThrown,
 } from './common';
@@ -89,6 +91,10 @@ export function emulateWrite(command: ScsiCommand<WriteCdb>, backend: Backend): 
 /**
  * What WRITE and WRITE AND VERIFY share: the checks, then under the range lock the write, a flush
  * (`fua`, or the write cache disabled) and `afterWrite` (the verification).
+ *
+ * The common case (a free range, no flush, no verification) is the hot path: the checks and the lock
+ * are synchronous and only the backend's promise is awaited, as in {@link emulateRead}. Everything
+ * else takes the general path; both answer alike for every outcome.
  */
 function lockedWrite(
   command: ScsiCommand<WriteCdb | WriteAndVerifyCdb>,
@@ -97,14 +103,49 @@ function lockedWrite(
   afterWrite?: () => Promise<void>,
 ): Promise<ScsiResponse> {
   const cdb = command.decoded;
-  return respondOnError(async () => {
-    const { device } = command;
+  const { device } = command;
+  let release: (() => void) | undefined;
+  try {
     checkWritable(device);
     checkLbaRange(device, cdb.lba, cdb.transferLength);
     checkTransferLimit(command, cdb.transferLength, device.limits.maxTransferBlocks);
-    if (cdb.transferLength === 0) return good();
+    if (cdb.transferLength === 0) return Promise.resolve(good());
     checkDataLength(command, cdb.transferLength * device.blockSize);
-    await device.locks.with({ start: cdb.lba, length: BigInt(cdb.transferLength) }, async () => {
+    if (afterWrite || needsFlush(device, backend, fua))
+      return lockedWriteInGeneral(command, backend, fua, afterWrite);
+    release = device.locks.tryAcquire(blockRange(cdb.lba, cdb.transferLength));
+    if (!release) return lockedWriteInGeneral(command, backend, fua, afterWrite);
+    const bytes = cdb.transferLength * device.blockSize;
+    const data = bytes === command.dataLength ? command.data : scatterSlice(command.data, 0, bytes);
+    const held = release;
+    return backend.write(Number(cdb.lba) * device.blockSize, data).then(
+      () => {
+        held();
+        device.stats.bytesWritten += bytes;
+        return good();
+      },
+      (error: unknown) => {
+        held();
+        return responseForThrown(error, cdb.lba);
+      },
+    );
+  } catch (error) {
+    release?.();
+    return settledResponse(error, cdb.lba);
+  }
+}
+
+/** {@link lockedWrite} when the range is busy, or a flush or verification follows the write. */
+function lockedWriteInGeneral(
+  command: ScsiCommand<WriteCdb | WriteAndVerifyCdb>,
+  backend: Backend,
+  fua: boolean,
+  afterWrite?: () => Promise<void>,
+): Promise<ScsiResponse> {
+  const cdb = command.decoded;
+  return respondOnError(async () => {
+    const { device } = command;
+    await device.locks.with(blockRange(cdb.lba, cdb.transferLength), async () => {
       await writeRange(command, backend, cdb.lba, cdb.transferLength);
       await flushIfNeeded(device, backend, fua);
       await afterWrite?.();
@@ -262,7 +303,7 @@ export function emulateWriteSame(
     }
     const offset = Number(cdb.lba) * blockSize;
     const total = cdb.transferLength * blockSize;
-    await device.locks.with({ start: cdb.lba, length: BigInt(cdb.transferLength) }, async () => {
+    await device.locks.with(blockRange(cdb.lba, cdb.transferLength), async () => {
       if (block === undefined || isAllZero(block)) await zeroRange(backend, offset, total, cdb.unmap);
       else {
         const step = Math.min(total, Math.max(blockSize, chunkBytes - (chunkBytes % blockSize)));
@@ -304,7 +345,7 @@ export function emulateUnmap(command: ScsiCommand<UnmapCdb>, backend: Backend): 
     const blockSize = device.blockSize;
     for (const d of parsed.descriptors) {
       if (d.count === 0) continue;
-      await device.locks.with({ start: d.lba, length: BigInt(d.count) }, () =>
+      await device.locks.with(blockRange(d.lba, d.count), () =>
         backend.unmap!(Number(d.lba) * blockSize, d.count * blockSize),
       );
     }
@@ -340,7 +381,7 @@ export function emulateCompareAndWrite(
     const offset = Number(cdb.lba) * device.blockSize;
     const verify = scatterSlice(command.data, 0, bytes);
     const data = scatterSlice(command.data, bytes, bytes);
-    await device.locks.with({ start: cdb.lba, length: BigInt(blocks) }, async () => {
+    await device.locks.with(blockRange(cdb.lba, blocks), async () => {
       if (backend.compareAndWrite) await backend.compareAndWrite(offset, verify, data);
       else {
         const expected = new Uint8Array(bytes);
