@@ -63,10 +63,11 @@ loop_target() {
 # Ours: `tcmu serve` in the background; its "ready NAME /dev/sdX" line says the disk is usable.
 # $3: the checkout whose CLI serves (default this one; TCMU_BENCH_BASELINE adds a before/after).
 # $4: extra node flags (TCMU_BENCH_NODE_FLAGS adds a flags-memory target to measure them).
+# $5: environment assignments for this server only (TCMU_BENCH_BASELINE_ENV, for the base disks).
 serve_ours() {
-  local name=$1 spec=$2 checkout=${3:-$repo} flags=${4:-} i
+  local name=$1 spec=$2 checkout=${3:-$repo} flags=${4:-} environment=${5:-} i
   # shellcheck disable=SC2086
-  node $flags "$checkout/packages/cli/dist/cli.js" serve "$spec" --size ${size_mb}M --name "$name" --log-level warn \
+  env $environment node $flags "$checkout/packages/cli/dist/cli.js" serve "$spec" --size ${size_mb}M --name "$name" --log-level warn \
     >"$work/$name.out" 2>>"$out/$name.log" &
   pids+=($!)
   for i in $(seq 1 600); do
@@ -109,12 +110,13 @@ servers=(ours-memory ours-file runner-file)
 # Before/after in the same boot: the same disks served by another checkout's build (e.g. main).
 if [ -n "${TCMU_BENCH_BASELINE:-}" ]; then
   cp "$work/runner.img" "$work/base.img"
-  serve_ours base-memory memory: "$TCMU_BENCH_BASELINE"
+  serve_ours base-memory memory: "$TCMU_BENCH_BASELINE" "" "${TCMU_BENCH_BASELINE_ENV:-}"
   pid_of[base-memory]=${pids[-1]}
   dev[base-memory]=$(awk '/^ready/ { print $3 }' "$work/base-memory.out")
-  serve_ours base-file "file:$work/base.img" "$TCMU_BENCH_BASELINE"
+  serve_ours base-file "file:$work/base.img" "$TCMU_BENCH_BASELINE" "" "${TCMU_BENCH_BASELINE_ENV:-}"
   pid_of[base-file]=${pids[-1]}
   dev[base-file]=$(awk '/^ready/ { print $3 }' "$work/base-file.out")
+  [ -n "${TCMU_BENCH_BASELINE_ENV:-}" ] && log "base-memory, base-file: with $TCMU_BENCH_BASELINE_ENV"
   targets=(ours-memory base-memory ours-file base-file runner-file fileio)
   servers=(ours-memory base-memory ours-file base-file runner-file)
 fi

@@ -39,7 +39,7 @@ const busyRecheckMs = 2;
 const sameTurnHops = 32;
 /**
  * How long a ring that has just gone idle watches `cmd_head` before it sleeps in poll(), in
- * microseconds: TCMU_RING_SPIN_US (0 turns it off), default 250. A command arriving in that window
+ * microseconds: TCMU_RING_SPIN_US (0 turns it off), default 1000. A command arriving in that window
  * is taken without a wake-up (under the default wait, two sleeping threads are woken for it). Only
  * right after a command and only while the ring is the process's only one (a spin holds the event
  * loop). After `spinGiveUp` misses in a row it spins only every `spinProbeEvery`-th time it goes
@@ -49,7 +49,7 @@ const sameTurnHops = 32;
 const spinGiveUp = 4;
 const spinProbeEvery = 16;
 function spinMicroseconds(): number {
-  const value = Number(process.env.TCMU_RING_SPIN_US ?? 250);
+  const value = Number(process.env.TCMU_RING_SPIN_US ?? 1000);
   return Number.isFinite(value) && value > 0 ? Math.min(value, 10_000) : 0;
 }
 
