@@ -131,11 +131,12 @@ fi
 for t in "${targets[@]}"; do log "$t: ${dev[$t]}"; done
 for t in "${targets[@]}"; do echo "$t ${dev[$t]} ${pid_of[$t]:-}" >>"$out/targets.txt"; done
 
-# CPU ticks (utime+stime) and context switches (all threads) of a process: "ticks switches".
+# CPU ticks (utime+stime), context switches (all threads) and system ticks (stime: the kernel's
+# work in the process's system calls) of a process: "ticks switches systemticks".
 proc_sample() {
   local pid=$1 stat
   read -r -a stat <"/proc/$pid/stat"
-  echo "$((stat[13] + stat[14])) $(awk '/ctxt_switches/ { n += $2 } END { print n + 0 }' /proc/"$pid"/task/*/status)"
+  echo "$((stat[13] + stat[14])) $(awk '/ctxt_switches/ { n += $2 } END { print n + 0 }' /proc/"$pid"/task/*/status) ${stat[14]}"
 }
 
 declare -A job_args=(

@@ -144,6 +144,10 @@ for (const job of jobs) {
       if (proc.length === 2 && run.ios > 0) {
         run.cpuSecondsPer1000 = (Number(proc[1][0]) - Number(proc[0][0])) / clockTicks / (run.ios / 1000);
         run.switchesPerIo = (Number(proc[1][1]) - Number(proc[0][1])) / run.ios;
+        // Runs from before the system ticks were sampled have two fields.
+        if (proc[0].length > 2)
+          run.systemCpuSecondsPer1000 =
+            (Number(proc[1][2]) - Number(proc[0][2])) / clockTicks / (run.ios / 1000);
       }
       runs.push(run);
     }
@@ -157,6 +161,9 @@ for (const job of jobs) {
       p99us: pick('p99'),
       ...(runs[0].cpuSecondsPer1000 !== undefined
         ? { cpuSecondsPer1000Ios: pick('cpuSecondsPer1000'), contextSwitchesPerIo: pick('switchesPerIo') }
+        : {}),
+      ...(runs[0].systemCpuSecondsPer1000 !== undefined
+        ? { systemCpuSecondsPer1000Ios: pick('systemCpuSecondsPer1000') }
         : {}),
     };
   }
@@ -207,8 +214,11 @@ for (const target of ours) {
 }
 
 const idle = {};
-for (const [target, ticksBefore, , ticksAfter] of lines(join(dir, 'idle.txt')))
+// "target <sample before> <sample after>", each sample two fields (older runs) or three.
+for (const [target, ...samples] of lines(join(dir, 'idle.txt'))) {
+  const [ticksBefore, ticksAfter] = [samples[0], samples[samples.length / 2]];
   idle[target] = { cpuPercent: ((Number(ticksAfter) - Number(ticksBefore)) / clockTicks / 5) * 100 };
+}
 const peakRssMiB = {};
 for (const [target, kib] of lines(join(dir, 'peak-rss-kib.txt'))) peakRssMiB[target] = Number(kib) / 1024;
 
@@ -263,15 +273,15 @@ if (baselines.length > 0) {
 }
 out.push(
   '',
-  '| fio job | target | p50 clat µs | p99 clat µs | server CPU s / 1000 I/Os | context switches / I/O |',
-  '|---|---|---:|---:|---:|---:|',
+  '| fio job | target | p50 clat µs | p99 clat µs | server CPU s / 1000 I/Os | of which system | context switches / I/O |',
+  '|---|---|---:|---:|---:|---:|---:|',
 );
 for (const job of jobs)
   for (const target of targets.filter((t) => t !== 'fileio')) {
     const r = results[job][target];
     if (r)
       out.push(
-        `| ${job} | ${target} | ${fmt(r.p50us)} | ${fmt(r.p99us)} | ${fmt(r.cpuSecondsPer1000Ios, 2)} | ${fmt(r.contextSwitchesPerIo, 2)} |`,
+        `| ${job} | ${target} | ${fmt(r.p50us)} | ${fmt(r.p99us)} | ${fmt(r.cpuSecondsPer1000Ios, 2)} | ${fmt(r.systemCpuSecondsPer1000Ios, 2)} | ${fmt(r.contextSwitchesPerIo, 2)} |`,
       );
   }
 out.push(
