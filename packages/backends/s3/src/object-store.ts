@@ -8,6 +8,7 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { type BodyStream, readBody } from './read-body.ts';
 import { StoreError } from './retry.ts';
 
 /** One object of a listing. */
@@ -201,49 +202,6 @@ export function putError(key: string, options: PutOptions, error: unknown): Stor
   return classifyError('PUT', key, error);
 }
 
-/** Reads a response body stream into one buffer of the announced length (no intermediate chunks list). */
-async function readBody(
-  body: unknown,
-  contentLength: number | undefined,
-  signal: AbortSignal,
-): Promise<Uint8Array> {
-  const stream = body as AsyncIterable<Uint8Array> & { destroy?: (error?: Error) => void };
-  const onAbort = () => stream.destroy?.(new Error('aborted'));
-  signal.addEventListener('abort', onAbort, { once: true });
-  try {
-    if (contentLength !== undefined) {
-      const out = new Uint8Array(contentLength);
-      let position = 0;
-      for await (const piece of stream) {
-        if (position + piece.byteLength > contentLength) {
-          throw new StoreError('the body is longer than its Content-Length', true, 'transient');
-        }
-        out.set(piece, position);
-        position += piece.byteLength;
-      }
-      if (position !== contentLength) {
-        throw new StoreError(`short body: ${position} of ${contentLength} bytes arrived`, true, 'transient');
-      }
-      return out;
-    }
-    const pieces: Uint8Array[] = [];
-    let total = 0;
-    for await (const piece of stream) {
-      pieces.push(piece);
-      total += piece.byteLength;
-    }
-    const out = new Uint8Array(total);
-    let position = 0;
-    for (const piece of pieces) {
-      out.set(piece, position);
-      position += piece.byteLength;
-    }
-    return out;
-  } finally {
-    signal.removeEventListener('abort', onAbort);
-  }
-}
-
 /** The ObjectStore over an S3Client the caller built (`S3BackendOptions.client`): every request goes through the SDK. */
 export class SdkObjectStore implements ObjectStore {
   readonly #client: S3Client;
@@ -259,7 +217,7 @@ export class SdkObjectStore implements ObjectStore {
       const response = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: key }), {
         abortSignal: signal,
       });
-      const body = await readBody(response.Body, response.ContentLength, signal);
+      const body = await readBody(response.Body as BodyStream, response.ContentLength, signal);
       return { body, metadata: response.Metadata ?? {}, ...(response.ETag ? { etag: response.ETag } : {}) };
     } catch (error) {
       if (isNotFound(error)) return null;
@@ -273,7 +231,7 @@ export class SdkObjectStore implements ObjectStore {
         new GetObjectCommand({ Bucket: this.#bucket, Key: key, Range: `bytes=${from}-${to - 1}` }),
         { abortSignal: signal },
       );
-      const body = await readBody(response.Body, response.ContentLength, signal);
+      const body = await readBody(response.Body as BodyStream, response.ContentLength, signal);
       // A server that ignores Range sends the whole object.
       const part = response.ContentRange === undefined ? body.subarray(from, to) : body;
       return {

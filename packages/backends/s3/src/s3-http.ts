@@ -2,6 +2,7 @@ import { createHash, createHmac } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { SocketPool } from './http-connection.ts';
+import { readBody } from './read-body.ts';
 
 /**
  * S3 requests with AWS Signature Version 4 (our own HTTP/1.1 connections for `http:` endpoints,
@@ -334,41 +335,10 @@ export class S3Http {
   }
 }
 
-/** Reads a whole answer into one buffer of the announced length. */
-function collect(response: IncomingMessage, head: boolean): Promise<S3Answer> {
-  return new Promise((resolve, reject) => {
-    const status = response.statusCode ?? 0;
-    const announced = Number(response.headers['content-length'] ?? Number.NaN);
-    const sized = !head && Number.isSafeInteger(announced) && announced >= 0;
-    const whole = sized ? Buffer.allocUnsafe(announced) : undefined;
-    const pieces: Buffer[] = [];
-    let length = 0;
-    response.on('data', (piece: Buffer) => {
-      if (whole !== undefined) {
-        if (length + piece.byteLength > whole.byteLength) {
-          response.destroy(
-            Object.assign(new Error('the body is longer than its Content-Length'), { code: 'ECONNRESET' }),
-          );
-          return;
-        }
-        piece.copy(whole, length);
-      } else pieces.push(piece);
-      length += piece.byteLength;
-    });
-    response.on('error', reject);
-    response.on('aborted', () =>
-      reject(Object.assign(new Error('the answer was cut short'), { code: 'ECONNRESET' })),
-    );
-    response.on('end', () => {
-      if (whole !== undefined && length !== whole.byteLength) {
-        reject(
-          Object.assign(new Error(`short body: ${length} of ${whole.byteLength} bytes arrived`), {
-            code: 'ECONNRESET',
-          }),
-        );
-        return;
-      }
-      resolve({ status, headers: response.headers, body: whole ?? Buffer.concat(pieces, length) });
-    });
-  });
+/** Reads a whole answer (no body after HEAD; one buffer of the announced length when there is one). */
+async function collect(response: IncomingMessage, head: boolean): Promise<S3Answer> {
+  const announced = Number(response.headers['content-length'] ?? Number.NaN);
+  const sized = Number.isSafeInteger(announced) && announced >= 0;
+  const body = await readBody(response, head ? 0 : sized ? announced : undefined);
+  return { status: response.statusCode ?? 0, headers: response.headers, body };
 }
