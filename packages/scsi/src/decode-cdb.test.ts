@@ -10,7 +10,7 @@ import {
   commandSpecs,
   type FieldSpec,
 } from './command-table';
-import { decodeCdb, opcodeName } from './decode-cdb';
+import { decodeCdb, decodeCdbByTable, opcodeName } from './decode-cdb';
 
 const hex = (s: string) =>
   Uint8Array.from(s.replace(/\s+/g, '').match(/../g) ?? [], (b) => Number.parseInt(b, 16));
@@ -432,5 +432,45 @@ describe('buildCdb → decodeCdb round trip (every known command)', () => {
 
   it('writes 6-byte transfer length 256 as 0', () => {
     expect([...buildCdb({ name: 'WRITE(6)', lba: 5n, transferLength: 256 })]).toEqual([0x0a, 0, 0, 5, 0, 0]);
+  });
+});
+
+describe('the READ/WRITE (10/16) fast path', () => {
+  // Mostly valid CDBs (random bytes, then the bits the layout rejects cleared 3 times in 4), of
+  // the exact length and a byte shorter or longer: every answer must be the table's, key order too.
+  it.each([0x28, 0x2a, 0x88, 0x8a])('decodes opcode %s exactly as the command table does', (opcode) => {
+    const length = cdbLengthForOpcode(opcode)!;
+    const valid = decodeCdb(
+      buildCdb({ name: opcodeName(opcode) as CdbFields['name'], lba: 0n, transferLength: 1 }),
+    );
+    expect(valid.ok).toBe(true);
+    let accepted = 0;
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: length + 1, maxLength: length + 1 }),
+        fc.integer({ min: -1, max: 1 }),
+        fc.integer({ min: 0, max: 3 }),
+        (bytes, extra, dirty) => {
+          const cdb = bytes.subarray(0, length + extra);
+          cdb[0] = opcode;
+          if (dirty !== 0) {
+            // Clear what the layout rejects: the protection field (and RARC in a WRITE), the
+            // reserved bits beside GROUP NUMBER in a 10-byte CDB, the control byte's rejected bits.
+            cdb[1]! &= opcode === 0x2a || opcode === 0x8a ? 0x1b : 0x1f;
+            if (length === 10 && cdb.length > 6) cdb[6]! &= 0x3f;
+            if (cdb.length >= length) cdb[length - 1]! &= ~0x3d;
+          }
+          const fast = decodeCdb(cdb);
+          const table = decodeCdbByTable(cdb);
+          if (fast.ok) accepted++;
+          expect(fast).toStrictEqual(table);
+          expect(Object.keys(fast)).toEqual(Object.keys(table));
+        },
+      ),
+      { numRuns: 20_000, seed: opcode },
+    );
+    // Both paths were compared: most CDBs decoded, the rest rejected.
+    expect(accepted).toBeGreaterThan(5_000);
+    expect(accepted).toBeLessThan(20_000);
   });
 });

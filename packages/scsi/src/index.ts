@@ -3,7 +3,7 @@ export * from './capacity';
 export * from './cdb-types';
 export { cdbLength, cdbLengthForOpcode, Opcode, ServiceAction } from './command-table';
 export * from './data-length';
-export * from './decode-cdb';
+export { decodeCdb, opcodeName } from './decode-cdb';
 export * from './errors';
 export * from './inquiry';
 export * from './lba-status';
