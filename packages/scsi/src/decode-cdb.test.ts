@@ -440,10 +440,6 @@ describe('the READ/WRITE (10/16) fast path', () => {
   // the exact length and a byte shorter or longer: every answer must be the table's, key order too.
   it.each([0x28, 0x2a, 0x88, 0x8a])('decodes opcode %s exactly as the command table does', (opcode) => {
     const length = cdbLengthForOpcode(opcode)!;
-    const valid = decodeCdb(
-      buildCdb({ name: opcodeName(opcode) as CdbFields['name'], lba: 0n, transferLength: 1 }),
-    );
-    expect(valid.ok).toBe(true);
     let accepted = 0;
     fc.assert(
       fc.property(
