@@ -506,7 +506,7 @@ const specs: CommandSpec[] = [
 
 /** LBA, transfer length and group number of a 10/12/16-byte read/write-like CDB. */
 function addressing(length: number): FieldSpec[] {
-  if (length === 10) return [lba(2, 4), bits('groupNumber', 6, 0, 6), uint('transferLength', 7, 2)];
+  if (length === 10) return [lba(2, 4), uint('transferLength', 7, 2), bits('groupNumber', 6, 0, 6)];
   if (length === 12) return [lba(2, 4), uint('transferLength', 6, 4), bits('groupNumber', 10, 0, 6)];
   return [lba(2, 8), uint('transferLength', 10, 4), bits('groupNumber', 14, 0, 6)];
 }

@@ -260,78 +260,41 @@ function decodeReadWrite(cdb: Uint8Array, { spec, read, long }: ReadWriteLayout)
   const name = spec.name;
   const dpo = (flags & 0x10) !== 0;
   const fua = (flags & 0x08) !== 0;
-  if (long) {
-    const lba = readBig(cdb, 2, 8);
-    const transferLength = readUint(cdb, 10, 4);
-    const groupNumber = cdb[14]! & 0x3f;
-    return (
-      read
-        ? {
-            ok: true,
-            opcode,
-            name,
-            cdbLength: 16,
-            control,
-            direction: 'in',
-            rdprotect: 0,
-            dpo,
-            fua,
-            rarc: (flags & 0x04) !== 0,
-            lba,
-            transferLength,
-            groupNumber,
-          }
-        : {
-            ok: true,
-            opcode,
-            name,
-            cdbLength: 16,
-            control,
-            direction: 'out',
-            wrprotect: 0,
-            dpo,
-            fua,
-            lba,
-            transferLength,
-            groupNumber,
-          }
-    ) as DecodedCdb;
+  const lba = long ? readBig(cdb, 2, 8) : BigInt(readUint(cdb, 2, 4));
+  const transferLength = long ? readUint(cdb, 10, 4) : readUint(cdb, 7, 2);
+  const groupNumber = cdb[long ? 14 : 6]! & 0x3f;
+  if (read) {
+    const rarc = (flags & 0x04) !== 0;
+    return {
+      ok: true,
+      opcode,
+      name,
+      cdbLength: length,
+      control,
+      direction: 'in',
+      rdprotect: 0,
+      dpo,
+      fua,
+      rarc,
+      lba,
+      transferLength,
+      groupNumber,
+    } as DecodedCdb;
   }
-  const lba = BigInt(readUint(cdb, 2, 4));
-  const groupNumber = cdb[6]! & 0x3f;
-  const transferLength = readUint(cdb, 7, 2);
-  return (
-    read
-      ? {
-          ok: true,
-          opcode,
-          name,
-          cdbLength: 10,
-          control,
-          direction: 'in',
-          rdprotect: 0,
-          dpo,
-          fua,
-          rarc: (flags & 0x04) !== 0,
-          lba,
-          groupNumber,
-          transferLength,
-        }
-      : {
-          ok: true,
-          opcode,
-          name,
-          cdbLength: 10,
-          control,
-          direction: 'out',
-          wrprotect: 0,
-          dpo,
-          fua,
-          lba,
-          groupNumber,
-          transferLength,
-        }
-  ) as DecodedCdb;
+  return {
+    ok: true,
+    opcode,
+    name,
+    cdbLength: length,
+    control,
+    direction: 'out',
+    wrprotect: 0,
+    dpo,
+    fua,
+    lba,
+    transferLength,
+    groupNumber,
+  } as DecodedCdb;
 }
 
 function decodeVariableLength(cdb: Uint8Array): RejectedCdb {
