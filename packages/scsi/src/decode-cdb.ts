@@ -140,11 +140,9 @@ export function opcodeName(opcode: number, serviceAction?: number): string {
  * Bytes beyond the command's length are ignored (the ring may hand over a padded buffer).
  */
 export function decodeCdb(cdb: Uint8Array): DecodedCdb {
-  if (cdb.length === 0) return reject(-1, 'UNKNOWN', invalidOpcode(), undefined);
-  const opcode = cdb[0]!;
-  const readWrite = readWriteLayouts.get(opcode);
-  if (readWrite !== undefined) return decodeReadWrite(cdb, readWrite);
-  return decodeCdbByTable(cdb);
+  // An empty CDB has no opcode (undefined finds no layout) and is answered by the table's decode.
+  const readWrite = readWriteLayouts.get(cdb[0]!);
+  return readWrite === undefined ? decodeCdbByTable(cdb) : decodeReadWrite(cdb, readWrite);
 }
 
 /**
@@ -232,13 +230,12 @@ function decodeWithSpec(cdb: Uint8Array, spec: CommandSpec, serviceAction?: numb
 interface ReadWriteLayout {
   readonly spec: CommandSpec;
   readonly read: boolean;
-  readonly long: boolean;
 }
 
 const readWriteLayouts = new Map<number, ReadWriteLayout>(
   [0x28, 0x2a, 0x88, 0x8a].map((opcode) => {
     const spec = specsForOpcode(opcode)![0]!;
-    return [opcode, { spec, read: opcode === 0x28 || opcode === 0x88, long: spec.length === 16 }];
+    return [opcode, { spec, read: opcode === 0x28 || opcode === 0x88 }];
   }),
 );
 
@@ -248,8 +245,9 @@ const readWriteLayouts = new Map<number, ReadWriteLayout>(
  * A CDB with any bit the table does not allow, or too short, goes to `decodeWithSpec`, which names
  * the offending field.
  */
-function decodeReadWrite(cdb: Uint8Array, { spec, read, long }: ReadWriteLayout): DecodedCdb {
+function decodeReadWrite(cdb: Uint8Array, { spec, read }: ReadWriteLayout): DecodedCdb {
   const length = spec.length;
+  const long = length === 16;
   if (cdb.length < length) return decodeWithSpec(cdb, spec);
   const { allowed } = prepare(spec);
   for (let i = 1; i < length - 1; i++) if ((cdb[i]! & ~allowed[i]!) !== 0) return decodeWithSpec(cdb, spec);

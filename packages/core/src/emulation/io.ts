@@ -110,12 +110,12 @@ function lockedWrite(
     checkLbaRange(device, cdb.lba, cdb.transferLength);
     checkTransferLimit(command, cdb.transferLength, device.limits.maxTransferBlocks);
     if (cdb.transferLength === 0) return Promise.resolve(good());
-    checkDataLength(command, cdb.transferLength * device.blockSize);
+    const bytes = cdb.transferLength * device.blockSize;
+    checkDataLength(command, bytes);
     if (afterWrite || needsFlush(device, backend, fua))
       return lockedWriteInGeneral(command, backend, fua, afterWrite);
     release = device.locks.tryAcquire(blockRange(cdb.lba, cdb.transferLength));
     if (!release) return lockedWriteInGeneral(command, backend, fua, afterWrite);
-    const bytes = cdb.transferLength * device.blockSize;
     const data = bytes === command.dataLength ? command.data : scatterSlice(command.data, 0, bytes);
     const held = release;
     return backend.write(Number(cdb.lba) * device.blockSize, data).then(
