@@ -8,7 +8,8 @@
 #   fileio       LIO's in-kernel fileio backstore (no userspace round trip: the limit)
 # Usage: lab-guest.sh OUT_DIR HANDLER_DIR ROUNDS SECONDS [JOB...]
 # Writes OUT_DIR/<job>.<round>.<target>.json (fio), OUT_DIR/<same>.proc (server CPU ticks and
-# context switches before/after, for ours), OUT_DIR/summary.txt; exits non-zero if a target fails.
+# context switches before/after, for ours), OUT_DIR/<same>.cpu (the guest's /proc/stat "cpu" line
+# before/after: how busy both vCPUs were), OUT_DIR/summary.txt; exits non-zero if a target fails.
 set -euo pipefail
 out=$1
 handler_dir=$2
@@ -157,11 +158,13 @@ for job in "${jobs[@]}"; do
       base="$out/$job.$round.$t"
       pid=${pid_of[$t]:-}
       [ -z "$pid" ] || proc_sample "$pid" >"$base.proc"
+      head -1 /proc/stat >"$base.cpu"
       # shellcheck disable=SC2086
       fio --name="$job" --filename="${dev[$t]}" ${job_args[$job]} --direct=1 --ioengine=libaio \
         --time_based --runtime="$seconds" --size=${size_mb}M --randseed=1234 --norandommap \
         --group_reporting --output-format=json --output="$base.json" >/dev/null 2>>"$out/fio.log" ||
         log "fio $job round $round on $t failed"
+      head -1 /proc/stat >>"$base.cpu"
       [ -z "$pid" ] || proc_sample "$pid" >>"$base.proc"
     done
   done

@@ -149,6 +149,14 @@ for (const job of jobs) {
           run.systemCpuSecondsPer1000 =
             (Number(proc[1][2]) - Number(proc[0][2])) / clockTicks / (run.ios / 1000);
       }
+      // The guest's "cpu" line of /proc/stat: user nice system idle iowait irq softirq steal…;
+      // busy = everything but idle and iowait, as a percentage of both vCPUs.
+      const cpu = lines(join(dir, `${base}.cpu`));
+      if (cpu.length === 2) {
+        const delta = cpu[1].slice(1).map((v, i) => Number(v) - Number(cpu[0][i + 1]));
+        const total = delta.reduce((a, b) => a + b, 0);
+        if (total > 0) run.guestBusyPercent = (1 - (delta[3] + delta[4]) / total) * 100;
+      }
       runs.push(run);
     }
     if (runs.length === 0) continue;
@@ -165,6 +173,7 @@ for (const job of jobs) {
       ...(runs[0].systemCpuSecondsPer1000 !== undefined
         ? { systemCpuSecondsPer1000Ios: pick('systemCpuSecondsPer1000') }
         : {}),
+      ...(runs[0].guestBusyPercent !== undefined ? { guestBusyPercent: pick('guestBusyPercent') } : {}),
     };
   }
   const runner = results[job]['runner-file']?.iops;
@@ -273,15 +282,15 @@ if (baselines.length > 0) {
 }
 out.push(
   '',
-  '| fio job | target | p50 clat µs | p99 clat µs | server CPU s / 1000 I/Os | of which system | context switches / I/O |',
-  '|---|---|---:|---:|---:|---:|---:|',
+  '| fio job | target | p50 clat µs | p99 clat µs | server CPU s / 1000 I/Os | of which system | context switches / I/O | guest CPU busy |',
+  '|---|---|---:|---:|---:|---:|---:|---:|',
 );
 for (const job of jobs)
-  for (const target of targets.filter((t) => t !== 'fileio')) {
+  for (const target of targets) {
     const r = results[job][target];
     if (r)
       out.push(
-        `| ${job} | ${target} | ${fmt(r.p50us)} | ${fmt(r.p99us)} | ${fmt(r.cpuSecondsPer1000Ios, 2)} | ${fmt(r.systemCpuSecondsPer1000Ios, 2)} | ${fmt(r.contextSwitchesPerIo, 2)} |`,
+        `| ${job} | ${target} | ${fmt(r.p50us)} | ${fmt(r.p99us)} | ${fmt(r.cpuSecondsPer1000Ios, 2)} | ${fmt(r.systemCpuSecondsPer1000Ios, 2)} | ${fmt(r.contextSwitchesPerIo, 2)} | ${r.guestBusyPercent === undefined ? '-' : `${fmt(r.guestBusyPercent)}%`} |`,
       );
   }
 out.push(
