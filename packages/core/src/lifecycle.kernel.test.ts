@@ -58,10 +58,13 @@ describeKernel('openDevice lifecycle in the kernel', () => {
     await backend.write(0, [new Uint8Array(512).fill(1)]);
   }, 300_000);
 
-  it('close() is idempotent and removes the LUN, the device and the HBA it created', async () => {
+  it('close() is idempotent and removes the LUN, the device and the HBA it created; the data area has 64 KiB blocks', async () => {
     const backend = await openMemoryBackend({ size: 8 * 1024 * 1024 });
     const device = await openDevice({ name: testName('close'), backend, hba: testHba(5) });
     expect(existsSync(device.devicePath)).toBe(true);
+    // The measured default of 64 KiB data-area blocks reached the kernel (it has the setting since 5.13).
+    const perBlock = `${core}/user_${testHba(5)}/${device.name}/attrib/data_pages_per_blk`;
+    if (existsSync(perBlock)) expect((await readFile(perBlock, 'utf8')).trim()).toBe('16');
     const first = device.close();
     expect(device.close()).toBe(first);
     await Promise.all([first, device.close()]);

@@ -59,6 +59,45 @@ describe('openDevice against a fake configfs', () => {
   });
 });
 
+describe('openDevice: data_pages_per_blk', () => {
+  /** The control tokens an open wrote (it fails later: the fake kernel's uio cannot be mapped). */
+  async function controlWrites(
+    features: { dataPagesPerBlock?: boolean },
+    options: Partial<OpenDeviceOptions>,
+  ): Promise<{ tokens: string[]; error: unknown }> {
+    kernel = await createFakeKernel({ features });
+    const backend = await openMemoryBackend({ size: 8 * 1024 * 1024 });
+    const error = await openDevice({ ...kernel.roots, name: 'dpb', backend, ...options }).catch(
+      (e: unknown) => e,
+    );
+    const tokens = kernel.operations
+      .filter((o) => o.operation === 'write' && o.path.endsWith('/dpb/control'))
+      .map((o) => String(o.data));
+    return { tokens, error };
+  }
+
+  it('asks for 64 KiB blocks by default where the kernel has the setting', async () => {
+    const { tokens } = await controlWrites({}, {});
+    expect(tokens).toContain('data_pages_per_blk=16');
+  });
+
+  it('leaves the kernel default on a kernel without the setting', async () => {
+    const { tokens, error } = await controlWrites({ dataPagesPerBlock: false }, {});
+    expect(tokens.some((t) => t.startsWith('data_pages_per_blk'))).toBe(false);
+    expect(tokens.some((t) => t.startsWith('dev_size='))).toBe(true);
+    expect(isCoreError(error, 'TCMU_ERR_CORE_OPEN')).toBe(true);
+  });
+
+  it('writes an explicit value, and refuses it on a kernel without the setting', async () => {
+    expect((await controlWrites({}, { dataPagesPerBlock: 4 })).tokens).toContain('data_pages_per_blk=4');
+    await kernel?.dispose();
+    const { tokens, error } = await controlWrites({ dataPagesPerBlock: false }, { dataPagesPerBlock: 4 });
+    expect(tokens).toEqual([]);
+    expect(isCoreError(error, 'TCMU_ERR_CORE_OPEN')).toBe(true);
+    expect((error as Error).cause).toMatchObject({ code: 'TCMU_ERR_KERNEL_FEATURE_MISSING' });
+  });
+});
+
 describe('openDevice({ takeOver: true }) against a fake configfs', () => {
   let owner: ChildProcess | undefined;
   afterEach(() => {
