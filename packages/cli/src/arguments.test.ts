@@ -84,6 +84,14 @@ describe('parseServeArguments', () => {
     });
   });
 
+  it('reads the idle spin window (--idle-spin-us), 0 included', () => {
+    expect(options('memory:', '-s', '8M', '--idle-spin-us', '0')).toMatchObject({ idleSpinMicroseconds: 0 });
+    expect(options('memory:', '-s', '8M', '--idle-spin-us', '250')).toMatchObject({
+      idleSpinMicroseconds: 250,
+    });
+    expect(options('memory:', '-s', '8M')).toMatchObject({ idleSpinMicroseconds: undefined });
+  });
+
   it('reads the restart window options', () => {
     expect(options('memory:', '-s', '8M', '--command-timeout', '90', '--scsi-timeout', '120')).toMatchObject({
       commandTimeoutSeconds: 90,
@@ -189,6 +197,8 @@ describe('parseServeArguments', () => {
     [['memory:', '--size', '1M', '--lun', '-1'], 'TCMU_ERR_CLI_USAGE', /--lun/],
     [['memory:', '--size', '1M', '--hba', 'x'], 'TCMU_ERR_CLI_USAGE', /invalid --hba "x"/],
     [['memory:', '--size', '1M', '--queue-depth', '0'], 'TCMU_ERR_CLI_USAGE', /--queue-depth "0"/],
+    [['memory:', '--size', '1M', '--idle-spin-us', '10001'], 'TCMU_ERR_CLI_USAGE', /--idle-spin-us "10001"/],
+    [['memory:', '--size', '1M', '--idle-spin-us', '-1'], 'TCMU_ERR_CLI_USAGE', /--idle-spin-us/],
     [['memory:', '--size', '1M', '--command-timeout', '-1'], 'TCMU_ERR_CLI_USAGE', /--command-timeout/],
     [['memory:', '--size', '1M', '--scsi-timeout', '0'], 'TCMU_ERR_CLI_USAGE', /--scsi-timeout "0"/],
     [['memory:', '--size', '1M', '--log-level', 'loud'], 'TCMU_ERR_CLI_USAGE', /--log-level "loud"/],

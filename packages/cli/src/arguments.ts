@@ -40,6 +40,8 @@ export interface ServeOptions {
   readonly forceLease: boolean;
   /** Commands in flight at most; undefined lets the library choose. */
   readonly queueDepth: number | undefined;
+  /** `--idle-spin-us`: µs the server watches for the next command before it sleeps; undefined: library default. */
+  readonly idleSpinMicroseconds?: number | undefined;
   /** `--command-timeout`: the kernel's cmd_time_out in seconds (the restart window); undefined: library default. */
   readonly commandTimeoutSeconds?: number | undefined;
   /** `--scsi-timeout`: the disk's SCSI layer timeout in seconds; undefined: library default. */
@@ -262,6 +264,7 @@ export function parseServeArguments(argv: readonly string[], context: ParseConte
     'read-only': { type: 'boolean' },
     'force-lease': { type: 'boolean' },
     'queue-depth': { type: 'string' },
+    'idle-spin-us': { type: 'string' },
     'command-timeout': { type: 'string' },
     'scsi-timeout': { type: 'string' },
     json: { type: 'boolean' },
@@ -359,6 +362,10 @@ export function parseServeArguments(argv: readonly string[], context: ParseConte
         values['queue-depth'] === undefined
           ? undefined
           : parseInteger('--queue-depth', values['queue-depth'], 1, 1024),
+      idleSpinMicroseconds:
+        values['idle-spin-us'] === undefined
+          ? undefined
+          : parseInteger('--idle-spin-us', values['idle-spin-us'], 0, 10_000),
       commandTimeoutSeconds:
         values['command-timeout'] === undefined
           ? undefined

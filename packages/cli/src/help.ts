@@ -62,6 +62,9 @@ Options:
       --force-lease          s3:// only: take over the volume's writer lease, left behind by a
                              server that died (kill -9, crash); never while that server still runs
       --queue-depth N        commands in flight at most, 1-1024 (default: chosen by the library)
+      --idle-spin-us N       microseconds the server watches for the next command after going idle,
+                             before it sleeps, 0-10000 (default 1000, or TCMU_RING_SPIN_US): saves a
+                             wake-up per command at low queue depths; 0 never spins (least CPU)
       --command-timeout S    restart window: seconds the kernel holds I/O for a server that died
                              before failing it (cmd_time_out, default 30; 0 = hold forever)
       --scsi-timeout S       the disk's SCSI timeout in seconds (default: command timeout + 15)

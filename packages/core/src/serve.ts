@@ -5,6 +5,7 @@ import type {
   RingCommand,
   RingCompletion,
   RingHandlers,
+  RingStartOptions,
   RingTaskManagement,
 } from '@tcmu/ring';
 import {
@@ -24,7 +25,8 @@ import { createWarnOnce, describeBackendFailure, type WarnOnce } from './warn-on
 
 /** What serveRing needs from a ring (a `Ring` from @tcmu/ring, or the simulated kernel's). */
 export interface ServableRing {
-  start(handlers: RingHandlers): void;
+  /** `options.spinMicroseconds` comes from `idleSpinMicroseconds`; a ring may ignore it. */
+  start(handlers: RingHandlers, options?: RingStartOptions): void;
   complete(id: number, completion: RingCompletion): void;
   flush?(): void;
   close(options?: RingCloseOptions): Promise<void>;
@@ -74,6 +76,14 @@ export interface ServeSettings extends Omit<DeviceContextOptions, 'backend' | 's
    * So a backend whose calls never settle cannot keep a device from being torn down.
    */
   readonly drainTimeoutMs?: number;
+  /**
+   * Microseconds the ring watches for the next command after it goes idle, before it sleeps
+   * (0: never; at most 10000). A command caught in the window needs no thread wake-up, which is
+   * what low queue depths wait for; a window that finds nothing costs that much CPU, and after
+   * four misses in a row the ring tries only now and then. Default: `TCMU_RING_SPIN_US` when set,
+   * else 1000 (docs/performance.md, sections 7 and 8).
+   */
+  readonly idleSpinMicroseconds?: number;
   /**
    * Observer called synchronously after each command is completed to the ring (metrics, tracing).
    * Must be cheap and must not throw (a throw is logged and ignored). Costs nothing when unset.
@@ -226,6 +236,9 @@ export function planServe(options: ServeOptions): ServePlan {
   const drainTimeoutMs = options.drainTimeoutMs ?? defaultDrainTimeoutMs;
   if (!(drainTimeoutMs >= 0))
     throw invalidOption(`drainTimeoutMs must be a number of ms >= 0 (or Infinity), got ${drainTimeoutMs}`);
+  const spin = options.idleSpinMicroseconds;
+  if (spin !== undefined && (!Number.isSafeInteger(spin) || spin < 0 || spin > 10_000))
+    throw invalidOption(`idleSpinMicroseconds must be an integer 0..10000, got ${spin}`);
   const device = new DeviceContext({
     ...options,
     name: options.name ?? 'tcmu',
@@ -294,11 +307,16 @@ class RingServer implements ServedDevice {
     this.#drainTimeoutMs = plan.drainTimeoutMs;
     this.#warnOnce = createWarnOnce(options.logger);
     this.#onCommandDone = options.onCommandDone;
-    ring.start({
-      onCommand: (command) => this.#onCommand(command),
-      onTaskManagement: (request) => this.#onTaskManagement(request),
-      onError: (error) => this.#logger?.warn?.({ err: error, device: this.device.name }, 'ring problem'),
-    });
+    ring.start(
+      {
+        onCommand: (command) => this.#onCommand(command),
+        onTaskManagement: (request) => this.#onTaskManagement(request),
+        onError: (error) => this.#logger?.warn?.({ err: error, device: this.device.name }, 'ring problem'),
+      },
+      options.idleSpinMicroseconds === undefined
+        ? undefined
+        : { spinMicroseconds: options.idleSpinMicroseconds },
+    );
   }
 
   get stats(): DeviceStats {

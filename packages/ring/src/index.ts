@@ -8,6 +8,7 @@ export type {
   RingCompletion,
   RingHandlers,
   RingLocation,
+  RingStartOptions,
   RingStatistics,
   RingTaskManagement,
 } from './types';

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { isRingError, type RingError } from './errors';
 import type { Ring } from './ring';
 import { SimulatedKernel, type SimulatedKernelOptions, type SubmitResult } from './testing/index';
-import type { RingCommand, RingHandlers, RingTaskManagement } from './types';
+import type { RingCommand, RingHandlers, RingStartOptions, RingTaskManagement } from './types';
 import { processWaiter } from './waiter';
 
 const READ = 0x88; // opcodes only label commands here; the ring does not interpret them
@@ -33,11 +33,12 @@ const open: { kernel: SimulatedKernel; ring: Ring }[] = [];
 async function setUp(
   options: SimulatedKernelOptions,
   handlers: Partial<RingHandlers> & { onCommand: RingHandlers['onCommand'] },
+  startOptions?: RingStartOptions,
 ): Promise<{ kernel: SimulatedKernel; ring: Ring; errors: RingError[] }> {
   const kernel = new SimulatedKernel(options);
   const ring = await kernel.openRing();
   const errors: RingError[] = [];
-  ring.start({ onError: (error) => errors.push(error), ...handlers });
+  ring.start({ onError: (error) => errors.push(error), ...handlers }, startOptions);
   open.push({ kernel, ring });
   return { kernel, ring, errors };
 }
@@ -323,6 +324,39 @@ describe('Ring over the simulated kernel', () => {
       expect(open[index]!.ring.statistics.spins).toBe(0);
     }
     await until(() => processWaiter().polling);
+  });
+
+  it("takes the spin window from start()'s options before TCMU_RING_SPIN_US, and refuses one out of range", async () => {
+    process.env.TCMU_RING_SPIN_US = '300';
+    let off!: Ring;
+    try {
+      ({ ring: off } = await setUp({}, { onCommand: patternHandler(() => off) }, { spinMicroseconds: 0 }));
+    } finally {
+      delete process.env.TCMU_RING_SPIN_US;
+    }
+    const { kernel } = open[0]!;
+    for (let tag = 0; tag < 5; tag++) {
+      const result = await kernel.submit({ cdb: cdbWithTag(READ, tag), dataInLength: 512 });
+      expectBytes(result.dataIn, pattern(tag, 512));
+      await until(() => processWaiter().polling);
+    }
+    expect(off.statistics.wakeups).toBeGreaterThan(0);
+    expect(off.statistics.spins).toBe(0);
+    await off.close();
+    for (const spinMicroseconds of [-1, 1.5, 10_001, Number.NaN]) {
+      const otherKernel = new SimulatedKernel({});
+      const other = await otherKernel.openRing();
+      try {
+        expect(() => other.start({ onCommand: () => {} }, { spinMicroseconds })).toThrow(
+          expect.objectContaining({ code: 'TCMU_ERR_RING_INVALID_ARGUMENT' }),
+        );
+        // Refused before anything started: the ring can still be started.
+        other.start({ onCommand: () => {} }, { spinMicroseconds: 10_000 });
+      } finally {
+        await other.close();
+        await otherKernel.close();
+      }
+    }
   });
 
   it('reuses cmd_ids 1..65535 cyclically across more than 65535 commands', async () => {

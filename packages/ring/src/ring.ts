@@ -20,6 +20,7 @@ import type {
   RingCompletion,
   RingHandlers,
   RingLocation,
+  RingStartOptions,
   RingStatistics,
   RingTaskManagement,
 } from './types';
@@ -39,7 +40,7 @@ const busyRecheckMs = 2;
 const sameTurnHops = 32;
 /**
  * How long a ring that has just gone idle watches `cmd_head` before it sleeps in poll(), in
- * microseconds: TCMU_RING_SPIN_US (0 turns it off), default 1000. A command arriving in that window
+ * microseconds: `start()`'s `spinMicroseconds`, else TCMU_RING_SPIN_US (0 turns it off), default 1000. A command arriving in that window
  * is taken without a wake-up (under the default wait, two sleeping threads are woken for it). Only
  * right after a command and only while the ring is the process's only one (a spin holds the event
  * loop). After `spinGiveUp` misses in a row it spins only every `spinProbeEvery`-th time it goes
@@ -48,9 +49,19 @@ const sameTurnHops = 32;
  */
 const spinGiveUp = 4;
 const spinProbeEvery = 16;
-function spinMicroseconds(): number {
+const maxSpinMicroseconds = 10_000;
+function spinMicroseconds(options: RingStartOptions | undefined): number {
+  const given = options?.spinMicroseconds;
+  if (given !== undefined) {
+    if (!Number.isSafeInteger(given) || given < 0 || given > maxSpinMicroseconds)
+      throw new RingError(
+        'TCMU_ERR_RING_INVALID_ARGUMENT',
+        `spinMicroseconds ${given} must be a whole number from 0 to ${maxSpinMicroseconds}`,
+      );
+    return given;
+  }
   const value = Number(process.env.TCMU_RING_SPIN_US ?? 1000);
-  return Number.isFinite(value) && value > 0 ? Math.min(value, 10_000) : 0;
+  return Number.isFinite(value) && value > 0 ? Math.min(value, maxSpinMicroseconds) : 0;
 }
 
 /** How a ring talks to its kernel: the fd the waiter polls, how to drain it, how to kick. Internal. */
@@ -213,16 +224,18 @@ export class Ring {
 
   /**
    * Start consuming: registers with the process-wide waiter and handles entries already in the
-   * ring on the next turn of the event loop. Throws TCMU_ERR_RING_STARTED if called twice,
-   * TCMU_ERR_RING_CLOSED after close().
+   * ring on the next turn of the event loop. `options.spinMicroseconds` sets the idle spin window
+   * (RingStartOptions). Throws TCMU_ERR_RING_STARTED if called twice, TCMU_ERR_RING_CLOSED after
+   * close(), TCMU_ERR_RING_INVALID_ARGUMENT for a missing handler or a window out of range.
    */
-  start(handlers: RingHandlers): void {
+  start(handlers: RingHandlers, options?: RingStartOptions): void {
     if (this.#closing) throw new RingError('TCMU_ERR_RING_CLOSED', `${this.path}: ring is closed`);
     if (this.#handlers) throw new RingError('TCMU_ERR_RING_STARTED', `${this.path}: ring already started`);
     if (typeof handlers?.onCommand !== 'function')
       throw new RingError('TCMU_ERR_RING_INVALID_ARGUMENT', 'start() needs an onCommand handler');
+    const spinMs = spinMicroseconds(options) / 1000;
     this.#handlers = handlers;
-    this.#spinMs = spinMicroseconds() / 1000;
+    this.#spinMs = spinMs;
     const fd = this.#transport.waitFd;
     this.#source = {
       fd,

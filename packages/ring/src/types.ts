@@ -75,6 +75,17 @@ export interface RingHandlers {
   onEntry?(entry: Uint8Array, position: number): void;
 }
 
+/** How a ring waits; given to `start()`. */
+export interface RingStartOptions {
+  /**
+   * Microseconds a ring that has just gone idle watches for the next command before it sleeps
+   * (0: never; at most 10000). A command arriving in that window needs no thread wake-up, which is
+   * what low queue depths wait for; a window that finds nothing costs that much CPU. Default:
+   * `TCMU_RING_SPIN_US` when set, else 1000. Only while the ring is the process's only one.
+   */
+  readonly spinMicroseconds?: number;
+}
+
 /** What the mailbox says the kernel supports. */
 export interface RingCapabilities {
   /** CAP_OOOC: completions in any order (required by this package). */

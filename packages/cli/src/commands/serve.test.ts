@@ -127,6 +127,8 @@ describe('tcmu serve', () => {
         '--read-only',
         '--queue-depth',
         '16',
+        '--idle-spin-us',
+        '250',
         '--log-level',
         'silent',
       ],
@@ -144,6 +146,7 @@ describe('tcmu serve', () => {
       hba: 9,
       readOnly: true,
       queueDepth: 16,
+      idleSpinMicroseconds: 250,
       backend: fake.backend(),
     });
   });

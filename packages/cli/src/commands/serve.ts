@@ -65,6 +65,7 @@ export interface DeviceOpenRequest {
   readonly hba: number | undefined;
   readonly readOnly: boolean;
   readonly queueDepth: number | undefined;
+  readonly idleSpinMicroseconds?: number | undefined;
   readonly commandTimeoutSeconds?: number | undefined;
   readonly scsiTimeoutSeconds?: number | undefined;
   /** Take over the device of a server that died (file and s3 backends: their data outlives the server). */
@@ -133,6 +134,9 @@ export const processServeDependencies: ServeDependencies = {
       ...(request.hba === undefined ? {} : { hba: request.hba }),
       readOnly: request.readOnly,
       ...(request.queueDepth === undefined ? {} : { queueDepth: request.queueDepth }),
+      ...(request.idleSpinMicroseconds === undefined
+        ? {}
+        : { idleSpinMicroseconds: request.idleSpinMicroseconds }),
       ...(request.commandTimeoutSeconds === undefined
         ? {}
         : { commandTimeoutSeconds: request.commandTimeoutSeconds }),
@@ -414,6 +418,7 @@ function deviceRequest(
     hba: options.hba,
     readOnly: options.readOnly,
     queueDepth: options.queueDepth,
+    idleSpinMicroseconds: options.idleSpinMicroseconds,
     commandTimeoutSeconds: options.commandTimeoutSeconds,
     scsiTimeoutSeconds: options.scsiTimeoutSeconds,
     // A memory: disk's data died with its server: serving zeros under its identity would corrupt
