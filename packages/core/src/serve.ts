@@ -1,12 +1,13 @@
 import type { Backend } from '@tcmu/backend';
 import { isBackendError, scatterZero } from '@tcmu/backend';
-import type {
-  RingCloseOptions,
-  RingCommand,
-  RingCompletion,
-  RingHandlers,
-  RingStartOptions,
-  RingTaskManagement,
+import {
+  MAX_SPIN_MICROSECONDS,
+  type RingCloseOptions,
+  type RingCommand,
+  type RingCompletion,
+  type RingHandlers,
+  type RingStartOptions,
+  type RingTaskManagement,
 } from '@tcmu/ring';
 import {
   type DecodedCdb,
@@ -237,8 +238,8 @@ export function planServe(options: ServeOptions): ServePlan {
   if (!(drainTimeoutMs >= 0))
     throw invalidOption(`drainTimeoutMs must be a number of ms >= 0 (or Infinity), got ${drainTimeoutMs}`);
   const spin = options.idleSpinMicroseconds;
-  if (spin !== undefined && (!Number.isSafeInteger(spin) || spin < 0 || spin > 10_000))
-    throw invalidOption(`idleSpinMicroseconds must be an integer 0..10000, got ${spin}`);
+  if (spin !== undefined && (!Number.isSafeInteger(spin) || spin < 0 || spin > MAX_SPIN_MICROSECONDS))
+    throw invalidOption(`idleSpinMicroseconds must be an integer 0..${MAX_SPIN_MICROSECONDS}, got ${spin}`);
   const device = new DeviceContext({
     ...options,
     name: options.name ?? 'tcmu',

@@ -1,6 +1,6 @@
 export { isRingError, RingError, type RingErrorCode } from './errors';
 export type { TaskManagementName } from './layout';
-export { openRing, Ring } from './ring';
+export { MAX_SPIN_MICROSECONDS, openRing, Ring } from './ring';
 export type {
   RingCapabilities,
   RingCloseOptions,

@@ -40,28 +40,29 @@ const busyRecheckMs = 2;
 const sameTurnHops = 32;
 /**
  * How long a ring that has just gone idle watches `cmd_head` before it sleeps in poll(), in
- * microseconds: `start()`'s `spinMicroseconds`, else TCMU_RING_SPIN_US (0 turns it off), default 1000. A command arriving in that window
- * is taken without a wake-up (under the default wait, two sleeping threads are woken for it). Only
- * right after a command and only while the ring is the process's only one (a spin holds the event
- * loop). After `spinGiveUp` misses in a row it spins only every `spinProbeEvery`-th time it goes
+ * microseconds: `start()`'s `spinMicroseconds`, else TCMU_RING_SPIN_US (0 turns it off), default
+ * 1000. A command arriving in that window is taken without a wake-up (under the default wait, two
+ * sleeping threads are woken for it). Only right after a command and only while the ring is the
+ * process's only one (a spin holds the event loop). After `spinGiveUp` misses in a row it spins only every `spinProbeEvery`-th time it goes
  * idle, until a spin finds a command again: a device whose commands come further apart than the
  * window mostly sleeps at once. docs/performance.md, 7, has the measurements.
  */
 const spinGiveUp = 4;
 const spinProbeEvery = 16;
-const maxSpinMicroseconds = 10_000;
+/** The longest idle spin window `start()` accepts, in microseconds (a spin holds the event loop). */
+export const MAX_SPIN_MICROSECONDS = 10_000;
 function spinMicroseconds(options: RingStartOptions | undefined): number {
   const given = options?.spinMicroseconds;
   if (given !== undefined) {
-    if (!Number.isSafeInteger(given) || given < 0 || given > maxSpinMicroseconds)
+    if (!Number.isSafeInteger(given) || given < 0 || given > MAX_SPIN_MICROSECONDS)
       throw new RingError(
         'TCMU_ERR_RING_INVALID_ARGUMENT',
-        `spinMicroseconds ${given} must be a whole number from 0 to ${maxSpinMicroseconds}`,
+        `spinMicroseconds ${given} must be a whole number from 0 to ${MAX_SPIN_MICROSECONDS}`,
       );
     return given;
   }
   const value = Number(process.env.TCMU_RING_SPIN_US ?? 1000);
-  return Number.isFinite(value) && value > 0 ? Math.min(value, maxSpinMicroseconds) : 0;
+  return Number.isFinite(value) && value > 0 ? Math.min(value, MAX_SPIN_MICROSECONDS) : 0;
 }
 
 /** How a ring talks to its kernel: the fd the waiter polls, how to drain it, how to kick. Internal. */
