@@ -117,6 +117,27 @@ export interface Backend {
   write(offset: number, data: readonly Uint8Array[]): Promise<void>;
 
   /**
+   * Optional fast path of `read`, for a backend that can often answer without waiting (memory, a
+   * file on tmpfs, a page-cache hit). Same arguments, checks and errors as `read`, but synchronous:
+   * returns true when all `length` bytes are in `into`, exactly as a `read` that resolved; returns
+   * false when it cannot answer without waiting (`into` may have been written to): the caller then
+   * calls `read`. Throws the BackendError `read` would reject with. It runs on the caller's thread
+   * (the core's event loop), so it never waits for a lock, the network or a disk. Not an operation
+   * of its own: filters made with `wrapBackend` drop it unless their layer defines it, so no filter
+   * is bypassed. Absent: every read is `read`.
+   */
+  tryReadSync?(offset: number, length: number, into: readonly Uint8Array[]): boolean;
+
+  /**
+   * Optional fast path of `write`, on the terms of {@link Backend.tryReadSync}: returns true when the
+   * write is done, exactly as a `write` that resolved (visible to later reads, durable after a later
+   * `flush`); returns false, having written nothing, when it cannot be done without waiting (a range
+   * another call holds, a medium that blocks): the caller then calls `write`. Throws the
+   * BackendError `write` would reject with, with the range as a rejected `write` leaves it.
+   */
+  tryWriteSync?(offset: number, data: readonly Uint8Array[]): boolean;
+
+  /**
    * Durability barrier. When it resolves, every write (and unmap, writeZeroes, compareAndWrite,
    * resize) that RESOLVED before `flush()` was called is durable: it survives a crash of this
    * process, and for media with a volatile cache (disks) a power loss, as far as the medium reports.

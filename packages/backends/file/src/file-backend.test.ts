@@ -90,6 +90,47 @@ describe('file backend: inline I/O on memory file systems', () => {
   );
 });
 
+describe('file backend: the synchronous fast paths', () => {
+  it.skipIf(!shm)(
+    'on tmpfs both answer; a range held by compareAndWrite makes tryWriteSync decline, not wait',
+    async () => {
+      const backend = await openFileBackend({ path: shmPath(), size: MiB });
+      try {
+        expect(backend.tryWriteSync!(8192, [patternBytes(5, 4096)])).toBe(true);
+        const back = new Uint8Array(4096);
+        expect(backend.tryReadSync!(8192, 4096, [back])).toBe(true);
+        expect(Buffer.from(back).equals(Buffer.from(patternBytes(5, 4096)))).toBe(true);
+        const exchange = backend.compareAndWrite!(8192, [patternBytes(5, 4096)], [patternBytes(6, 4096)]);
+        expect(backend.tryWriteSync!(8192, [patternBytes(7, 4096)])).toBe(false);
+        await exchange;
+        await backend.read(8192, 4096, [back]);
+        expect(Buffer.from(back).equals(Buffer.from(patternBytes(6, 4096)))).toBe(true);
+      } finally {
+        await backend.close();
+      }
+    },
+  );
+
+  it('off tmpfs, reads answer from the page cache and writes always go through write', async () => {
+    const backend = await openFileBackend({ path: freshPath(), size: MiB, inlineIo: false });
+    const direct = await openFileBackend({ path: freshPath(), size: MiB, direct: true }).catch(
+      () => undefined,
+    );
+    try {
+      expect(backend.tryWriteSync).toBeUndefined();
+      await backend.write(0, [patternBytes(8, 4096)]);
+      const back = new Uint8Array(4096);
+      // Just written: in the page cache, so the non-blocking read answers (where preadv2 exists).
+      if (backend.tryReadSync!(0, 4096, [back]))
+        expect(Buffer.from(back).equals(Buffer.from(patternBytes(8, 4096)))).toBe(true);
+      if (direct) expect(direct.tryReadSync!(0, 4096, [back])).toBe(false);
+    } finally {
+      await backend.close();
+      await direct?.close();
+    }
+  });
+});
+
 /** Runs `io` while every libuv pool thread derives a key; says which finished first. */
 async function raceThePool(io: () => Promise<void>): Promise<string[]> {
   const order: string[] = [];

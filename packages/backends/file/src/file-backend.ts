@@ -469,6 +469,8 @@ class FileStore {
       unmapGranularity,
       read: (offset: number, length: number, into: readonly Uint8Array[]) => this.read(offset, length, into),
       write: (offset: number, data: readonly Uint8Array[]) => this.write(offset, data),
+      tryReadSync: (offset: number, length: number, into: readonly Uint8Array[]) =>
+        this.tryReadSync(offset, length, into),
       close: () => this.close(),
     };
     Object.defineProperty(backend, 'size', { get: () => this.#size, enumerable: true });
@@ -477,6 +479,10 @@ class FileStore {
       enumerable: true,
     });
     if (!readOnly) {
+      // Only where it can answer: elsewhere the core would call it for nothing on every write.
+      if (inlineIo)
+        backend.tryWriteSync = (offset: number, data: readonly Uint8Array[]) =>
+          this.tryWriteSync(offset, data);
       backend.flush = () => this.flush();
       backend.unmap = (offset: number, length: number) => this.unmap(offset, length);
       backend.writeZeroes = (offset: number, length: number) => this.writeZeroes(offset, length);
@@ -528,11 +534,14 @@ class FileStore {
       scatterCopyFrom(into, 0, bounce);
       return;
     }
-    let done = 0;
     // On tmpfs/ramfs every read is served right here (inlineIo); elsewhere page-cache hits are, and
     // misses (and the rest of a partial hit) go to the pool.
-    const inline = this.#settings.inlineIo;
-    if (!inline && this.#cachedReads && length > 0) {
+    if (this.#settings.inlineIo) {
+      this.#readInline(offset, length, into);
+      return;
+    }
+    let done = 0;
+    if (this.#cachedReads && length > 0) {
       const cached = readCached(this.#handle.fd, scatterSlice(into, 0, length), offset);
       if (cached.bytes > 0) done = cached.bytes;
       else if (cached.errno !== 0 && cached.errno !== Errno.EAGAIN) this.#cachedReads = false; // refused: stop trying
@@ -540,23 +549,42 @@ class FileStore {
     while (done < length) {
       let bytesRead: number;
       try {
-        const views = scatterSlice(into, done, length - done);
-        bytesRead = inline
-          ? readvSync(this.#handle.fd, views, offset + done)
-          : (await this.#handle.readv(views, offset + done)).bytesRead;
+        bytesRead = (await this.#handle.readv(scatterSlice(into, done, length - done), offset + done))
+          .bytesRead;
       } catch (error) {
         throw ioError('read', 'read', error, offset + done);
       }
-      if (bytesRead === 0) {
-        fail(
-          BackendErrorCode.Read,
-          `read at byte ${offset + done}: unexpected end of ${this.#settings.path} (did it shrink?)`,
-          undefined,
-          offset + done,
-        );
-      }
+      if (bytesRead === 0) this.#unexpectedEnd(offset + done);
       done += bytesRead;
     }
+  }
+
+  /** Reads synchronously on the event loop (tmpfs, ramfs: the read never waits for a disk). */
+  #readInline(offset: number, length: number, into: readonly Uint8Array[]): void {
+    let done = 0;
+    while (done < length) {
+      let bytesRead: number;
+      try {
+        bytesRead = readvSync(
+          this.#handle.fd,
+          done === 0 && scatterLength(into) === length ? into : scatterSlice(into, done, length - done),
+          offset + done,
+        );
+      } catch (error) {
+        throw ioError('read', 'read', error, offset + done);
+      }
+      if (bytesRead === 0) this.#unexpectedEnd(offset + done);
+      done += bytesRead;
+    }
+  }
+
+  #unexpectedEnd(at: number): never {
+    return fail(
+      BackendErrorCode.Read,
+      `read at byte ${at}: unexpected end of ${this.#settings.path} (did it shrink?)`,
+      undefined,
+      at,
+    );
   }
 
   async #writeAt(offset: number, data: readonly Uint8Array[], length: number): Promise<void> {
@@ -565,25 +593,47 @@ class FileStore {
       scatterCopyTo(data, 0, bounce);
       return this.#writeAt(offset, [bounce], length);
     }
+    if (this.#settings.inlineIo) {
+      this.#writeInline(offset, data, length);
+      return;
+    }
     let done = 0;
     while (done < length) {
       let bytesWritten: number;
       try {
-        const views = scatterSlice(data, done, length - done);
-        if (this.#settings.inlineIo) bytesWritten = writevSync(this.#handle.fd, views, offset + done);
-        else ({ bytesWritten } = await this.#handle.writev(views, offset + done));
+        ({ bytesWritten } = await this.#handle.writev(
+          scatterSlice(data, done, length - done),
+          offset + done,
+        ));
       } catch (error) {
         throw ioError('write', 'write', error, offset + done);
       }
-      if (bytesWritten === 0)
-        fail(
-          BackendErrorCode.Write,
-          `write at byte ${offset + done}: nothing was written`,
-          undefined,
-          offset + done,
-        );
+      if (bytesWritten === 0) this.#nothingWritten(offset + done);
       done += bytesWritten;
     }
+  }
+
+  /** Writes synchronously on the event loop (tmpfs, ramfs). */
+  #writeInline(offset: number, data: readonly Uint8Array[], length: number): void {
+    let done = 0;
+    while (done < length) {
+      let bytesWritten: number;
+      try {
+        bytesWritten = writevSync(
+          this.#handle.fd,
+          done === 0 ? data : scatterSlice(data, done, length - done),
+          offset + done,
+        );
+      } catch (error) {
+        throw ioError('write', 'write', error, offset + done);
+      }
+      if (bytesWritten === 0) this.#nothingWritten(offset + done);
+      done += bytesWritten;
+    }
+  }
+
+  #nothingWritten(at: number): never {
+    return fail(BackendErrorCode.Write, `write at byte ${at}: nothing was written`, undefined, at);
   }
 
   async #writeZeros(offset: number, length: number): Promise<void> {
@@ -592,6 +642,49 @@ class FileStore {
       const count = Math.min(ZERO_CHUNK, length - done);
       await this.#writeAt(offset + done, [this.#zeros.subarray(0, count)], count);
     }
+  }
+
+  /**
+   * The synchronous fast path of `read` (Backend.tryReadSync): answers on tmpfs/ramfs (inlineIo) and
+   * when the page cache holds every byte (preadv2 RWF_NOWAIT); false otherwise and with O_DIRECT.
+   */
+  tryReadSync(offset: number, length: number, into: readonly Uint8Array[]): boolean {
+    if (this.#closing) fail(BackendErrorCode.Closed, `read: ${this.#settings.path} is closed`);
+    checkRange('read', offset, length, this.#size, this.#settings.alignment);
+    if (scatterLength(into) < length) {
+      fail(BackendErrorCode.InvalidArgument, `read: the scatter list holds fewer than ${length} bytes`);
+    }
+    if (length === 0) return true;
+    if (this.#settings.inlineIo) {
+      this.#readInline(offset, length, into);
+      return true;
+    }
+    if (this.#settings.direct || !this.#cachedReads) return false;
+    const cached = readCached(this.#handle.fd, scatterSlice(into, 0, length), offset);
+    if (cached.errno !== 0 && cached.errno !== Errno.EAGAIN) this.#cachedReads = false; // refused: stop trying
+    return cached.bytes === length;
+  }
+
+  /**
+   * The synchronous fast path of `write` (Backend.tryWriteSync): answers on tmpfs/ramfs (inlineIo)
+   * when no compareAndWrite, unmap or writeZeroes holds the range; false otherwise.
+   */
+  tryWriteSync(offset: number, data: readonly Uint8Array[]): boolean {
+    if (!this.#settings.inlineIo) return false;
+    const length = scatterLength(data);
+    if (this.#closing) fail(BackendErrorCode.Closed, `write: ${this.#settings.path} is closed`);
+    checkRange('write', offset, length, this.#size, this.#settings.alignment);
+    if (this.#settings.readOnly)
+      fail(BackendErrorCode.ReadOnly, `write: ${this.#settings.path} is open read-only`, undefined, offset);
+    if (length === 0) return true;
+    const release = this.#locks.tryAcquire({ start: offset, length, shared: true });
+    if (!release) return false;
+    try {
+      this.#writeInline(offset, data, length);
+    } finally {
+      release();
+    }
+    return true;
   }
 
   read(offset: number, length: number, into: readonly Uint8Array[]): Promise<void> {

@@ -39,6 +39,10 @@ export interface MemoryBackend extends Backend {
   getAllocation(offset: number, length: number): Promise<readonly AllocationExtent[]>;
   resize(size: number): Promise<void>;
   close(): Promise<void>;
+  /** Always true: every read is answered synchronously (the core's fast path, no promise). */
+  tryReadSync(offset: number, length: number, into: readonly Uint8Array[]): boolean;
+  /** Always true, like `tryReadSync`. */
+  tryWriteSync(offset: number, data: readonly Uint8Array[]): boolean;
   /** Bytes of page memory held right now (pages × pageSize). */
   readonly allocatedBytes: number;
   /** Number of pages held right now. */
@@ -241,6 +245,26 @@ class MemoryStore implements MemoryBackend {
   }
 
   async read(offset: number, length: number, into: readonly Uint8Array[]): Promise<void> {
+    this.#checkedRead(offset, length, into);
+  }
+
+  async write(offset: number, data: readonly Uint8Array[]): Promise<void> {
+    this.#checkedWrite(offset, data);
+  }
+
+  /** Always answers: a read here never waits (the core calls this instead of `read`, no promise). */
+  tryReadSync(offset: number, length: number, into: readonly Uint8Array[]): boolean {
+    this.#checkedRead(offset, length, into);
+    return true;
+  }
+
+  /** Always answers, like `tryReadSync`. */
+  tryWriteSync(offset: number, data: readonly Uint8Array[]): boolean {
+    this.#checkedWrite(offset, data);
+    return true;
+  }
+
+  #checkedRead(offset: number, length: number, into: readonly Uint8Array[]): void {
     this.#check('read', offset, length);
     if (scatterLength(into) < length) {
       throw new BackendError(
@@ -251,7 +275,7 @@ class MemoryStore implements MemoryBackend {
     this.#readSync(offset, length, into);
   }
 
-  async write(offset: number, data: readonly Uint8Array[]): Promise<void> {
+  #checkedWrite(offset: number, data: readonly Uint8Array[]): void {
     const length = scatterLength(data);
     this.#check('write', offset, length);
     this.#writeSync(offset, data, length);

@@ -82,7 +82,7 @@ const row = defineCommand;
 function mediumRow<const N extends string>(
   name: N,
   opcode: number,
-  block: (command: ScsiCommand<DecodedNamed<N>>, backend: Backend) => Promise<ScsiResponse>,
+  block: (command: ScsiCommand<DecodedNamed<N>>, backend: Backend) => Promise<ScsiResponse> | ScsiResponse,
   more: Partial<Pick<CommandDefinition<N>, 'serviceAction' | 'available'>> = {},
 ): CommandDefinition<N> {
   return { name, opcode, mediumAccess: true, ...more, handle: (command, e) => block(command, e.backend) };

@@ -1,7 +1,11 @@
 import { type Backend, BackendError, BackendErrorCode } from '@tcmu/backend';
+import { openMemoryBackend } from '@tcmu/backend-memory';
 import { ScsiStatus } from '@tcmu/scsi';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Harness, harness, pattern, senseCode, senseOf } from '../test-support';
+import { handlerFunction, isCommand } from '../types';
+import { emulate } from './handler';
+import { emulateRead } from './io';
 
 let h: Harness;
 
@@ -100,6 +104,8 @@ describe('READ/WRITE through the simulated kernel', () => {
       if (failures-- > 0) return Promise.reject(new BackendError(BackendErrorCode.Write, 'pwrite: EIO'));
       return write(offset, data);
     };
+    // The memory backend's synchronous fast path would bypass the patched write.
+    (backend as { tryWriteSync?: unknown }).tryWriteSync = undefined;
     const failed = await h.send({ name: 'WRITE(16)', lba: 40n, transferLength: 1 }, { out: pattern(512, 5) });
     expect(senseCode(failed)).toBe('03/0c/00');
     expect(senseOf(failed).information).toBe(40n);
@@ -143,5 +149,90 @@ describe('READ/WRITE through the simulated kernel', () => {
     expect((await h.send({ name: 'SYNCHRONIZE CACHE(10)', lba: 0n, transferLength: 0 })).status).toBe(
       ScsiStatus.Good,
     );
+  });
+});
+
+describe('the synchronous fast path (tryReadSync, tryWriteSync)', () => {
+  /** A memory disk whose fast paths answer (or decline) as told, counting every call. */
+  async function countingBackend(answer: boolean) {
+    const memory = await openMemoryBackend({ size: 8 * 1024 * 1024, pageSize: 4096 });
+    const calls = { read: 0, write: 0, tryReadSync: 0, tryWriteSync: 0 };
+    const backend: Backend = {
+      get size() {
+        return memory.size;
+      },
+      read: (offset, length, into) => {
+        calls.read++;
+        return memory.read(offset, length, into);
+      },
+      write: (offset, data) => {
+        calls.write++;
+        return memory.write(offset, data);
+      },
+      tryReadSync: (offset, length, into) => {
+        calls.tryReadSync++;
+        return answer && memory.tryReadSync(offset, length, into);
+      },
+      tryWriteSync: (offset, data) => {
+        calls.tryWriteSync++;
+        return answer && memory.tryWriteSync(offset, data);
+      },
+    };
+    return { backend, calls };
+  }
+
+  it('answers READ and WRITE without a promise when the backend answers at once', async () => {
+    const { backend, calls } = await countingBackend(true);
+    const standard = emulate(backend);
+    const promised: boolean[] = [];
+    const handler = handlerFunction((command) => {
+      const response = standard.handle(command);
+      if (isCommand(command, 'READ(10)', 'WRITE(10)')) {
+        const direct = isCommand(command, 'READ(10)') ? emulateRead(command, backend) : undefined;
+        if (direct) promised.push(direct instanceof Promise);
+      }
+      return response;
+    });
+    h = await harness({ backend, handler, size: backend.size });
+    const data = pattern(8 * 512, 4);
+    const w = await h.send({ name: 'WRITE(10)', lba: 100n, transferLength: 8 }, { out: data });
+    expect(w.status).toBe(ScsiStatus.Good);
+    const r = await h.send({ name: 'READ(10)', lba: 100n, transferLength: 8 }, { inLength: data.length });
+    expect(r.status).toBe(ScsiStatus.Good);
+    expect(Buffer.from(r.dataIn).equals(Buffer.from(data))).toBe(true);
+    expect(calls).toEqual({ read: 0, write: 0, tryReadSync: 2, tryWriteSync: 1 });
+    expect(promised).toEqual([false]);
+    expect(h.served.device.locks.heldCount).toBe(0);
+  });
+
+  it('falls back to read and write when the backend declines', async () => {
+    const { backend, calls } = await countingBackend(false);
+    h = await harness({ backend, size: backend.size });
+    const data = pattern(8 * 512, 5);
+    expect((await h.send({ name: 'WRITE(16)', lba: 7n, transferLength: 8 }, { out: data })).status).toBe(0);
+    const r = await h.send({ name: 'READ(16)', lba: 7n, transferLength: 8 }, { inLength: data.length });
+    expect(Buffer.from(r.dataIn).equals(Buffer.from(data))).toBe(true);
+    expect(calls).toEqual({ read: 1, write: 1, tryReadSync: 1, tryWriteSync: 1 });
+    expect(h.served.device.stats.bytesRead).toBe(data.length);
+    expect(h.served.device.stats.bytesWritten).toBe(data.length);
+  });
+
+  it('answers a throw of the fast path with its mapped sense and LBA, and releases the range', async () => {
+    const { backend } = await countingBackend(true);
+    (backend as { tryReadSync: Backend['tryReadSync'] }).tryReadSync = () => {
+      throw new BackendError(BackendErrorCode.Read, 'pread: EIO');
+    };
+    (backend as { tryWriteSync: Backend['tryWriteSync'] }).tryWriteSync = () => {
+      throw new BackendError(BackendErrorCode.Write, 'pwrite: EIO');
+    };
+    h = await harness({ backend, size: backend.size });
+    const r = await h.send({ name: 'READ(16)', lba: 33n, transferLength: 1 }, { inLength: 512 });
+    expect(senseCode(r)).toBe('03/11/00');
+    expect(senseOf(r).information).toBe(33n);
+    const w = await h.send({ name: 'WRITE(16)', lba: 34n, transferLength: 1 }, { out: pattern(512, 1) });
+    expect(senseCode(w)).toBe('03/0c/00');
+    expect(senseOf(w).information).toBe(34n);
+    expect(h.served.device.locks.heldCount).toBe(0);
+    expect(h.served.stats.handlerFailures).toBe(0);
   });
 });

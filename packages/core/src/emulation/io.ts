@@ -35,19 +35,28 @@ import {
 /**
  * READ(6/10/12/16): range check, then the backend reads straight into the ring's iovecs. The checks
  * run synchronously and only the backend's promise is awaited (one `then`, no async wrappers): this
- * is the hot path.
+ * is the hot path. A backend with `tryReadSync` that answers at once (memory, tmpfs, a page-cache
+ * hit) is answered synchronously: no promise at all.
  */
-export function emulateRead(command: ScsiCommand<ReadCdb>, backend: Backend): Promise<ScsiResponse> {
+export function emulateRead(
+  command: ScsiCommand<ReadCdb>,
+  backend: Backend,
+): Promise<ScsiResponse> | ScsiResponse {
   const cdb = command.decoded;
   try {
     const { device } = command;
     checkLbaRange(device, cdb.lba, cdb.transferLength);
     checkTransferLimit(command, cdb.transferLength, device.limits.maxTransferBlocks);
     const bytes = cdb.transferLength * device.blockSize;
-    if (bytes === 0) return Promise.resolve(good(0));
+    if (bytes === 0) return good(0);
     checkDataLength(command, bytes);
     const data = bytes === command.dataLength ? command.data : scatterSlice(command.data, 0, bytes);
-    return backend.read(Number(cdb.lba) * device.blockSize, bytes, data).then(
+    const offset = Number(cdb.lba) * device.blockSize;
+    if (backend.tryReadSync?.(offset, bytes, data) === true) {
+      device.stats.bytesRead += bytes;
+      return good(bytes);
+    }
+    return backend.read(offset, bytes, data).then(
       () => {
         device.stats.bytesRead += bytes;
         return good(bytes);
@@ -84,7 +93,10 @@ async function writeRange(
  * WRITE(6/10/12/16): read-only and range checks, the range lock (so COMPARE AND WRITE stays atomic),
  * the backend write from the iovecs, then a flush when FUA is set or the write cache is disabled.
  */
-export function emulateWrite(command: ScsiCommand<WriteCdb>, backend: Backend): Promise<ScsiResponse> {
+export function emulateWrite(
+  command: ScsiCommand<WriteCdb>,
+  backend: Backend,
+): Promise<ScsiResponse> | ScsiResponse {
   return lockedWrite(command, backend, command.decoded.fua);
 }
 
@@ -101,7 +113,7 @@ function lockedWrite(
   backend: Backend,
   fua: boolean,
   afterWrite?: () => Promise<void>,
-): Promise<ScsiResponse> {
+): Promise<ScsiResponse> | ScsiResponse {
   const cdb = command.decoded;
   const { device } = command;
   let release: (() => void) | undefined;
@@ -109,7 +121,7 @@ function lockedWrite(
     checkWritable(device);
     checkLbaRange(device, cdb.lba, cdb.transferLength);
     checkTransferLimit(command, cdb.transferLength, device.limits.maxTransferBlocks);
-    if (cdb.transferLength === 0) return Promise.resolve(good());
+    if (cdb.transferLength === 0) return good();
     const bytes = cdb.transferLength * device.blockSize;
     checkDataLength(command, bytes);
     if (afterWrite || needsFlush(device, backend, fua))
@@ -117,8 +129,14 @@ function lockedWrite(
     release = device.locks.tryAcquire(blockRange(cdb.lba, cdb.transferLength));
     if (!release) return lockedWriteInGeneral(command, backend, fua, afterWrite);
     const data = bytes === command.dataLength ? command.data : scatterSlice(command.data, 0, bytes);
+    const offset = Number(cdb.lba) * device.blockSize;
+    if (backend.tryWriteSync?.(offset, data) === true) {
+      release();
+      device.stats.bytesWritten += bytes;
+      return good();
+    }
     const held = release;
-    return backend.write(Number(cdb.lba) * device.blockSize, data).then(
+    return backend.write(offset, data).then(
       () => {
         held();
         device.stats.bytesWritten += bytes;
@@ -231,7 +249,7 @@ export function emulateVerify(command: ScsiCommand<VerifyCdb>, backend: Backend)
 export function emulateWriteAndVerify(
   command: ScsiCommand<WriteAndVerifyCdb>,
   backend: Backend,
-): Promise<ScsiResponse> {
+): Promise<ScsiResponse> | ScsiResponse {
   const { lba, transferLength } = command.decoded;
   return lockedWrite(command, backend, true, () =>
     compareMedium(command, backend, lba, transferLength, (offset, into) => {

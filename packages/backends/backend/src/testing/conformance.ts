@@ -42,6 +42,24 @@ async function outcome(promise: Promise<unknown>): Promise<Outcome> {
   }
 }
 
+/**
+ * What a synchronous fast path (tryReadSync, tryWriteSync) did with a call `read`/`write` would
+ * reject with `code`: threw that BackendError (`thrown`) or declined (`declined`: returned false, the
+ * caller then gets the rejection from `read`/`write`). Anything else fails the test.
+ */
+function expectSyncRefusal(call: () => boolean, code: string): 'thrown' | 'declined' {
+  let answered: boolean;
+  try {
+    answered = call();
+  } catch (error) {
+    expect(error).toBeInstanceOf(Error);
+    expect((error as { code?: unknown }).code).toBe(code);
+    return 'thrown';
+  }
+  expect(answered, `expected a throw with ${code} or false, got ${String(answered)}`).toBe(false);
+  return 'declined';
+}
+
 async function expectCode(promise: Promise<unknown>, code: string): Promise<Outcome & { ok: false }> {
   const result = await outcome(promise);
   expect(result.ok, `expected rejection with ${code}`).toBe(false);
@@ -337,6 +355,54 @@ export function runBackendConformance(options: BackendConformanceOptions): void 
       });
     });
 
+    it('tryReadSync and tryWriteSync, where present, answer as read and write do (or decline)', async (context) => {
+      await withBackend(async (backend, unit) => {
+        const { tryReadSync, tryWriteSync } = backend;
+        for (const [name, value] of Object.entries({ tryReadSync, tryWriteSync }))
+          expect(value === undefined || typeof value === 'function', `${name} is a function or absent`).toBe(
+            true,
+          );
+        if (!tryReadSync && !tryWriteSync)
+          return context.skip('the backend has neither synchronous fast path');
+        const length = unit * 8;
+        const written = patternBytes(21, length);
+        await backend.write(unit * 4, splitViews(written, [unit, 1]));
+        if (tryReadSync) {
+          const into = new Uint8Array(length).fill(0xa5);
+          const answered = backend.tryReadSync!(unit * 4, length, splitViews(into, [unit, 3]));
+          expect(typeof answered, 'tryReadSync returns a boolean').toBe('boolean');
+          if (answered) expectBytes(into, written, 'tryReadSync after write');
+          const fresh = new Uint8Array(unit).fill(0xa5);
+          if (backend.tryReadSync!(size - unit * 64, unit, [fresh]))
+            expect(isAllZero(fresh), 'tryReadSync of a never-written range reads zeros').toBe(true);
+          expectSyncRefusal(
+            () => backend.tryReadSync!(size - unit, unit * 2, [new Uint8Array(unit * 2)]),
+            BackendErrorCode.OutOfRange,
+          );
+        }
+        if (tryWriteSync && !backend.readOnly) {
+          const next = patternBytes(22, length);
+          const wrote = backend.tryWriteSync!(unit * 4, splitViews(next, [unit, 7]));
+          expect(typeof wrote, 'tryWriteSync returns a boolean').toBe('boolean');
+          expectBytes(
+            await readBytes(backend, unit * 4, length, true),
+            wrote ? next : written,
+            wrote ? 'read after tryWriteSync answered' : 'read after tryWriteSync declined (nothing written)',
+          );
+          const tail = await readBytes(backend, size - unit, unit);
+          expectSyncRefusal(
+            () => backend.tryWriteSync!(size - unit, [new Uint8Array(unit * 2).fill(7)]),
+            BackendErrorCode.OutOfRange,
+          );
+          expectBytes(
+            await readBytes(backend, size - unit, unit),
+            tail,
+            'the tail after a refused tryWriteSync',
+          );
+        }
+      });
+    });
+
     it('flush resolves and covers completed writes (durable across close and re-open when persistent)', async (context) => {
       const backend = await options.open(size);
       let current = backend;
@@ -518,6 +584,13 @@ export function runBackendConformance(options: BackendConformanceOptions): void 
       await backend.close();
       await expectCode(backend.read(0, 4096, [new Uint8Array(4096)]), BackendErrorCode.Closed);
       await expectCode(backend.write(0, [new Uint8Array(4096)]), BackendErrorCode.Closed);
+      if (backend.tryReadSync)
+        expectSyncRefusal(
+          () => backend.tryReadSync!(0, 4096, [new Uint8Array(4096)]),
+          BackendErrorCode.Closed,
+        );
+      if (backend.tryWriteSync)
+        expectSyncRefusal(() => backend.tryWriteSync!(0, [new Uint8Array(4096)]), BackendErrorCode.Closed);
       if (backend.flush) await expectCode(backend.flush(), BackendErrorCode.Closed);
       if (backend.unmap) await expectCode(backend.unmap(0, 4096), BackendErrorCode.Closed);
     });
