@@ -537,7 +537,7 @@ class FileStore {
     // On tmpfs/ramfs every read is served right here (inlineIo); elsewhere page-cache hits are, and
     // misses (and the rest of a partial hit) go to the pool.
     if (this.#settings.inlineIo) {
-      this.#readInline(offset, length, into);
+      this.#inline('read', offset, into, length);
       return;
     }
     let done = 0;
@@ -559,22 +559,29 @@ class FileStore {
     }
   }
 
-  /** Reads synchronously on the event loop (tmpfs, ramfs: the read never waits for a disk). */
-  #readInline(offset: number, length: number, into: readonly Uint8Array[]): void {
+  /**
+   * Reads or writes synchronously on the event loop until `length` bytes moved (tmpfs, ramfs: nothing
+   * waits for a disk); a short transfer is continued, never returned.
+   */
+  #inline(operation: 'read' | 'write', offset: number, views: readonly Uint8Array[], length: number): void {
+    const transfer = operation === 'read' ? readvSync : writevSync;
     let done = 0;
     while (done < length) {
-      let bytesRead: number;
+      let moved: number;
       try {
-        bytesRead = readvSync(
+        moved = transfer(
           this.#handle.fd,
-          done === 0 && scatterLength(into) === length ? into : scatterSlice(into, done, length - done),
+          done === 0 && scatterLength(views) === length ? views : scatterSlice(views, done, length - done),
           offset + done,
         );
       } catch (error) {
-        throw ioError('read', 'read', error, offset + done);
+        throw ioError(operation, operation, error, offset + done);
       }
-      if (bytesRead === 0) this.#unexpectedEnd(offset + done);
-      done += bytesRead;
+      if (moved === 0) {
+        if (operation === 'read') this.#unexpectedEnd(offset + done);
+        this.#nothingWritten(offset + done);
+      }
+      done += moved;
     }
   }
 
@@ -594,7 +601,7 @@ class FileStore {
       return this.#writeAt(offset, [bounce], length);
     }
     if (this.#settings.inlineIo) {
-      this.#writeInline(offset, data, length);
+      this.#inline('write', offset, data, length);
       return;
     }
     let done = 0;
@@ -605,25 +612,6 @@ class FileStore {
           scatterSlice(data, done, length - done),
           offset + done,
         ));
-      } catch (error) {
-        throw ioError('write', 'write', error, offset + done);
-      }
-      if (bytesWritten === 0) this.#nothingWritten(offset + done);
-      done += bytesWritten;
-    }
-  }
-
-  /** Writes synchronously on the event loop (tmpfs, ramfs). */
-  #writeInline(offset: number, data: readonly Uint8Array[], length: number): void {
-    let done = 0;
-    while (done < length) {
-      let bytesWritten: number;
-      try {
-        bytesWritten = writevSync(
-          this.#handle.fd,
-          done === 0 ? data : scatterSlice(data, done, length - done),
-          offset + done,
-        );
       } catch (error) {
         throw ioError('write', 'write', error, offset + done);
       }
@@ -656,7 +644,7 @@ class FileStore {
     }
     if (length === 0) return true;
     if (this.#settings.inlineIo) {
-      this.#readInline(offset, length, into);
+      this.#inline('read', offset, into, length);
       return true;
     }
     if (this.#settings.direct || !this.#cachedReads) return false;
@@ -680,7 +668,7 @@ class FileStore {
     const release = this.#locks.tryAcquire({ start: offset, length, shared: true });
     if (!release) return false;
     try {
-      this.#writeInline(offset, data, length);
+      this.#inline('write', offset, data, length);
     } finally {
       release();
     }
