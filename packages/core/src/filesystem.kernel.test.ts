@@ -85,7 +85,8 @@ describeKernel('ext4 on openDevice disks', () => {
         }
         await runOk('umount', [mountPoint]);
         expect(device.stats.handlerFailures).toBe(0);
-        expect(device.stats.maxInFlight).toBeGreaterThan(1);
+        // Not asserted here: commands in flight at once. READ and WRITE on these backends are
+        // answered synchronously (one at a time); fio.kernel.test.ts checks concurrency.
         await device.close();
         closed = true;
         if (kind === 'memory') await backend.close?.();
