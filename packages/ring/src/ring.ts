@@ -43,9 +43,10 @@ const sameTurnHops = 32;
  * microseconds: `start()`'s `spinMicroseconds`, else TCMU_RING_SPIN_US (0 turns it off), default
  * 1000. A command arriving in that window is taken without a wake-up (under the default wait, two
  * sleeping threads are woken for it). Only right after a command and only while the ring is the
- * process's only one (a spin holds the event loop). After `spinGiveUp` misses in a row it spins only every `spinProbeEvery`-th time it goes
- * idle, until a spin finds a command again: a device whose commands come further apart than the
- * window mostly sleeps at once. docs/performance.md, 7, has the measurements.
+ * process's only one (a spin holds the event loop). After `spinGiveUp` misses in a row it spins
+ * only every `spinProbeEvery`-th time it goes idle, until a spin finds a command again: a device
+ * whose commands come further apart than the window mostly sleeps at once. docs/performance.md, 7,
+ * has the measurements.
  */
 const spinGiveUp = 4;
 const spinProbeEvery = 16;

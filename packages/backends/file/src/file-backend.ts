@@ -501,8 +501,7 @@ class FileStore {
 
   // Every call goes through #run: the closed check, the range check, in-flight accounting for close().
   async #run<T>(operation: string, offset: number, length: number, body: () => Promise<T>): Promise<T> {
-    if (this.#closing) fail(BackendErrorCode.Closed, `${operation}: ${this.#settings.path} is closed`);
-    checkRange(operation, offset, length, this.#size, this.#settings.alignment);
+    this.#admit(operation, offset, length);
     this.#inFlight++;
     try {
       return await body();
@@ -510,6 +509,33 @@ class FileStore {
       this.#inFlight--;
       if (this.#inFlight === 0) this.#idle?.();
     }
+  }
+
+  /** What every call checks first, the synchronous fast paths too: not closed, inside the file. */
+  #admit(operation: string, offset: number, length: number): void {
+    if (this.#closing) fail(BackendErrorCode.Closed, `${operation}: ${this.#settings.path} is closed`);
+    checkRange(operation, offset, length, this.#size, this.#settings.alignment);
+  }
+
+  #checkReadInto(into: readonly Uint8Array[], length: number): void {
+    if (scatterLength(into) < length) {
+      fail(BackendErrorCode.InvalidArgument, `read: the scatter list holds fewer than ${length} bytes`);
+    }
+  }
+
+  #checkWritable(offset: number): void {
+    if (this.#settings.readOnly)
+      fail(BackendErrorCode.ReadOnly, `write: ${this.#settings.path} is open read-only`, undefined, offset);
+  }
+
+  /**
+   * Reads what the page cache holds of the range without waiting (preadv2 RWF_NOWAIT); returns the
+   * bytes read (0 on a miss). A refusal (not EAGAIN) turns the attempt off for good.
+   */
+  #readCached(offset: number, length: number, into: readonly Uint8Array[]): number {
+    const cached = readCached(this.#handle.fd, scatterSlice(into, 0, length), offset);
+    if (cached.errno !== 0 && cached.errno !== Errno.EAGAIN) this.#cachedReads = false; // refused: stop trying
+    return cached.bytes > 0 ? cached.bytes : 0;
   }
 
   #aligned(views: readonly Uint8Array[]): boolean {
@@ -540,12 +566,7 @@ class FileStore {
       this.#inline('read', offset, into, length);
       return;
     }
-    let done = 0;
-    if (this.#cachedReads && length > 0) {
-      const cached = readCached(this.#handle.fd, scatterSlice(into, 0, length), offset);
-      if (cached.bytes > 0) done = cached.bytes;
-      else if (cached.errno !== 0 && cached.errno !== Errno.EAGAIN) this.#cachedReads = false; // refused: stop trying
-    }
+    let done = this.#cachedReads && length > 0 ? this.#readCached(offset, length, into) : 0;
     while (done < length) {
       let bytesRead: number;
       try {
@@ -637,20 +658,15 @@ class FileStore {
    * when the page cache holds every byte (preadv2 RWF_NOWAIT); false otherwise and with O_DIRECT.
    */
   tryReadSync(offset: number, length: number, into: readonly Uint8Array[]): boolean {
-    if (this.#closing) fail(BackendErrorCode.Closed, `read: ${this.#settings.path} is closed`);
-    checkRange('read', offset, length, this.#size, this.#settings.alignment);
-    if (scatterLength(into) < length) {
-      fail(BackendErrorCode.InvalidArgument, `read: the scatter list holds fewer than ${length} bytes`);
-    }
+    this.#admit('read', offset, length);
+    this.#checkReadInto(into, length);
     if (length === 0) return true;
     if (this.#settings.inlineIo) {
       this.#inline('read', offset, into, length);
       return true;
     }
-    if (this.#settings.direct || !this.#cachedReads) return false;
-    const cached = readCached(this.#handle.fd, scatterSlice(into, 0, length), offset);
-    if (cached.errno !== 0 && cached.errno !== Errno.EAGAIN) this.#cachedReads = false; // refused: stop trying
-    return cached.bytes === length;
+    // (cachedReads is off with O_DIRECT.)
+    return this.#cachedReads && this.#readCached(offset, length, into) === length;
   }
 
   /**
@@ -660,10 +676,8 @@ class FileStore {
   tryWriteSync(offset: number, data: readonly Uint8Array[]): boolean {
     if (!this.#settings.inlineIo) return false;
     const length = scatterLength(data);
-    if (this.#closing) fail(BackendErrorCode.Closed, `write: ${this.#settings.path} is closed`);
-    checkRange('write', offset, length, this.#size, this.#settings.alignment);
-    if (this.#settings.readOnly)
-      fail(BackendErrorCode.ReadOnly, `write: ${this.#settings.path} is open read-only`, undefined, offset);
+    this.#admit('write', offset, length);
+    this.#checkWritable(offset);
     if (length === 0) return true;
     const release = this.#locks.tryAcquire({ start: offset, length, shared: true });
     if (!release) return false;
@@ -677,9 +691,7 @@ class FileStore {
 
   read(offset: number, length: number, into: readonly Uint8Array[]): Promise<void> {
     return this.#run('read', offset, length, async () => {
-      if (scatterLength(into) < length) {
-        fail(BackendErrorCode.InvalidArgument, `read: the scatter list holds fewer than ${length} bytes`);
-      }
+      this.#checkReadInto(into, length);
       await this.#readAt(offset, length, into);
     });
   }
@@ -687,8 +699,7 @@ class FileStore {
   write(offset: number, data: readonly Uint8Array[]): Promise<void> {
     const length = scatterLength(data);
     return this.#run('write', offset, length, async () => {
-      if (this.#settings.readOnly)
-        fail(BackendErrorCode.ReadOnly, `write: ${this.#settings.path} is open read-only`, undefined, offset);
+      this.#checkWritable(offset);
       const release = await this.#locks.acquire({ start: offset, length, shared: true });
       try {
         await this.#writeAt(offset, data, length);
